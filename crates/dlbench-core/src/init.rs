@@ -1,0 +1,55 @@
+//! Seeded weight initialisation with PyTorch's default schemes, so that a fresh dlbench model
+//! is distributed like a fresh PyTorch model. The numbers come from the counter-based RNG, one
+//! stream per parameter name: adding a parameter never changes another's initial values.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Values;
+use crate::error::Result;
+use crate::ir::Graph;
+use crate::rng::Stream;
+use crate::tensor::Tensor;
+
+/// How a parameter starts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Init {
+    /// U(-bound, bound). PyTorch's `Linear` and `Conv2d` weights and biases use
+    /// `bound = 1 / sqrt(fan_in)` (kaiming_uniform with a = sqrt(5)); `LSTM` uses
+    /// `1 / sqrt(hidden)` for every tensor.
+    Uniform { bound: f64 },
+    Zeros,
+    Ones,
+}
+
+impl Init {
+    /// PyTorch's default for `Linear` / `Conv2d` with this fan-in.
+    pub fn fan_in(fan_in: usize) -> Self {
+        Init::Uniform {
+            bound: 1.0 / (fan_in as f64).sqrt(),
+        }
+    }
+}
+
+/// Initial f32 weights for every parameter of `graph`, from `seed`.
+pub fn initialize(graph: &Graph, seed: u64) -> Result<Values> {
+    graph
+        .params
+        .iter()
+        .map(|param| {
+            let shape = param.value.resolve(1);
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = match param.init {
+                Init::Uniform { bound } => {
+                    let mut stream = Stream::new(seed, &param.value.name, 0);
+                    (0..n)
+                        .map(|_| ((stream.uniform() * 2.0 - 1.0) * bound) as f32)
+                        .collect()
+                }
+                Init::Zeros => vec![0.0; n],
+                Init::Ones => vec![1.0; n],
+            };
+            Ok((param.value.name.clone(), Tensor::f32(shape, data)?))
+        })
+        .collect()
+}

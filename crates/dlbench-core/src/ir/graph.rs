@@ -1,0 +1,149 @@
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{op::Op, shape, ValueInfo};
+use crate::error::{Error, Result};
+use crate::init::Init;
+
+/// What the harness feeds into a graph input.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum InputRole {
+    /// A batch of the dataset's features.
+    Data,
+    /// The training target (class labels, or values shaped like the prediction).
+    Target,
+    /// A dropout keep-mask: 1 with probability `1 - p`, else 0, from the counter-based RNG.
+    DropoutMask { p: f64 },
+    /// Standard normal noise (the VAE's epsilon), from the counter-based RNG.
+    Normal,
+}
+
+/// A graph input: its type and what feeds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    #[serde(flatten)]
+    pub value: ValueInfo,
+    pub role: InputRole,
+}
+
+/// A trainable parameter: its type and its PyTorch-default initialisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    #[serde(flatten)]
+    pub value: ValueInfo,
+    pub init: Init,
+}
+
+/// One operation: named inputs in, named outputs out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+/// A model's computation: typed inputs, trainable parameters, nodes in topological order and
+/// the names of its outputs. Every value has a single producer (SSA).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    pub name: String,
+    pub inputs: Vec<Input>,
+    pub params: Vec<Param>,
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<String>,
+}
+
+impl Graph {
+    /// Checks names and ordering and infers the type of every value: the map from value name to
+    /// its [`ValueInfo`]. An error names the node, its op and the shapes that disagree.
+    pub fn infer(&self) -> Result<BTreeMap<String, ValueInfo>> {
+        let mut values: BTreeMap<String, ValueInfo> = BTreeMap::new();
+        let declared = self
+            .inputs
+            .iter()
+            .map(|i| &i.value)
+            .chain(self.params.iter().map(|p| &p.value));
+        for info in declared {
+            if values.insert(info.name.clone(), info.clone()).is_some() {
+                return Err(Error::invalid(format!(
+                    "graph `{}`: value `{}` is declared twice",
+                    self.name, info.name
+                )));
+            }
+        }
+        let mut node_names = HashSet::new();
+        for node in &self.nodes {
+            if !node_names.insert(node.name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "graph `{}`: two nodes are named `{}`",
+                    self.name, node.name
+                )));
+            }
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|name| {
+                    values.get(name).ok_or_else(|| {
+                        Error::node(
+                            &node.name,
+                            node.op.name(),
+                            format!("input `{name}` is not a graph input, a parameter or an earlier node's output"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let outputs = shape::infer_node(node, &inputs)?;
+            for info in outputs {
+                if values.contains_key(&info.name) {
+                    return Err(Error::node(
+                        &node.name,
+                        node.op.name(),
+                        format!("output `{}` is already defined", info.name),
+                    ));
+                }
+                values.insert(info.name.clone(), info);
+            }
+        }
+        for out in &self.outputs {
+            if !values.contains_key(out) {
+                return Err(Error::invalid(format!(
+                    "graph `{}`: output `{out}` is not produced by any node",
+                    self.name
+                )));
+            }
+        }
+        Ok(values)
+    }
+
+    /// The [`ValueInfo`] of each graph output, in order.
+    pub fn output_infos(&self) -> Result<Vec<ValueInfo>> {
+        let values = self.infer()?;
+        Ok(self.outputs.iter().map(|o| values[o].clone()).collect())
+    }
+
+    pub fn input(&self, name: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.value.name == name)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.value.name == name)
+    }
+
+    /// Total number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.params.iter().map(|p| p.value.numel_per_sample()).sum()
+    }
+
+    /// The parameters a node reads, in its input order.
+    pub fn node_params<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Param> + 'a {
+        node.inputs.iter().filter_map(|name| self.param(name))
+    }
+
+    /// True when any node is a loss (a training graph).
+    pub fn has_loss(&self) -> bool {
+        self.nodes.iter().any(|n| n.op.is_loss())
+    }
+}

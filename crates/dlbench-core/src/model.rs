@@ -1,0 +1,73 @@
+use std::path::Path;
+
+use crate::backend::Values;
+use crate::error::{Error, Result};
+use crate::ir::Graph;
+use crate::training::Loss;
+use crate::{format, init};
+
+/// A graph and a value for each of its parameters: what backends prepare and formats move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub graph: Graph,
+    pub weights: Values,
+}
+
+impl Model {
+    /// Checks the graph (shape inference) and that the weights match its parameters exactly.
+    pub fn new(graph: Graph, weights: Values) -> Result<Self> {
+        graph.infer()?;
+        for param in &graph.params {
+            let name = &param.value.name;
+            let weight = weights.get(name).ok_or_else(|| {
+                Error::invalid(format!("model `{}`: no weight for parameter `{name}`", graph.name))
+            })?;
+            let expected = param.value.resolve(1);
+            if weight.shape() != expected || weight.dtype() != param.value.dtype {
+                return Err(Error::invalid(format!(
+                    "model `{}`: weight `{name}` is {} {:?}, the graph declares {} {:?}",
+                    graph.name,
+                    weight.dtype(),
+                    weight.shape(),
+                    param.value.dtype,
+                    expected
+                )));
+            }
+        }
+        if let Some(extra) = weights.keys().find(|k| graph.param(k).is_none()) {
+            return Err(Error::invalid(format!(
+                "model `{}`: weight `{extra}` is not a parameter of the graph",
+                graph.name
+            )));
+        }
+        Ok(Model { graph, weights })
+    }
+
+    /// A fresh model, initialised like PyTorch from `seed`.
+    pub fn initialized(graph: Graph, seed: u64) -> Result<Self> {
+        let weights = init::initialize(&graph, seed)?;
+        Model::new(graph, weights)
+    }
+
+    /// The same weights under the training graph for `loss`.
+    pub fn with_loss(&self, loss: Loss) -> Result<Model> {
+        Ok(Model {
+            graph: self.graph.with_loss(loss)?,
+            weights: self.weights.clone(),
+        })
+    }
+
+    /// Reads a native `.safetensors` model (weights, with the graph in the metadata).
+    pub fn load(path: &Path) -> Result<Model> {
+        format::read(path)
+    }
+
+    /// Writes a native `.safetensors` model; the file appears whole or not at all.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        format::write(self, path)
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.graph.parameter_count()
+    }
+}

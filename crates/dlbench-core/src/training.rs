@@ -1,0 +1,204 @@
+//! What training means for a model: a loss, appended to the graph as a node, and an optimizer
+//! whose hyperparameters and defaults are PyTorch's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ir::{Dim, Graph, Input, InputRole, Node, Op, ValueInfo};
+use crate::tensor::DType;
+
+/// The losses a training graph can end in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    Mse,
+    CrossEntropy,
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    VaeElbo,
+}
+
+impl Loss {
+    pub fn op(self) -> Op {
+        match self {
+            Loss::Mse => Op::MseLoss,
+            Loss::CrossEntropy => Op::CrossEntropyLoss,
+            Loss::BinaryCrossEntropy => Op::BceLoss,
+            Loss::BinaryCrossEntropyWithLogits => Op::BceWithLogitsLoss,
+            Loss::VaeElbo => Op::VaeElboLoss,
+        }
+    }
+}
+
+/// `torch.optim.SGD`: momentum, dampening, Nesterov and (L2) weight decay, PyTorch's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sgd {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Sgd {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// `torch.optim.Adam` (L2 weight decay added to the gradient, optional AMSGrad).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Adam {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub amsgrad: bool,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+        }
+    }
+}
+
+/// Plain gradient descent on the whole training set as one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Gd {
+    pub lr: f64,
+}
+
+impl Default for Gd {
+    fn default() -> Self {
+        Gd { lr: 1e-3 }
+    }
+}
+
+/// An optimizer and its hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    Gd(Gd),
+    Sgd(Sgd),
+    Adam(Adam),
+}
+
+impl Optimizer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Gd(_) => "gd",
+            Optimizer::Sgd(_) => "sgd",
+            Optimizer::Adam(_) => "adam",
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::invalid(format!("optimizer {}: {what}", self.name())));
+        match *self {
+            Optimizer::Gd(Gd { lr }) if lr <= 0.0 => bad("lr must be positive"),
+            Optimizer::Sgd(s) if s.lr <= 0.0 => bad("lr must be positive"),
+            Optimizer::Sgd(s) if s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0) => {
+                bad("nesterov needs a positive momentum and zero dampening")
+            }
+            Optimizer::Adam(a) if a.lr <= 0.0 => bad("lr must be positive"),
+            Optimizer::Adam(a) if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) => {
+                bad("betas must be in [0, 1)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The loss and optimizer a session trains with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainingConfig {
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+}
+
+/// The name of the loss value in a training graph.
+pub const LOSS: &str = "loss";
+/// The name of the target input a training graph adds (the VAE's ELBO uses its own input).
+pub const TARGET: &str = "target";
+
+impl Graph {
+    /// The training graph: this graph, a target input where the loss needs one, and a loss
+    /// node producing the scalar [`LOSS`], appended to the outputs.
+    ///
+    /// The loss reads the first output as the prediction; the VAE's ELBO reads the outputs
+    /// `recon, mu, logvar` and the first data input.
+    pub fn with_loss(&self, loss: Loss) -> Result<Graph> {
+        let infos = self.output_infos()?;
+        let mut graph = self.clone();
+        let prediction = infos
+            .first()
+            .ok_or_else(|| Error::invalid(format!("graph `{}` has no output", self.name)))?;
+        let inputs = match loss {
+            Loss::VaeElbo => {
+                let data = self
+                    .inputs
+                    .iter()
+                    .find(|i| i.role == InputRole::Data)
+                    .ok_or_else(|| Error::invalid("the VAE ELBO needs a data input"))?;
+                if infos.len() < 3 {
+                    return Err(Error::invalid(format!(
+                        "the VAE ELBO needs outputs recon, mu, logvar; graph `{}` has {}",
+                        self.name,
+                        infos.len()
+                    )));
+                }
+                vec![
+                    self.outputs[0].clone(),
+                    self.outputs[1].clone(),
+                    self.outputs[2].clone(),
+                    data.value.name.clone(),
+                ]
+            }
+            _ => {
+                let target = match loss {
+                    Loss::CrossEntropy => {
+                        ValueInfo::new(TARGET, DType::I64, vec![prediction.shape[0]])
+                    }
+                    _ => ValueInfo::new(TARGET, prediction.dtype, prediction.shape.clone()),
+                };
+                if prediction.shape.first() != Some(&Dim::Batch) {
+                    return Err(Error::invalid(format!(
+                        "the prediction `{}` must have the batch as its first dim",
+                        prediction.name
+                    )));
+                }
+                graph.inputs.push(Input {
+                    value: target,
+                    role: InputRole::Target,
+                });
+                vec![self.outputs[0].clone(), TARGET.to_string()]
+            }
+        };
+        graph.nodes.push(Node {
+            name: LOSS.to_string(),
+            op: loss.op(),
+            inputs,
+            outputs: vec![LOSS.to_string()],
+        });
+        graph.outputs.push(LOSS.to_string());
+        graph.infer()?;
+        Ok(graph)
+    }
+}

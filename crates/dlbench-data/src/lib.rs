@@ -1,0 +1,2 @@
+//! dlbench-data: datasets (seeded synthetic generators, .npy / .npz / .csv files), splits,
+//! batching and metrics.

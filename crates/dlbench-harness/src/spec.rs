@@ -1,0 +1,1 @@
+//! The benchmark spec files (YAML).
