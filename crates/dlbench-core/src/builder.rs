@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::ir::{shape, Conv2d, Dim, Direction, Graph, Input, InputRole, Lstm, Node, Op, Param, ValueInfo};
+use crate::ir::{
+    shape, Conv2d, Dim, Direction, Graph, Input, InputRole, Lstm, Node, Op, Param, ValueInfo,
+};
 use crate::tensor::DType;
 
 /// An incremental, shape-checked graph builder.
@@ -40,7 +42,13 @@ impl GraphBuilder {
     }
 
     /// A graph input of any role.
-    pub fn input(&mut self, name: &str, dtype: DType, shape: Vec<Dim>, role: InputRole) -> Result<String> {
+    pub fn input(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: Vec<Dim>,
+        role: InputRole,
+    ) -> Result<String> {
         let value = ValueInfo::new(name, dtype, shape);
         self.declare(value.clone())?;
         self.inputs.push(Input { value, role });
@@ -57,7 +65,11 @@ impl GraphBuilder {
 
     /// A trainable f32 parameter.
     pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Result<String> {
-        let value = ValueInfo::new(name, DType::F32, shape.iter().map(|&d| Dim::Known(d)).collect());
+        let value = ValueInfo::new(
+            name,
+            DType::F32,
+            shape.iter().map(|&d| Dim::Known(d)).collect(),
+        );
         self.declare(value.clone())?;
         self.params.push(Param { value, init });
         Ok(name.to_string())
@@ -113,7 +125,11 @@ impl GraphBuilder {
             .iter()
             .map(|i| {
                 self.values.get(i).ok_or_else(|| {
-                    Error::node(&name, node.op.name(), format!("input `{i}` is not defined before this node"))
+                    Error::node(
+                        &name,
+                        node.op.name(),
+                        format!("input `{i}` is not defined before this node"),
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -132,7 +148,8 @@ impl GraphBuilder {
     }
 
     fn node_name(&mut self, name: Option<&str>, op: &Op) -> String {
-        name.map(str::to_string).unwrap_or_else(|| self.fresh_name(op))
+        name.map(str::to_string)
+            .unwrap_or_else(|| self.fresh_name(op))
     }
 
     fn last_known(&self, x: &str, op: &Op, what: &str) -> Result<usize> {
@@ -144,10 +161,20 @@ impl GraphBuilder {
     }
 
     /// `Dense(units)` on the last dim of `x`: weight `[units, in]`, bias `[units]`.
-    pub fn dense(&mut self, name: Option<&str>, x: &str, units: usize, bias: bool) -> Result<String> {
+    pub fn dense(
+        &mut self,
+        name: Option<&str>,
+        x: &str,
+        units: usize,
+        bias: bool,
+    ) -> Result<String> {
         let name = self.node_name(name, &Op::Dense);
         let fan_in = self.last_known(x, &Op::Dense, "the input's last dim")?;
-        let w = self.param(&format!("{name}.weight"), &[units, fan_in], Init::fan_in(fan_in))?;
+        let w = self.param(
+            &format!("{name}.weight"),
+            &[units, fan_in],
+            Init::fan_in(fan_in),
+        )?;
         let mut inputs = vec![x.to_string(), w];
         if bias {
             inputs.push(self.param(&format!("{name}.bias"), &[units], Init::fan_in(fan_in))?);
@@ -178,7 +205,10 @@ impl GraphBuilder {
             return Err(Error::node(
                 &name,
                 op.name(),
-                format!("{channels} input channels are not divisible by groups {}", attrs.groups),
+                format!(
+                    "{channels} input channels are not divisible by groups {}",
+                    attrs.groups
+                ),
             ));
         }
         let fan_in = channels / attrs.groups * kernel[0] * kernel[1];

@@ -55,7 +55,10 @@ fn from_view(view: &TensorView) -> std::result::Result<Tensor, String> {
 }
 
 /// Serialises tensors, with optional string metadata, as safetensors bytes.
-pub fn to_safetensors(values: &Values, metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
+pub fn to_safetensors(
+    values: &Values,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = values
         .iter()
         .map(|(name, t)| {

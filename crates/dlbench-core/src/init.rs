@@ -17,7 +17,9 @@ pub enum Init {
     /// U(-bound, bound). PyTorch's `Linear` and `Conv2d` weights and biases use
     /// `bound = 1 / sqrt(fan_in)` (kaiming_uniform with a = sqrt(5)); `LSTM` uses
     /// `1 / sqrt(hidden)` for every tensor.
-    Uniform { bound: f64 },
+    Uniform {
+        bound: f64,
+    },
     Zeros,
     Ones,
 }

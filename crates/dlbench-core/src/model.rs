@@ -20,7 +20,10 @@ impl Model {
         for param in &graph.params {
             let name = &param.value.name;
             let weight = weights.get(name).ok_or_else(|| {
-                Error::invalid(format!("model `{}`: no weight for parameter `{name}`", graph.name))
+                Error::invalid(format!(
+                    "model `{}`: no weight for parameter `{name}`",
+                    graph.name
+                ))
             })?;
             let expected = param.value.resolve(1);
             if weight.shape() != expected || weight.dtype() != param.value.dtype {

@@ -57,7 +57,12 @@ impl Stream {
 
     pub fn next_u32(&mut self) -> u32 {
         if self.used == 4 {
-            let counter = [self.block as u32, (self.block >> 32) as u32, self.sub, self.name];
+            let counter = [
+                self.block as u32,
+                (self.block >> 32) as u32,
+                self.sub,
+                self.name,
+            ];
             self.buffer = philox4x32_10(counter, self.key);
             self.block += 1;
             self.used = 0;

@@ -118,7 +118,9 @@ impl Optimizer {
                 bad("nesterov needs a positive momentum and zero dampening")
             }
             Optimizer::Adam(a) if a.lr <= 0.0 => bad("lr must be positive"),
-            Optimizer::Adam(a) if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) => {
+            Optimizer::Adam(a)
+                if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) =>
+            {
                 bad("betas must be in [0, 1)")
             }
             _ => Ok(()),

@@ -106,22 +106,36 @@ pub enum Op {
     /// Inputs: x `[N, C, H, W]`. Padding is zeros, counted in the divisor if `count_include_pad`.
     AvgPool2d(Pool2d),
     /// Keeps the dims before `axis` and flattens the rest into one (PyTorch `start_dim`).
-    Flatten { axis: usize },
+    Flatten {
+        axis: usize,
+    },
     /// New shape; `0` copies the input dim at that position, one `-1` is inferred (ONNX).
-    Reshape { shape: Vec<i64> },
+    Reshape {
+        shape: Vec<i64>,
+    },
     /// Permutes dims: output dim `i` is input dim `perm[i]`.
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// Joins its inputs along `axis`.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     Relu,
     Sigmoid,
     Tanh,
     /// Softmax along `axis` (negative counts from the end).
-    Softmax { axis: i64 },
-    LogSoftmax { axis: i64 },
+    Softmax {
+        axis: i64,
+    },
+    LogSoftmax {
+        axis: i64,
+    },
     /// Inputs: x, mask (same shape, 0/1, from the harness). Training: `x * mask / (1 - p)`;
     /// inference: `x`.
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     /// Inputs: x (`[N, T, I]` if batch_first else `[T, N, I]`), w_ih `[4H, I]`, w_hh `[4H, H]`,
     /// b_ih `[4H]`, b_hh `[4H]`, and for the reverse direction of a bidirectional layer the
     /// same four again. Outputs: Y (`[N, T, D*H]` or `[T, N, D*H]`), Y_h `[D, N, H]`,
@@ -133,7 +147,9 @@ pub enum Op {
     Mul,
     Exp,
     /// `y = factor * x`.
-    Scale { factor: f64 },
+    Scale {
+        factor: f64,
+    },
     /// Mean squared error over every element. Inputs: prediction, target. Output: scalar.
     MseLoss,
     /// Softmax cross-entropy, mean over the batch. Inputs: logits `[N, C]`, labels i64 `[N]`.

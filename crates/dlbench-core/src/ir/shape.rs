@@ -162,7 +162,9 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
         Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
             c.arity(1, 1, 1)?;
             let x = c.rank(0, 4)?;
-            if p.stride.contains(&0) || p.padding[0] * 2 > p.kernel[0] || p.padding[1] * 2 > p.kernel[1]
+            if p.stride.contains(&0)
+                || p.padding[0] * 2 > p.kernel[0]
+                || p.padding[1] * 2 > p.kernel[1]
             {
                 return Err(c.err(format!(
                     "stride must be positive and padding at most half the kernel, got {p:?}"
@@ -406,7 +408,11 @@ fn reshape(c: &Check, input: &[Dim], target: &[i64]) -> Result<Vec<Dim>> {
     let mut infer_at = None;
     for (i, &t) in target.iter().enumerate() {
         match t {
-            0 => out.push(*input.get(i).ok_or_else(|| bad("0 copies a dim the input lacks"))?),
+            0 => out.push(
+                *input
+                    .get(i)
+                    .ok_or_else(|| bad("0 copies a dim the input lacks"))?,
+            ),
             -1 if infer_at.is_none() => {
                 infer_at = Some(i);
                 out.push(Dim::Known(1));
@@ -421,7 +427,7 @@ fn reshape(c: &Check, input: &[Dim], target: &[i64]) -> Result<Vec<Dim>> {
     let known_out: usize = out.iter().filter_map(|d| d.known()).product();
     match infer_at {
         Some(i) => {
-            if known_out == 0 || known_in % known_out != 0 {
+            if known_out == 0 || !known_in.is_multiple_of(known_out) {
                 return Err(bad("the element counts do not divide"));
             }
             let rest = known_in / known_out;
