@@ -1,0 +1,5 @@
+//! The reference backend and session.
+
+pub struct ReferenceBackend;
+
+pub struct ReferenceSession;
