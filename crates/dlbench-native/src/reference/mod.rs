@@ -10,4 +10,5 @@ pub mod ops;
 pub mod optim;
 mod session;
 
+pub use optim::OptimizerState;
 pub use session::{ReferenceBackend, ReferenceSession};
