@@ -51,7 +51,13 @@ fn forward(node: &Node, inputs: &[Tensor]) -> Vec<Tensor> {
     let outputs = ops::forward(node, &refs, Mode::Training).expect("forward runs");
     assert_eq!(outputs.len(), inferred.len(), "{}: output count", node.name);
     for (y, info) in outputs.iter().zip(&inferred) {
-        assert_eq!(y.shape(), info.resolve(1).as_slice(), "{}: {}", node.name, info.name);
+        assert_eq!(
+            y.shape(),
+            info.resolve(1).as_slice(),
+            "{}: {}",
+            node.name,
+            info.name
+        );
     }
     outputs
 }
@@ -62,7 +68,11 @@ fn gradcheck(node: &Node, inputs: &[Tensor]) {
     let report = GradCheck::default()
         .check(node, inputs, &differentiable, Mode::Training)
         .expect("gradcheck runs");
-    assert!(report.passed(), "{:?} failed its gradient check: {report:?}", node.op);
+    assert!(
+        report.passed(),
+        "{:?} failed its gradient check: {report:?}",
+        node.op
+    );
 }
 
 fn values(t: &Tensor) -> &[f64] {
@@ -131,13 +141,26 @@ fn conv_gradients_non_square() {
 fn conv_is_cross_correlation() {
     let x = tensor(&[1, 1, 3, 3], (1..=9).map(f64::from).collect());
     let w = tensor(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
-    let y = forward(&node(Op::Conv2d(Conv2d::default()), 2, 1), &[x.clone(), w.clone()]);
+    let y = forward(
+        &node(Op::Conv2d(Conv2d::default()), 2, 1),
+        &[x.clone(), w.clone()],
+    );
     // y[0,0] = 1*1 + 2*2 + 3*4 + 4*5; a flipped (true) convolution would give 23.
     assert_close(values(&y[0]), &[37.0, 47.0, 67.0, 77.0]);
 
     let b = tensor(&[1], vec![0.5]);
-    let y = forward(&node(Op::Conv2d(Conv2d::default()), 3, 1), &[x.clone(), w, b]);
+    let y = forward(
+        &node(Op::Conv2d(Conv2d::default()), 3, 1),
+        &[x.clone(), w.clone(), b],
+    );
     assert_close(values(&y[0]), &[37.5, 47.5, 67.5, 77.5]);
+
+    // Dilation 2 spreads the 2x2 kernel over the corners of the 3x3 input.
+    let y = forward(
+        &node(Op::Conv2d(conv(1, 0, 2, 1)), 2, 1),
+        &[x.clone(), w.clone()],
+    );
+    assert_close(values(&y[0]), &[1.0 + 2.0 * 3.0 + 3.0 * 7.0 + 4.0 * 9.0]);
 
     let ones = tensor(&[1, 1, 2, 2], vec![1.0; 4]);
     let y = forward(&node(Op::Conv2d(conv(2, 1, 1, 1)), 2, 1), &[x, ones]);
@@ -147,13 +170,18 @@ fn conv_is_cross_correlation() {
 
 #[test]
 fn conv_groups_do_not_mix_channels() {
-    // Channel 0 holds ones, channel 1 tens; with 2 groups output 0 sees only channel 0.
+    // Channel 0 holds ones, channel 1 tens. With 2 groups and 4 outputs, outputs 0 and 1
+    // (the first O/groups, not the even ones) see only channel 0, as PyTorch.
     let mut data = vec![1.0; 4];
     data.extend([10.0; 4]);
     let x = tensor(&[1, 2, 2, 2], data);
-    let w = tensor(&[2, 1, 1, 1], vec![1.0, 1.0]);
+    let w = tensor(&[4, 1, 1, 1], vec![1.0, 2.0, 3.0, 4.0]);
     let y = forward(&node(Op::Conv2d(conv(1, 0, 1, 2)), 2, 1), &[x, w]);
-    assert_close(values(&y[0]), &[1.0, 1.0, 1.0, 1.0, 10.0, 10.0, 10.0, 10.0]);
+    let expected: Vec<f64> = [1.0, 2.0, 30.0, 40.0]
+        .iter()
+        .flat_map(|&v| [v; 4])
+        .collect();
+    assert_close(values(&y[0]), &expected);
 }
 
 // ---------------------------------------------------------------- pooling
@@ -178,7 +206,10 @@ fn max_pool_gradients() {
         (pool(3, 2, 1, true, true), [2, 1, 6, 5]),
     ];
     for (seed, (p, shape)) in cases.into_iter().enumerate() {
-        gradcheck(&node(Op::MaxPool2d(p), 1, 1), &[distinct(seed as u64, &shape)]);
+        gradcheck(
+            &node(Op::MaxPool2d(p), 1, 1),
+            &[distinct(seed as u64, &shape)],
+        );
     }
     let rect = Pool2d {
         kernel: [2, 3],
@@ -187,7 +218,10 @@ fn max_pool_gradients() {
         ceil_mode: true,
         count_include_pad: true,
     };
-    gradcheck(&node(Op::MaxPool2d(rect), 1, 1), &[distinct(9, &[1, 2, 5, 6])]);
+    gradcheck(
+        &node(Op::MaxPool2d(rect), 1, 1),
+        &[distinct(9, &[1, 2, 5, 6])],
+    );
 }
 
 #[test]
@@ -217,21 +251,36 @@ fn max_pool_grad(p: Pool2d, x: Tensor) -> Vec<f64> {
 #[test]
 fn max_pool_tie_goes_to_first_maximum() {
     let all_equal = tensor(&[1, 1, 2, 2], vec![3.0; 4]);
-    assert_close(&max_pool_grad(Pool2d::square(2), all_equal), &[1.0, 0.0, 0.0, 0.0]);
+    assert_close(
+        &max_pool_grad(Pool2d::square(2), all_equal),
+        &[1.0, 0.0, 0.0, 0.0],
+    );
     let later_tie = tensor(&[1, 1, 2, 2], vec![1.0, 5.0, 5.0, 2.0]);
-    assert_close(&max_pool_grad(Pool2d::square(2), later_tie), &[0.0, 1.0, 0.0, 0.0]);
+    assert_close(
+        &max_pool_grad(Pool2d::square(2), later_tie),
+        &[0.0, 1.0, 0.0, 0.0],
+    );
     // Padding is -inf: an all-negative window at the padded corner still picks a real value.
     let negative = tensor(&[1, 1, 2, 2], vec![-4.0, -3.0, -2.0, -1.0]);
-    let y = forward(&node(Op::MaxPool2d(pool(2, 2, 1, false, true)), 1, 1), &[negative]);
+    let y = forward(
+        &node(Op::MaxPool2d(pool(2, 2, 1, false, true)), 1, 1),
+        &[negative],
+    );
     assert_close(values(&y[0]), &[-4.0, -3.0, -2.0, -1.0]);
 }
 
 #[test]
 fn ceil_mode_output_shapes() {
     let x = distinct(0, &[1, 1, 5, 5]);
-    let floor = forward(&node(Op::MaxPool2d(pool(2, 2, 0, false, true)), 1, 1), &[x.clone()]);
+    let floor = forward(
+        &node(Op::MaxPool2d(pool(2, 2, 0, false, true)), 1, 1),
+        std::slice::from_ref(&x),
+    );
     assert_eq!(floor[0].shape(), &[1, 1, 2, 2]);
-    let ceil = forward(&node(Op::MaxPool2d(pool(2, 2, 0, true, true)), 1, 1), &[x.clone()]);
+    let ceil = forward(
+        &node(Op::MaxPool2d(pool(2, 2, 0, true, true)), 1, 1),
+        std::slice::from_ref(&x),
+    );
     assert_eq!(ceil[0].shape(), &[1, 1, 3, 3]);
     // The extra window holds only the last row/column.
     let xs = values(&x);
@@ -250,7 +299,10 @@ fn avg(p: Pool2d, x: &Tensor) -> Vec<f64> {
 fn avg_pool_divisor_at_padded_corner() {
     let x = tensor(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
     // Each 2x2 window at padding 1 holds one real element and three zeros of padding.
-    assert_close(&avg(pool(2, 2, 1, false, true), &x), &[0.25, 0.5, 0.75, 1.0]);
+    assert_close(
+        &avg(pool(2, 2, 1, false, true), &x),
+        &[0.25, 0.5, 0.75, 1.0],
+    );
     assert_close(&avg(pool(2, 2, 1, false, false), &x), &[1.0, 2.0, 3.0, 4.0]);
 }
 
@@ -285,7 +337,11 @@ fn lstm_attrs(hidden: usize, direction: Direction, batch_first: bool) -> Lstm {
 
 /// x and the weights of every direction, scaled so gates stay away from saturation.
 fn lstm_inputs(attrs: Lstm, t: usize, n: usize, i: usize, seed: u64) -> Vec<Tensor> {
-    let x_shape = if attrs.batch_first { [n, t, i] } else { [t, n, i] };
+    let x_shape = if attrs.batch_first {
+        [n, t, i]
+    } else {
+        [t, n, i]
+    };
     let mut inputs = vec![normal(seed, "x", &x_shape)];
     let h4 = 4 * attrs.hidden;
     for d in 0..attrs.direction.count() {
@@ -318,7 +374,13 @@ fn lstm_partial_check(attrs: Lstm, inputs: &[Tensor], selected: [bool; 3]) {
         ys.iter()
             .zip(&weights)
             .filter_map(|(y, g)| g.as_ref().map(|g| (y, g)))
-            .map(|(y, g)| values(y).iter().zip(values(g)).map(|(a, b)| a * b).sum::<f64>())
+            .map(|(y, g)| {
+                values(y)
+                    .iter()
+                    .zip(values(g))
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+            })
             .sum()
     };
     let refs: Vec<&Tensor> = inputs.iter().collect();
@@ -327,7 +389,9 @@ fn lstm_partial_check(attrs: Lstm, inputs: &[Tensor], selected: [bool; 3]) {
     let analytic = ops::backward(&n, &refs, &out_refs, &grad_refs).expect("backward runs");
     let step = 1e-6;
     for (i, input) in inputs.iter().enumerate() {
-        let grad = analytic[i].as_ref().expect("every LSTM input gets a gradient");
+        let grad = analytic[i]
+            .as_ref()
+            .expect("every LSTM input gets a gradient");
         for e in 0..input.len() {
             let probe = |delta: f64| {
                 let mut moved = values(input).to_vec();
@@ -351,7 +415,11 @@ fn lstm_partial_check(attrs: Lstm, inputs: &[Tensor], selected: [bool; 3]) {
 #[test]
 fn lstm_gradients_all_outputs() {
     let mut seed = 0;
-    for direction in [Direction::Forward, Direction::Reverse, Direction::Bidirectional] {
+    for direction in [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ] {
         for batch_first in [false, true] {
             let attrs = lstm_attrs(3, direction, batch_first);
             seed += 1;
@@ -363,9 +431,17 @@ fn lstm_gradients_all_outputs() {
 #[test]
 fn lstm_gradients_from_single_outputs() {
     let mut seed = 10;
-    for direction in [Direction::Forward, Direction::Reverse, Direction::Bidirectional] {
+    for direction in [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ] {
         let attrs = lstm_attrs(2, direction, direction == Direction::Reverse);
-        for selected in [[true, false, false], [false, true, false], [false, false, true]] {
+        for selected in [
+            [true, false, false],
+            [false, true, false],
+            [false, false, true],
+        ] {
             seed += 1;
             lstm_partial_check(attrs, &lstm_inputs(attrs, 3, 2, 2, seed), selected);
         }
@@ -393,7 +469,11 @@ fn scalar_lstm(x: &[f64], w_ih: [f64; 4], w_hh: [f64; 4], b: [f64; 4]) -> Vec<Te
 
 #[test]
 fn lstm_scalar_steps_by_hand() {
-    let (w_ih, w_hh, b) = ([0.5, -0.3, 0.8, 0.2], [0.1, 0.7, -0.4, 0.6], [0.1, 0.4, -0.2, 0.3]);
+    let (w_ih, w_hh, b) = (
+        [0.5, -0.3, 0.8, 0.2],
+        [0.1, 0.7, -0.4, 0.6],
+        [0.1, 0.4, -0.2, 0.3],
+    );
     let ys = scalar_lstm(&[0.9], w_ih, w_hh, b);
     let x = 0.9;
     let i = sigmoid(0.5 * x + 0.1);
@@ -421,14 +501,21 @@ fn lstm_scalar_steps_by_hand() {
 
 #[test]
 fn lstm_gate_order_matters() {
-    let (w_ih, w_hh, b) = ([0.5, -0.3, 0.8, 0.2], [0.1, 0.7, -0.4, 0.6], [0.1, 0.4, -0.2, 0.3]);
+    let (w_ih, w_hh, b) = (
+        [0.5, -0.3, 0.8, 0.2],
+        [0.1, 0.7, -0.4, 0.6],
+        [0.1, 0.4, -0.2, 0.3],
+    );
     let swap = |v: [f64; 4]| [v[0], v[2], v[1], v[3]];
     let x = [0.9, -0.6];
     let original = scalar_lstm(&x, w_ih, w_hh, b);
     let swapped = scalar_lstm(&x, swap(w_ih), swap(w_hh), swap(b));
     for (a, s) in original.iter().zip(&swapped) {
         let diff = values(a).iter().zip(values(s)).map(|(p, q)| (p - q).abs());
-        assert!(diff.fold(0.0, f64::max) > 1e-3, "swapping f and g rows changed nothing");
+        assert!(
+            diff.fold(0.0, f64::max) > 1e-3,
+            "swapping f and g rows changed nothing"
+        );
     }
 }
 
@@ -453,7 +540,10 @@ fn lstm_reverse_and_bidirectional_layout() {
     // Y: forward features first, reverse last, each at its own time position.
     let y = values(&both[0]);
     for row in 0..t * n {
-        assert_close(&y[row * 2 * h..row * 2 * h + h], &values(&fwd[0])[row * h..][..h]);
+        assert_close(
+            &y[row * 2 * h..row * 2 * h + h],
+            &values(&fwd[0])[row * h..][..h],
+        );
         assert_close(&y[row * 2 * h + h..][..h], &values(&rev[0])[row * h..][..h]);
     }
     for k in 1..3 {

@@ -22,7 +22,11 @@ struct Dims {
 impl Dims {
     fn new(attrs: &Lstm, x: &Tensor) -> Self {
         let s = x.shape();
-        let (t, n) = if attrs.batch_first { (s[1], s[0]) } else { (s[0], s[1]) };
+        let (t, n) = if attrs.batch_first {
+            (s[1], s[0])
+        } else {
+            (s[0], s[1])
+        };
         Dims {
             t,
             n,
@@ -80,7 +84,11 @@ struct Weights<'a> {
 
 impl<'a> Weights<'a> {
     fn of(inputs: &[&'a Tensor], d: usize) -> Self {
-        let get = |k: usize| inputs[1 + 4 * d + k].as_f64().expect("reference tensors are f64");
+        let get = |k: usize| {
+            inputs[1 + 4 * d + k]
+                .as_f64()
+                .expect("reference tensors are f64")
+        };
         Weights {
             w_ih: get(0),
             w_hh: get(1),
@@ -111,14 +119,14 @@ fn run_direction(dims: &Dims, x: &[f64], wt: &Weights, reversed: bool) -> Trace 
     let mut hs = vec![0.0; dims.t * n_batch * h];
     for (s, &t) in order.iter().enumerate() {
         for n in 0..n_batch {
-            let xt = &x[dims.at(t, n, i_len)..][..i_len];
+            let xt_at = dims.at(t, n, i_len);
             let state = (s * n_batch + n) * h;
             let prev = s.checked_sub(1).map(|p| (p * n_batch + n) * h);
             let g_at = (s * n_batch + n) * 4 * h;
             for r in 0..4 * h {
                 let mut a = wt.b_ih[r] + wt.b_hh[r];
                 for k in 0..i_len {
-                    a += wt.w_ih[r * i_len + k] * xt[k];
+                    a += wt.w_ih[r * i_len + k] * x[xt_at + k];
                 }
                 if let Some(p) = prev {
                     for k in 0..h {

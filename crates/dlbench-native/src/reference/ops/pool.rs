@@ -16,7 +16,9 @@ struct Span {
 
 /// The windows of every output position along one axis.
 fn spans(p: &Pool2d, input: usize, axis: usize) -> Vec<Span> {
-    let out = p.output_len(input, axis).expect("shape inference checked the window fits");
+    let out = p
+        .output_len(input, axis)
+        .expect("shape inference checked the window fits");
     let (k, s, pad) = (p.kernel[axis], p.stride[axis], p.padding[axis]);
     (0..out)
         .map(|o| {
