@@ -124,6 +124,35 @@ impl ReferenceSession {
         &self.graph
     }
 
+    /// Replaces some parameters (widened to f64), e.g. to probe the loss by finite differences
+    /// below f32's resolution. Values and gradients of earlier passes are dropped; optimizer
+    /// state is kept. Checks every tensor first: on error nothing changes.
+    pub fn set_weights(&mut self, weights: &Values) -> Result<()> {
+        for (name, weight) in weights {
+            let current = self.params.get(name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "graph `{}` has no parameter `{name}`",
+                    self.graph.name
+                ))
+            })?;
+            if weight.shape() != current.shape() || !weight.dtype().is_float() {
+                return Err(Error::invalid(format!(
+                    "parameter `{name}`: expected a float tensor of shape {:?}, got {} {:?}",
+                    current.shape(),
+                    weight.dtype(),
+                    weight.shape()
+                )));
+            }
+        }
+        for (name, weight) in weights {
+            self.params
+                .insert(name.clone(), weight.to_dtype(DType::F64));
+        }
+        self.values = None;
+        self.grads = None;
+        Ok(())
+    }
+
     /// The loss of the last forward pass, when the session trains.
     pub fn loss(&self) -> Result<f64> {
         self.require_training("reading the loss")?;
