@@ -337,7 +337,7 @@ fn cross_entropy_rejects_label_out_of_range() {
 }
 
 #[test]
-fn bce_clamps_logs_at_minus_100() {
+fn bce_clamps_logs_at_minus_100_and_keeps_pytorchs_saturated_gradient() {
     let n = node(Op::BceLoss, 2);
     let p = f64s(&[2], &[0.0, 1.0]);
     let t = f64s(&[2], &[1.0, 0.0]);
@@ -347,9 +347,9 @@ fn bce_clamps_logs_at_minus_100() {
     assert_close(&loss, &[], &[100.0]);
     let one = Tensor::scalar_f64(1.0);
     let grads = ops::backward(&n, &[&p, &t], &[&loss], &[Some(&one)]).unwrap();
-    // The clamped log is constant, so it contributes no gradient; the other log is finite.
+    // PyTorch's backward: (p - t) / max(p (1 - p), 1e-12) / n, huge but finite when saturated.
     let dp = grads[0].as_ref().unwrap().as_f64().unwrap();
-    assert_eq!(dp, &[0.0, 0.0]);
+    assert_eq!(dp, &[-0.5e12, 0.5e12]);
     // d/dt = -(ln p - ln(1 - p)) / n with clamped logs: -(-100 - 0) / 2, then -(0 + 100) / 2.
     let dt = grads[1].as_ref().unwrap().as_f64().unwrap();
     assert_eq!(dt, &[50.0, -50.0]);

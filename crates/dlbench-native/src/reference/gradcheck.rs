@@ -75,7 +75,11 @@ impl GradCheck {
         let weights: Vec<Tensor> = outputs
             .iter()
             .map(|y| {
-                let g = stream.uniform_vec(y.len()).iter().map(|u| u * 2.0 - 1.0).collect();
+                let g = stream
+                    .uniform_vec(y.len())
+                    .iter()
+                    .map(|u| u * 2.0 - 1.0)
+                    .collect();
                 Tensor::f64(y.shape().to_vec(), g).expect("same shape")
             })
             .collect();
@@ -97,9 +101,12 @@ impl GradCheck {
                 .as_ref()
                 .and_then(|g| g.as_f64().map(<[f64]>::to_vec))
                 .unwrap_or_else(|| vec![0.0; input.len()]);
-            let base = input.as_f64().expect("differentiable inputs are f64").to_vec();
+            let base = input
+                .as_f64()
+                .expect("differentiable inputs are f64")
+                .to_vec();
             for e in 0..base.len() {
-                let mut probe = |delta: f64| -> Result<f64> {
+                let probe = |delta: f64| -> Result<f64> {
                     let mut moved = base.clone();
                     moved[e] += delta;
                     let moved = Tensor::f64(input.shape().to_vec(), moved)?;

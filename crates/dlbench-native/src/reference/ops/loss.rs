@@ -1,7 +1,8 @@
 //! Losses: MSE, cross-entropy (logits, i64 labels), BCE (probabilities, and logits), VAE ELBO.
 //!
 //! Every loss follows PyTorch's default reduction; [`loss_backward`] returns exact derivatives
-//! of what [`loss`] computes.
+//! of what [`loss`] computes, except BCE's d/dp, which is PyTorch's own formula (see
+//! `bce_term`).
 
 use dlbench_core::{Op, Tensor};
 
@@ -16,26 +17,29 @@ fn tensor(shape: &[usize], data: Vec<f64>) -> Tensor {
 /// PyTorch's BCELoss floor on each log, so that `p = 0` or `p = 1` gives a finite loss.
 const LOG_FLOOR: f64 = -100.0;
 
-/// `ln v` clamped at [`LOG_FLOOR`], and its derivative in `v` (0 where the clamp holds).
-/// NaN passes through rather than being clamped, so a diverged input stays visible.
-fn clamped_ln(v: f64) -> (f64, f64) {
+/// `ln v` clamped at [`LOG_FLOOR`]. NaN passes through rather than being clamped, so a
+/// diverged input stays visible.
+fn clamped_ln(v: f64) -> f64 {
     let ln = v.ln();
     if ln < LOG_FLOOR {
-        (LOG_FLOOR, 0.0)
+        LOG_FLOOR
     } else {
-        (ln, 1.0 / v)
+        ln
     }
 }
 
+/// PyTorch's floor on `p (1 - p)` in BCELoss's backward.
+const BCE_GRAD_EPS: f64 = 1e-12;
+
 /// One element of BCE on a probability: the loss, d/dp and d/dt.
 ///
-/// d/dp is the exact derivative of the clamped loss. PyTorch's own backward computes
-/// `(p - t) / max(p (1 - p), 1e-12)` instead: the same value unless `p (1 - p) < 1e-12`.
+/// d/dp is PyTorch's own backward, `(p - t) / max(p (1 - p), 1e-12)`, not the derivative of
+/// the clamped loss: the two agree unless `p (1 - p) < 1e-12`, where a saturated sigmoid in
+/// libtorch still gets a (large) gradient, and the oracle must say what PyTorch says.
 fn bce_term(p: f64, t: f64) -> (f64, f64, f64) {
-    let (lp, dlp) = clamped_ln(p);
-    let (lq, dlq) = clamped_ln(1.0 - p);
+    let (lp, lq) = (clamped_ln(p), clamped_ln(1.0 - p));
     let loss = -(t * lp + (1.0 - t) * lq);
-    let dp = -(t * dlp - (1.0 - t) * dlq);
+    let dp = (p - t) / (p * (1.0 - p)).max(BCE_GRAD_EPS);
     let dt = -(lp - lq);
     (loss, dp, dt)
 }

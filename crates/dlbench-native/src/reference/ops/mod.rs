@@ -84,10 +84,16 @@ pub fn backward(
         Op::Transpose { perm } => vec![Some(layout::transpose_backward(perm, dy))],
         Op::Concat { axis } => some(layout::concat_backward(*axis, inputs, dy)),
         Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            vec![Some(activation::unary_backward(&node.op, x, outputs[0], dy))]
+            vec![Some(activation::unary_backward(
+                &node.op, x, outputs[0], dy,
+            ))]
         }
-        Op::Softmax { axis } => vec![Some(activation::softmax_backward(*axis, outputs[0], dy, false))],
-        Op::LogSoftmax { axis } => vec![Some(activation::softmax_backward(*axis, outputs[0], dy, true))],
+        Op::Softmax { axis } => vec![Some(activation::softmax_backward(
+            *axis, outputs[0], dy, false,
+        ))],
+        Op::LogSoftmax { axis } => vec![Some(activation::softmax_backward(
+            *axis, outputs[0], dy, true,
+        ))],
         Op::Dropout { p } => vec![Some(activation::dropout_backward(*p, inputs[1], dy)), None],
         Op::Lstm(attrs) => {
             let grads = [output_grads[0], output_grads[1], output_grads[2]];
