@@ -347,12 +347,14 @@ fn bce_clamps_logs_at_minus_100_and_keeps_pytorchs_saturated_gradient() {
     assert_close(&loss, &[], &[100.0]);
     let one = Tensor::scalar_f64(1.0);
     let grads = ops::backward(&n, &[&p, &t], &[&loss], &[Some(&one)]).unwrap();
-    // PyTorch's backward: (p - t) / max(p (1 - p), 1e-12) / n, huge but finite when saturated.
+    // PyTorch's backward: (p - t) / max(p (1 - p), 1e-12f) / n, huge but finite when
+    // saturated; ATen's 1e-12 is a float, so it is not 1e-12 in double arithmetic.
+    let eps = f64::from(1e-12_f32);
     let dp = grads[0].as_ref().unwrap().as_f64().unwrap();
-    assert_eq!(dp, &[-0.5e12, 0.5e12]);
-    // d/dt = -(ln p - ln(1 - p)) / n with clamped logs: -(-100 - 0) / 2, then -(0 + 100) / 2.
+    assert_eq!(dp, &[-1.0 / eps / 2.0, 1.0 / eps / 2.0]);
+    // PyTorch's d/dt = -logit(p) / n, unclamped: infinite at p = 0 and p = 1.
     let dt = grads[1].as_ref().unwrap().as_f64().unwrap();
-    assert_eq!(dt, &[50.0, -50.0]);
+    assert_eq!(dt, &[f64::INFINITY, f64::NEG_INFINITY]);
 }
 
 #[test]

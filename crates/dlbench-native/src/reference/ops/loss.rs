@@ -1,7 +1,7 @@
 //! Losses: MSE, cross-entropy (logits, i64 labels), BCE (probabilities, and logits), VAE ELBO.
 //!
 //! Every loss follows PyTorch's default reduction; [`loss_backward`] returns exact derivatives
-//! of what [`loss`] computes, except BCE's d/dp, which is PyTorch's own formula (see
+//! of what [`loss`] computes, except BCE's d/dp and d/dt, which are PyTorch's own formulas (see
 //! `bce_term`).
 
 use dlbench_core::{Op, Tensor};
@@ -28,19 +28,23 @@ fn clamped_ln(v: f64) -> f64 {
     }
 }
 
-/// PyTorch's floor on `p (1 - p)` in BCELoss's backward.
-const BCE_GRAD_EPS: f64 = 1e-12;
+/// PyTorch's floor on `p (1 - p)` in BCELoss's backward. ATen declares it a `float`
+/// (`constexpr float EPSILON = 1e-12` in `Loss.cpp`), so in double arithmetic it is
+/// 9.999999960041972e-13, not 1e-12: a saturated gradient differs by 4e-9 relative.
+const BCE_GRAD_EPS: f64 = 1e-12_f32 as f64;
 
 /// One element of BCE on a probability: the loss, d/dp and d/dt.
 ///
-/// d/dp is PyTorch's own backward, `(p - t) / max(p (1 - p), 1e-12)`, not the derivative of
+/// d/dp is PyTorch's own backward, `(p - t) / max(p (1 - p), 1e-12f)`, not the derivative of
 /// the clamped loss: the two agree unless `p (1 - p) < 1e-12`, where a saturated sigmoid in
 /// libtorch still gets a (large) gradient, and the oracle must say what PyTorch says.
+/// d/dt is PyTorch's too, `-logit(p) = -ln(p / (1 - p))` with no clamp: it agrees with the
+/// derivative of the clamped loss unless a log is below -100, and is infinite at p = 0 or 1.
 fn bce_term(p: f64, t: f64) -> (f64, f64, f64) {
     let (lp, lq) = (clamped_ln(p), clamped_ln(1.0 - p));
     let loss = -(t * lp + (1.0 - t) * lq);
     let dp = (p - t) / (p * (1.0 - p)).max(BCE_GRAD_EPS);
-    let dt = -(lp - lq);
+    let dt = -(p / (1.0 - p)).ln();
     (loss, dp, dt)
 }
 
