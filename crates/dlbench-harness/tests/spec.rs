@@ -361,7 +361,7 @@ fn a_missing_data_file_names_the_path() {
 }
 
 #[test]
-fn npz_npy_and_windows_sources_load() {
+fn npy_sources_load_and_labels_are_checked() {
     let dir = std::env::temp_dir().join(format!("dlbench-spec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let x = dlbench_core::Tensor::f32(vec![10, 4], (0..40).map(|v| v as f32).collect()).unwrap();
@@ -400,4 +400,41 @@ fn errors_display_file_line_and_column() {
         .starts_with(&format!("{}:", specs_dir().join("test.yaml").display())));
     let e = SpecError::new(Path::new("a.yaml"), "boom");
     assert_eq!(e.to_string(), "a.yaml: boom");
+}
+
+#[test]
+fn documented_data_forms_load() {
+    let digits = parse(
+        "
+model:
+  input: [1, 8, 8]
+  layers: [{conv2d: {filters: 4, kernel: 3, padding: 1, activation: relu}}, flatten, {dense: {units: 10}}]
+data: {csv: ../data/digits.csv.gz, target_column: -1, scale: 0.0625, reshape: [1, 8, 8]}
+train: {loss: cross_entropy, optimizer: adam, batch_size: 32, epochs: 1}
+",
+    )
+    .unwrap();
+    let (train, validation) = digits.load_data().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(train.len() + validation.len(), 1797);
+    let max = train
+        .features
+        .as_f32()
+        .unwrap()
+        .iter()
+        .cloned()
+        .fold(0.0, f32::max);
+    assert_eq!(max, 1.0);
+    let sequence = parse(
+        "
+model:
+  input: [12, 3]
+  layers: [{lstm: {hidden: 8, direction: bidirectional}}, {dense: {units: 1}}]
+data: {synthetic: {kind: sequence, samples: 64}, validation: 0.25}
+train: {loss: binary_cross_entropy_with_logits, optimizer: adam, batch_size: 8, steps: 5}
+",
+    )
+    .unwrap();
+    assert_eq!(output_shapes(&sequence), ["batchx1"]);
+    let (train, _) = sequence.load_data().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((train.len(), train.sample_shape()), (48, &[12, 3][..]));
 }
