@@ -1,2 +1,19 @@
-//! dlbench-data: datasets (seeded synthetic generators, .npy / .npz / .csv files), splits,
-//! batching and metrics.
+//! dlbench-data owns the data side of a benchmark: the [`Dataset`] (features and optional
+//! targets as dlbench tensors) with seeded splits and batches; loaders for `.npy`, `.npz`,
+//! `.csv` and `.csv.gz` files; the preprocessing that spec files ask for (standardize, scale,
+//! reshape, sliding windows); seeded synthetic generators of learnable tasks; and the metrics
+//! a run reports.
+//!
+//! Every random choice (shuffles, splits, synthetic samples) comes from `dlbench_core::rng`, so
+//! a seed fixes the data exactly, whichever backend later reads it.
+
+pub mod csv;
+mod dataset;
+mod error;
+pub mod metrics;
+pub mod npy;
+pub mod preprocess;
+pub mod synthetic;
+
+pub use dataset::{Batches, Dataset};
+pub use error::{Error, Result};

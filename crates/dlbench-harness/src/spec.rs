@@ -1,1 +1,369 @@
-//! The benchmark spec files (YAML).
+//! Benchmark spec files (YAML): what to build, what to train it on, and how to measure it.
+//!
+//! `Spec::load("specs/cnn.yaml")` reads a file into typed structs; every mapping rejects unknown
+//! fields, so a typo is reported with its line, column and the accepted names. The format is
+//! documented field by field in `docs/specs.md`.
+
+mod data;
+mod de;
+mod layer;
+mod model;
+
+use std::path::{Path, PathBuf};
+
+use dlbench_core::training::{Adam, Gd, Sgd};
+use dlbench_core::{Device, Loss, Model, Optimizer, TrainingConfig};
+use dlbench_data::metrics::Metric;
+use dlbench_data::Dataset;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::Deserializer;
+use serde::Deserialize;
+
+pub use data::{DataSource, DataSpec, SyntheticKind, SyntheticSpec, WindowsSpec};
+pub use layer::{
+    Activation, AvgPoolSpec, ConcatSpec, Conv2dSpec, DenseSpec, DropoutSpec, Layer, LstmReturn,
+    LstmSpec, MaxPoolSpec, ReshapeSpec, ScaleSpec, TransposeSpec, BARE_LAYERS, LAYERS_WITH_OPTIONS,
+};
+pub use model::{GraphSpec, InputKind, InputSpec, ModelSpec, NodeSpec};
+
+/// A spec file that cannot be read, parsed or built. Displays as `<file>:<line>:<column>:
+/// <message>` when the position is known, else `<file>: <message>`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{}: {}", .path.display(), at(.location), .message)]
+pub struct SpecError {
+    pub path: PathBuf,
+    /// 1-based (line, column).
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+fn at(location: &Option<(usize, usize)>) -> String {
+    location
+        .map(|(l, c)| format!(":{l}:{c}"))
+        .unwrap_or_default()
+}
+
+impl SpecError {
+    /// An error about the file as a whole.
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        SpecError {
+            path: path.to_path_buf(),
+            location: None,
+            message: message.into(),
+        }
+    }
+
+    fn yaml(path: &Path, err: &serde_yaml::Error) -> Self {
+        let location = err.location().map(|l| (l.line(), l.column()));
+        let mut message = err.to_string();
+        // serde_yaml appends the position to its message; ours leads with it instead.
+        if let Some((line, column)) = location {
+            message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+        }
+        SpecError {
+            path: path.to_path_buf(),
+            location,
+            message,
+        }
+    }
+}
+
+/// A parsed spec file. Defaults are those documented in `docs/specs.md`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The spec file (relative paths inside it are relative to its folder).
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// Default: the file's stem (`cnn` for `specs/cnn.yaml`).
+    #[serde(default)]
+    pub name: String,
+    /// Seeds weights, synthetic data, splits, shuffles, dropout masks and noise.
+    #[serde(default)]
+    pub seed: u64,
+    pub model: ModelSpec,
+    pub data: DataSpec,
+    pub train: TrainSpec,
+    #[serde(default)]
+    pub inference: InferenceSpec,
+    /// Default `[reference]`.
+    #[serde(default = "default_backends", deserialize_with = "de::non_empty")]
+    pub backends: Vec<String>,
+    /// Default `[cpu]`.
+    #[serde(default = "default_devices", deserialize_with = "de::non_empty")]
+    pub devices: Vec<Device>,
+    /// Thread counts to measure; default `[1]`.
+    #[serde(default = "default_threads", deserialize_with = "de::positive_list")]
+    pub threads: Vec<usize>,
+    #[serde(default)]
+    pub agreement: AgreementSpec,
+    #[serde(default)]
+    pub benchmark: BenchmarkSpec,
+}
+
+fn default_backends() -> Vec<String> {
+    vec!["reference".to_string()]
+}
+
+fn default_devices() -> Vec<Device> {
+    vec![Device::Cpu]
+}
+
+fn default_threads() -> Vec<usize> {
+    vec![1]
+}
+
+/// The `train:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSpec {
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+    pub batch_size: usize,
+    /// Passes over the training split; exactly one of `epochs` and `steps` is given.
+    pub epochs: Option<usize>,
+    /// Optimizer steps (batches), across epochs as needed.
+    pub steps: Option<usize>,
+    /// Reshuffle the training split every epoch; default true.
+    pub shuffle: bool,
+    /// Stop the time-to-quality clock when the validation metric reaches this value.
+    pub target: Option<MetricTarget>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrain {
+    loss: Loss,
+    #[serde(deserialize_with = "optimizer")]
+    optimizer: Optimizer,
+    #[serde(deserialize_with = "de::positive")]
+    batch_size: usize,
+    #[serde(default, deserialize_with = "de::positive_opt")]
+    epochs: Option<usize>,
+    #[serde(default, deserialize_with = "de::positive_opt")]
+    steps: Option<usize>,
+    #[serde(default = "yes")]
+    shuffle: bool,
+    target: Option<MetricTarget>,
+}
+
+impl TryFrom<RawTrain> for TrainSpec {
+    type Error = String;
+    fn try_from(raw: RawTrain) -> Result<Self, String> {
+        if raw.epochs.is_some() == raw.steps.is_some() {
+            return Err("give exactly one of `epochs` and `steps`".to_string());
+        }
+        raw.optimizer.validate().map_err(|e| e.to_string())?;
+        Ok(TrainSpec {
+            loss: raw.loss,
+            optimizer: raw.optimizer,
+            batch_size: raw.batch_size,
+            epochs: raw.epochs,
+            steps: raw.steps,
+            shuffle: raw.shuffle,
+            target: raw.target,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TrainSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::via::<D, RawTrain, TrainSpec>(d)
+    }
+}
+
+/// An optimizer as `{sgd: {lr: 0.01}}`, or a bare name (`adam`) for PyTorch's defaults.
+fn optimizer<'de, D: Deserializer<'de>>(d: D) -> Result<Optimizer, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Optimizer;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an optimizer: `adam`, or a mapping such as `{sgd: {lr: 0.01}}`")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Optimizer, E> {
+            match v {
+                "gd" => Ok(Optimizer::Gd(Gd::default())),
+                "sgd" => Ok(Optimizer::Sgd(Sgd::default())),
+                "adam" => Ok(Optimizer::Adam(Adam::default())),
+                _ => Err(E::unknown_variant(v, &["gd", "sgd", "adam"])),
+            }
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Optimizer, A::Error> {
+            serde_yaml::with::singleton_map::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `target: {metric: accuracy, value: 0.9}`: a validation metric to reach.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricTarget {
+    /// `loss`, or a metric of `dlbench_data::metrics`: `accuracy`, `binary_accuracy`, `mse`.
+    #[serde(deserialize_with = "metric_name")]
+    pub metric: String,
+    pub value: f64,
+}
+
+fn metric_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a metric name")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            if v == "loss" || Metric::from_name(v).is_some() {
+                return Ok(v.to_string());
+            }
+            let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            Err(E::custom(format!(
+                "unknown metric `{v}`, expected `loss`, `{}`",
+                names.join("`, `")
+            )))
+        }
+    }
+    d.deserialize_str(V)
+}
+
+/// The `inference:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceSpec {
+    /// Batch sizes to time; default `[1, 32]`.
+    #[serde(deserialize_with = "de::positive_list")]
+    pub batch_sizes: Vec<usize>,
+}
+
+impl Default for InferenceSpec {
+    fn default() -> Self {
+        InferenceSpec {
+            batch_sizes: vec![1, 32],
+        }
+    }
+}
+
+/// The `agreement:` section: how close a backend must stay to the f64 reference.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgreementSpec {
+    /// Relative tolerance; default 1e-3.
+    #[serde(deserialize_with = "de::non_negative")]
+    pub rtol: f64,
+    /// Absolute tolerance; default 1e-5.
+    #[serde(deserialize_with = "de::non_negative")]
+    pub atol: f64,
+    /// Training steps whose losses are compared; default 20.
+    #[serde(deserialize_with = "de::positive")]
+    pub steps: usize,
+}
+
+impl Default for AgreementSpec {
+    fn default() -> Self {
+        AgreementSpec {
+            rtol: 1e-3,
+            atol: 1e-5,
+            steps: 20,
+        }
+    }
+}
+
+/// The `benchmark:` section: how long to measure.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BenchmarkSpec {
+    /// Seconds of warm-up before sampling; default 0.5.
+    #[serde(deserialize_with = "de::non_negative")]
+    pub warmup_s: f64,
+    /// Samples to take at least; default 10.
+    #[serde(deserialize_with = "de::positive")]
+    pub min_samples: usize,
+    /// Seconds to keep sampling for (after `min_samples`); default 3.
+    #[serde(deserialize_with = "de::positive_number")]
+    pub budget_s: f64,
+}
+
+impl Default for BenchmarkSpec {
+    fn default() -> Self {
+        BenchmarkSpec {
+            warmup_s: 0.5,
+            min_samples: 10,
+            budget_s: 3.0,
+        }
+    }
+}
+
+impl Spec {
+    /// Reads and parses a spec file.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| SpecError::new(path, e.to_string()))?;
+        Spec::parse(&text, path)
+    }
+
+    /// Parses spec text; `path` names it in errors, gives the default name and anchors
+    /// relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        let mut spec: Spec = serde_yaml::from_str(text).map_err(|e| SpecError::yaml(path, &e))?;
+        spec.path = path.to_path_buf();
+        if spec.name.is_empty() {
+            spec.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "spec".to_string());
+        }
+        Ok(spec)
+    }
+
+    /// The folder relative paths in the spec start from.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new(""))
+    }
+
+    /// The model with its initial weights (`Model::initialized` from `seed`), or as saved in
+    /// its file. Also checks that the model can end in the spec's loss.
+    pub fn build_model(&self) -> Result<Model, SpecError> {
+        let model = self
+            .model
+            .model(&self.name, self.seed, self.dir())
+            .map_err(|e| SpecError::new(&self.path, e))?;
+        model.graph.with_loss(self.train.loss).map_err(|e| {
+            SpecError::new(
+                &self.path,
+                format!("train.loss `{}`: {e}", loss_name(self.train.loss)),
+            )
+        })?;
+        Ok(model)
+    }
+
+    /// The training and validation splits, prepared as the `data:` section says and checked
+    /// against the model's input and output.
+    pub fn load_data(&self) -> Result<(Dataset, Dataset), SpecError> {
+        let graph = self
+            .model
+            .graph(&self.name, self.dir())
+            .map_err(|e| SpecError::new(&self.path, e))?;
+        self.data
+            .load(&graph, self.train.loss, self.seed, self.dir())
+            .map_err(|e| SpecError::new(&self.path, format!("data: {e}")))
+    }
+
+    /// The loss and optimizer to train with.
+    pub fn training_config(&self) -> TrainingConfig {
+        TrainingConfig {
+            loss: self.train.loss,
+            optimizer: self.train.optimizer,
+        }
+    }
+}
+
+/// The loss's name as written in specs.
+fn loss_name(loss: Loss) -> String {
+    serde_json::to_value(loss)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{loss:?}"))
+}

@@ -1,0 +1,206 @@
+//! The preprocessing steps spec files use: standardize, scale, reshape and sliding windows.
+
+use dlbench_core::Tensor;
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// Per-feature mean and standard deviation (scikit-learn's `StandardScaler`: population
+/// variance). Fit it on the training split and apply it to every split, so the validation data
+/// never leaks into the statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardizer {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl Standardizer {
+    /// The statistics of each element of a sample over the rows of `features`.
+    pub fn fit(features: &Tensor) -> Result<Standardizer> {
+        let rows = features.shape().first().copied().unwrap_or(0);
+        if rows == 0 {
+            return Err(Error::invalid(
+                "cannot standardize with statistics of zero samples",
+            ));
+        }
+        let width = features.len() / rows;
+        let values = features.to_f64_vec();
+        let mut mean = vec![0.0; width];
+        for row in values.chunks_exact(width) {
+            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
+        }
+        mean.iter_mut().for_each(|m| *m /= rows as f64);
+        let mut var = vec![0.0; width];
+        for row in values.chunks_exact(width) {
+            for ((v, x), m) in var.iter_mut().zip(row).zip(&mean) {
+                *v += (x - m) * (x - m);
+            }
+        }
+        // A constant feature keeps its values centred rather than becoming NaN (sklearn too).
+        let std = var
+            .iter()
+            .map(|v| (v / rows as f64).sqrt())
+            .map(|s| if s > 0.0 { s } else { 1.0 })
+            .collect();
+        Ok(Standardizer { mean, std })
+    }
+
+    /// `(x - mean) / std`, feature by feature.
+    pub fn apply(&self, features: &Tensor) -> Result<Tensor> {
+        let width = self.mean.len();
+        let sample: usize = features.shape().iter().skip(1).product();
+        if sample != width {
+            return Err(Error::invalid(format!(
+                "the standardizer was fit on samples of {width} values, these have {sample}"
+            )));
+        }
+        let data = features
+            .to_f64_vec()
+            .chunks_exact(width.max(1))
+            .flat_map(|row| {
+                row.iter()
+                    .zip(self.mean.iter().zip(&self.std))
+                    .map(|(x, (m, s))| ((x - m) / s) as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(Tensor::f32(features.shape().to_vec(), data)?)
+    }
+}
+
+/// Multiplies every feature by `factor` (e.g. pixel values 0..255 by 1/255).
+pub fn scale(data: Dataset, factor: f64) -> Dataset {
+    let values = data
+        .features
+        .to_f64_vec()
+        .iter()
+        .map(|x| (x * factor) as f32)
+        .collect();
+    let features = Tensor::f32(data.features.shape().to_vec(), values).expect("same shape");
+    Dataset { features, ..data }
+}
+
+/// Gives each sample a new shape with the same number of values (e.g. 64 to 1x8x8).
+pub fn reshape(data: Dataset, sample_shape: &[usize]) -> Result<Dataset> {
+    let (n, from) = (data.len(), data.sample_shape().to_vec());
+    if from.iter().product::<usize>() != sample_shape.iter().product::<usize>() {
+        return Err(Error::invalid(format!(
+            "cannot reshape samples of shape {from:?} ({} values) into {sample_shape:?} ({} values)",
+            from.iter().product::<usize>(),
+            sample_shape.iter().product::<usize>()
+        )));
+    }
+    let shape = std::iter::once(n)
+        .chain(sample_shape.iter().copied())
+        .collect();
+    let features = data.features.reshape(shape)?;
+    Ok(Dataset { features, ..data })
+}
+
+/// One column of a `[rows, columns]` (or `[rows]`) feature tensor, as a series.
+pub fn column(features: &Tensor, index: usize) -> Result<Vec<f64>> {
+    let (rows, width) = match features.shape() {
+        [rows] => (*rows, 1),
+        [rows, width] => (*rows, *width),
+        shape => {
+            return Err(Error::invalid(format!(
+                "a series needs features [rows] or [rows, columns], got {shape:?}"
+            )))
+        }
+    };
+    if index >= width {
+        return Err(Error::invalid(format!(
+            "column {index} is out of range for {width} columns"
+        )));
+    }
+    let values = features.to_f64_vec();
+    Ok((0..rows).map(|r| values[r * width + index]).collect())
+}
+
+/// Sliding windows over a series: sample `i` is `series[i..i + length]` shaped `[length, 1]`
+/// (time steps of one feature, as an LSTM reads them), and its target is 1.0 when the next
+/// value is higher than the window's last, else 0.0, as f32 `[n, 1]`. `n = len - length`.
+pub fn windows(series: &[f64], length: usize) -> Result<Dataset> {
+    if length == 0 || series.len() <= length {
+        return Err(Error::invalid(format!(
+            "windows of length {length} need a series longer than that, got {} values",
+            series.len()
+        )));
+    }
+    let n = series.len() - length;
+    let features = series
+        .windows(length)
+        .take(n)
+        .flatten()
+        .map(|&x| x as f32)
+        .collect();
+    let targets = (0..n)
+        .map(|i| f32::from(u8::from(series[i + length] > series[i + length - 1])))
+        .collect();
+    Dataset::new(
+        Tensor::f32(vec![n, length, 1], features)?,
+        Some(Tensor::f32(vec![n, 1], targets)?),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardizer_uses_the_statistics_it_was_fit_on() {
+        let train = Tensor::f32(vec![3, 2], vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0]).unwrap();
+        let s = Standardizer::fit(&train).unwrap();
+        assert_eq!(s.mean, [2.0, 5.0]);
+        assert_eq!(s.std[1], 1.0, "a constant feature keeps unit scale");
+        let out = s.apply(&train).unwrap();
+        let expected = (2.0f64 / 3.0).sqrt().recip() as f32;
+        assert_eq!(
+            out.as_f32().unwrap(),
+            [-expected, 0.0, 0.0, 0.0, expected, 0.0]
+        );
+        let validation = Tensor::f32(vec![1, 2], vec![2.0, 6.0]).unwrap();
+        assert_eq!(s.apply(&validation).unwrap().as_f32().unwrap(), [0.0, 1.0]);
+        assert!(s
+            .apply(&Tensor::f32(vec![1, 3], vec![0.0; 3]).unwrap())
+            .is_err());
+    }
+
+    #[test]
+    fn scale_and_reshape_keep_targets() {
+        let features = Tensor::f32(vec![2, 4], (0..8).map(|x| x as f32).collect()).unwrap();
+        let targets = Tensor::i64(vec![2], vec![0, 1]).unwrap();
+        let data = Dataset::new(features, Some(targets.clone())).unwrap();
+        let data = scale(data, 0.5);
+        assert_eq!(data.features.as_f32().unwrap()[7], 3.5);
+        let data = reshape(data, &[1, 2, 2]).unwrap();
+        assert_eq!(data.features.shape(), [2, 1, 2, 2]);
+        assert_eq!(data.targets, Some(targets));
+        let err = reshape(data, &[3]).unwrap_err().to_string();
+        assert!(
+            err.contains("[1, 2, 2] (4 values) into [3] (3 values)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn windows_predict_whether_the_next_value_rises() {
+        let data = windows(&[1.0, 3.0, 2.0, 5.0, 5.0], 2).unwrap();
+        assert_eq!(data.features.shape(), [3, 2, 1]);
+        assert_eq!(
+            data.features.as_f32().unwrap(),
+            [1.0, 3.0, 3.0, 2.0, 2.0, 5.0]
+        );
+        let targets = data.targets.unwrap();
+        assert_eq!(targets.shape(), [3, 1]);
+        assert_eq!(targets.as_f32().unwrap(), [0.0, 1.0, 0.0]);
+        assert!(windows(&[1.0, 2.0], 2).is_err());
+    }
+
+    #[test]
+    fn column_picks_one_series() {
+        let table = Tensor::f32(vec![3, 2], vec![1700.0, 5.0, 1701.0, 11.0, 1702.0, 16.0]).unwrap();
+        assert_eq!(column(&table, 1).unwrap(), [5.0, 11.0, 16.0]);
+        assert!(column(&table, 2).is_err());
+    }
+}
