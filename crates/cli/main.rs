@@ -1,1 +1,87 @@
-fn main(){}
+//! The `dlbench` binary: a thin layer over the libraries. It parses the command line, owns the
+//! registry of backends compiled in, and maps errors to exit codes: 0 all good, 1 a failed
+//! backend (or disagreement), 2 bad input or usage.
+
+mod inspect;
+mod list;
+mod progress;
+mod registry;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dlbench: choose, trust and move between deep-learning frameworks, on evidence.
+#[derive(Debug, Parser)]
+#[command(name = "dlbench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the backends compiled into this build and the devices found.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Summarise a model, like Keras' `model.summary()`: each node's op, output shape,
+    /// parameters and FLOPs, and the totals.
+    Inspect {
+        /// A spec (.yaml) or a native model (.safetensors).
+        path: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train, evaluate and benchmark a spec on its backends; write `results.json`.
+    Run(run::RunArgs),
+    /// Build a spec's model with its seeded initial weights and save it in the native format
+    /// (.safetensors with the graph in its metadata).
+    Init {
+        spec: PathBuf,
+        /// Where to write the model.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// An error that means dlbench ran but something failed (exit code 1), not bad input.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::List { json } => list::list(json),
+        Command::Inspect { path, json } => inspect::inspect(&path, json),
+        Command::Run(args) => run::run(&args),
+        Command::Init { spec, out } => inspect::init(&spec, &out),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if error.is::<Failure>() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
+}

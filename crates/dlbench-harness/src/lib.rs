@@ -1,4 +1,26 @@
-//! dlbench-harness: spec files, training and evaluation runs, and the `dlbench.results/v1`
-//! record. It sees backends only through the `dlbench-core` traits.
+//! dlbench-harness: spec files, training and evaluation runs, timing statistics and the
+//! `dlbench.results/v1` record. It sees backends only through the `dlbench-core` traits; the
+//! binary owns the registry of backends and hands it in.
 
+pub mod environment;
+pub mod feed;
+pub mod results;
+pub mod run;
 pub mod spec;
+pub mod stats;
+
+use spec::SpecError;
+
+/// Why a harness command could not run at all (a failing backend is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The spec is wrong: the user must fix it (exit code 2).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The command line asks for something impossible (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The model or data cannot be used as given (exit code 2).
+    #[error(transparent)]
+    Core(#[from] dlbench_core::Error),
+}

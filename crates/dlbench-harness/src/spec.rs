@@ -360,6 +360,41 @@ impl Spec {
     }
 }
 
+impl TrainSpec {
+    /// Rows per step: the whole split for full-batch gradient descent, else `batch_size`
+    /// (at most the split's size).
+    pub fn effective_batch_size(&self, samples: usize) -> usize {
+        match self.optimizer {
+            Optimizer::Gd(_) => samples,
+            _ => self.batch_size.min(samples),
+        }
+        .max(1)
+    }
+
+    /// Optimizer steps in the run: `steps`, or `epochs` passes over `samples` rows.
+    pub fn total_steps(&self, samples: usize) -> usize {
+        self.steps.unwrap_or_else(|| {
+            self.epochs.unwrap_or(1) * samples.div_ceil(self.effective_batch_size(samples))
+        })
+    }
+}
+
+impl MetricTarget {
+    /// Whether `value` of the metric reaches the target: at least it for accuracies, at most
+    /// it for the loss and errors.
+    pub fn is_met(&self, value: f64) -> bool {
+        match Metric::from_name(&self.metric) {
+            Some(m) if m.higher_is_better() => value >= self.value,
+            _ => value <= self.value,
+        }
+    }
+
+    /// The key of this metric in the results record's validation metrics.
+    pub fn record_key(&self) -> String {
+        format!("val_{}", self.metric)
+    }
+}
+
 /// The loss's name as written in specs.
 fn loss_name(loss: Loss) -> String {
     serde_json::to_value(loss)

@@ -1,0 +1,151 @@
+//! `dlbench run`: the main job. Runs a spec on its backends, prints a summary table and writes
+//! `results.json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use dlbench_core::{Backend, Device};
+use dlbench_harness::results::{Results, Status};
+use dlbench_harness::run::{format_ns, RunOptions};
+use dlbench_harness::spec::Spec;
+
+use crate::progress::Bars;
+use crate::{registry, Failure};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The spec to run (e.g. specs/mlp.yaml).
+    spec: PathBuf,
+    /// Backends to run instead of the spec's, comma-separated (e.g. reference).
+    #[arg(long, value_delimiter = ',')]
+    backends: Option<Vec<String>>,
+    /// Devices instead of the spec's, comma-separated (cpu, cuda:0).
+    #[arg(long, value_delimiter = ',')]
+    device: Option<Vec<String>>,
+    /// Thread counts instead of the spec's, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    threads: Option<Vec<usize>>,
+    /// A small budget for CI and first looks: at most 30 training steps, short timings.
+    #[arg(long)]
+    quick: bool,
+    /// Folder for results.json [default: reports/<spec name>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let spec = Spec::load(&args.spec)?;
+    let devices = args
+        .device
+        .as_ref()
+        .map(|ds| {
+            ds.iter()
+                .map(|d| d.parse::<Device>())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let options = RunOptions {
+        backends: args.backends.clone(),
+        devices,
+        threads: args.threads.clone(),
+        quick: args.quick,
+    };
+    let backends = registry::backends();
+    let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
+    let results = dlbench_harness::run::run(&spec, &registry, &options, &mut Bars::default())?;
+    print_summary(&results);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&spec.name));
+    let path = results
+        .write(&out)
+        .map_err(|e| Failure(format!("could not write the results: {e}")))?;
+    println!("results: {}", path.display());
+    if results.runs.iter().any(|r| r.status == Status::Failed) {
+        return Err(Failure("at least one backend failed; see the table above".into()).into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(results: &Results) {
+    let spec = &results.spec;
+    println!(
+        "\n{}: {} parameters, {} train / {} validation samples, {} + {}, batch {}",
+        spec.name,
+        spec.parameters,
+        spec.train_samples,
+        spec.validation_samples,
+        spec.loss,
+        spec.optimizer,
+        spec.batch_size
+    );
+    let batches: Vec<usize> = results
+        .runs
+        .iter()
+        .flat_map(|r| r.inference.iter().map(|i| i.batch))
+        .fold(Vec::new(), |mut acc, b| {
+            if !acc.contains(&b) {
+                acc.push(b);
+            }
+            acc
+        });
+    let mut header = format!(
+        "{:<11} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
+        "backend", "device", "thr", "status", "step (med)", "loss first -> last", "validation"
+    );
+    for b in &batches {
+        header.push_str(&format!(" {:>12}", format!("infer b={b}")));
+    }
+    println!("{header}");
+    println!("{}", "-".repeat(header.len()));
+    for r in &results.runs {
+        let status = match r.status {
+            Status::Ok => "ok",
+            Status::Failed => "FAILED",
+            Status::Unsupported => "unsupported",
+        };
+        let (step, losses, validation) = match &r.training {
+            Some(t) => (
+                format_ns(t.step_median_ns),
+                format!(
+                    "{:.4} -> {:.4}",
+                    t.losses.first().copied().unwrap_or(f64::NAN),
+                    t.losses.last().copied().unwrap_or(f64::NAN)
+                ),
+                t.metrics
+                    .iter()
+                    .filter(|(k, _)| *k != "val_loss")
+                    .map(|(k, v)| format!("{} {v:.3}", k.trim_start_matches("val_")))
+                    .next()
+                    .or_else(|| t.metrics.get("val_loss").map(|v| format!("loss {v:.3}")))
+                    .unwrap_or_default(),
+            ),
+            None => Default::default(),
+        };
+        let mut line = format!(
+            "{:<11} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
+            r.backend,
+            r.device.to_string(),
+            r.threads,
+            status,
+            step,
+            losses,
+            validation
+        );
+        for b in &batches {
+            let cell = r
+                .inference
+                .iter()
+                .find(|i| i.batch == *b)
+                .map(|i| format_ns(i.summary.median_ns))
+                .unwrap_or_default();
+            line.push_str(&format!(" {cell:>12}"));
+        }
+        println!("{line}");
+        if let Some(e) = &r.error {
+            println!("    {e}");
+        }
+    }
+}

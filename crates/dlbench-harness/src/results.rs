@@ -1,0 +1,171 @@
+//! The results record, `dlbench.results/v1`: the one contract between `dlbench run`,
+//! `dlbench report` and any tool downstream. Raw samples are kept so that a report can be
+//! regenerated, and its statistics recomputed, without re-running.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use dlbench_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Environment;
+use crate::stats::Summary;
+
+pub const SCHEMA: &str = "dlbench.results/v1";
+
+/// A whole run of one spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema: String,
+    pub spec: SpecInfo,
+    pub environment: Environment,
+    pub runs: Vec<RunRecord>,
+}
+
+/// What was run: enough to read the record without the spec file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecInfo {
+    pub name: String,
+    pub path: String,
+    pub seed: u64,
+    pub parameters: usize,
+    pub flops_per_sample: u64,
+    pub loss: String,
+    pub optimizer: String,
+    pub batch_size: usize,
+    pub train_samples: usize,
+    pub validation_samples: usize,
+}
+
+/// How one backend run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+    Unsupported,
+}
+
+/// One backend on one device with one thread count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub backend: String,
+    pub device: Device,
+    pub threads: usize,
+    pub status: Status,
+    /// Why it failed or is unsupported.
+    pub error: Option<String>,
+    /// Peak resident set size of the process that ran it.
+    pub peak_rss_bytes: Option<u64>,
+    /// Untimed preparation (lowering, weight upload, JIT), reported apart from the timings.
+    pub prepare_ns: Option<f64>,
+    /// Agreement with the f64 reference; `None` for the reference itself, the oracle.
+    pub agreement: Option<Agreement>,
+    pub inference: Vec<InferenceRecord>,
+    pub training: Option<TrainingRecord>,
+    pub notes: Vec<String>,
+}
+
+impl RunRecord {
+    /// A run that did not produce results, with the reason.
+    pub fn without_results(
+        backend: &str,
+        device: Device,
+        threads: usize,
+        status: Status,
+        error: String,
+    ) -> Self {
+        RunRecord {
+            backend: backend.to_string(),
+            device,
+            threads,
+            status,
+            error: Some(error),
+            peak_rss_bytes: None,
+            prepare_ns: None,
+            agreement: None,
+            inference: Vec::new(),
+            training: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Agreement of a backend with the reference, by kind of check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub forward: Option<AgreementCheck>,
+    pub gradients: Option<AgreementCheck>,
+    pub training: Option<AgreementCheck>,
+}
+
+/// The worst difference found by one check; passes if `|a - r| <= atol + rtol * |r|` throughout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgreementCheck {
+    pub max_abs: f64,
+    pub max_rel: f64,
+    pub max_ulp: u64,
+    pub pass: bool,
+    /// The first node whose own error exceeds tolerance when replayed on reference inputs.
+    pub first_divergent_node: Option<String>,
+}
+
+/// Inference latency at one batch size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceRecord {
+    pub batch: usize,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub throughput_per_s: f64,
+    /// Iterations timed together in one sample (more than one when a run is very short).
+    pub iterations_per_sample: usize,
+    /// Per-iteration time of each sample.
+    pub raw_ns: Vec<f64>,
+}
+
+/// Training: step time, the loss trajectory and the final metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    pub batch: usize,
+    pub steps: usize,
+    pub step_median_ns: f64,
+    pub step_time: Summary,
+    /// The training loss of each step (before its update).
+    pub losses: Vec<f64>,
+    /// Validation metrics after training: `val_loss`, and `val_accuracy` or `val_mse`.
+    pub metrics: BTreeMap<String, f64>,
+    /// Training time (steps only, evaluation excluded) until the spec's target was first met.
+    pub time_to_quality_s: Option<f64>,
+    pub raw_step_ns: Vec<f64>,
+}
+
+impl Results {
+    /// Writes `results.json` into `dir`, creating it; the file appears whole or not at all.
+    pub fn write(&self, dir: &Path) -> dlbench_core::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|e| dlbench_core::Error::io(dir, e))?;
+        let path = dir.join("results.json");
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| dlbench_core::Error::invalid(format!("results to JSON: {e}")))?;
+        dlbench_core::format::write_atomically(&path, &json)?;
+        Ok(path)
+    }
+
+    /// Reads a record, checking its schema.
+    pub fn read(path: &Path) -> dlbench_core::Result<Results> {
+        let bytes = std::fs::read(path).map_err(|e| dlbench_core::Error::io(path, e))?;
+        let results: Results = serde_json::from_slice(&bytes)
+            .map_err(|e| dlbench_core::Error::file(path, format!("not a {SCHEMA} record: {e}")))?;
+        if results.schema != SCHEMA {
+            return Err(dlbench_core::Error::file(
+                path,
+                format!("schema `{}`, expected `{SCHEMA}`", results.schema),
+            ));
+        }
+        Ok(results)
+    }
+
+    /// True when every run that was asked for succeeded.
+    pub fn all_ok(&self) -> bool {
+        self.runs.iter().all(|r| r.status == Status::Ok)
+    }
+}

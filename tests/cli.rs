@@ -1,0 +1,207 @@
+//! End to end, through the `dlbench` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dlbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dlbench"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("dlbench runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dlbench-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = dlbench(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for command in ["list", "inspect", "run", "init"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
+#[test]
+fn list_shows_the_reference_backend_and_what_is_missing() {
+    let out = dlbench(&["list"]);
+    assert!(out.status.success());
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("reference") && listing.contains("training"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("Not in this build") && listing.contains("tch"),
+        "{listing}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&dlbench(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(json["backends"][0]["name"], "reference");
+}
+
+#[test]
+fn inspect_cnn_prints_every_shape_and_the_parameter_count() {
+    let out = dlbench(&["inspect", "specs/cnn.yaml"]);
+    let summary = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(summary.contains("250,326"), "{summary}");
+    for shape in [
+        "batch x 32x30x30",
+        "batch x 32x15x15",
+        "batch x 64x13x13",
+        "batch x 64x6x6",
+        "batch x 2304",
+        "batch x 100",
+        "batch x 10",
+    ] {
+        assert!(summary.contains(shape), "missing {shape} in\n{summary}");
+    }
+}
+
+#[test]
+fn inspect_json_gives_the_seed_parameter_counts() {
+    for (spec, params) in [
+        ("specs/mlp.yaml", 431),
+        ("specs/cnn.yaml", 250_326),
+        ("specs/rnn.yaml", 10_651),
+        ("specs/vae.yaml", 552_012),
+    ] {
+        let out = dlbench(&["inspect", spec, "--json"]);
+        assert!(out.status.success(), "{spec}: {}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["parameters"], params, "{spec}");
+        assert!(json["flops_per_sample"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn a_saved_model_inspects_like_its_spec() {
+    let dir = temp_dir("init");
+    let model = dir.join("rnn.safetensors");
+    let out = dlbench(&["init", "specs/rnn.yaml", "--out", path_str(&model)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_file = dlbench(&["inspect", path_str(&model), "--json"]);
+    let from_spec = dlbench(&["inspect", "specs/rnn.yaml", "--json"]);
+    let a: serde_json::Value = serde_json::from_slice(&from_file.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&from_spec.stdout).unwrap();
+    assert_eq!(a["nodes"], b["nodes"]);
+    assert_eq!(a["parameters"], 10_651);
+}
+
+#[test]
+fn run_mlp_on_the_reference_writes_a_record_whose_loss_goes_down() {
+    let dir = temp_dir("run-mlp");
+    let out = dlbench(&[
+        "run",
+        "specs/mlp.yaml",
+        "--backends",
+        "reference",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(record["schema"], "dlbench.results/v1");
+    assert_eq!(record["spec"]["parameters"], 431);
+    assert!(record["environment"]["cores"].as_u64().unwrap() >= 1);
+    assert!(record["environment"]["rustc"]
+        .as_str()
+        .unwrap()
+        .starts_with("rustc"));
+    let run = &record["runs"][0];
+    assert_eq!(run["backend"], "reference");
+    assert_eq!(run["status"], "ok");
+    let losses: Vec<f64> = run["training"]["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    let (head, tail) = (&losses[..10], &losses[losses.len() - 10..]);
+    assert!(
+        mean(tail) < 0.5 * mean(head),
+        "loss did not go down: {head:?} .. {tail:?}"
+    );
+    let accuracy = run["training"]["metrics"]["val_binary_accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(accuracy > 0.85, "validation accuracy {accuracy}");
+    let inference = run["inference"].as_array().unwrap();
+    assert!(!inference.is_empty());
+    for entry in inference {
+        assert!(entry["median_ns"].as_f64().unwrap() > 0.0);
+        assert!(entry["samples"].as_u64().unwrap() >= 1);
+        assert_eq!(
+            entry["raw_ns"].as_array().unwrap().len() as u64,
+            entry["samples"].as_u64().unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_backend_not_in_this_build_is_reported_unsupported_and_the_rest_kept() {
+    let dir = temp_dir("run-missing");
+    let out = dlbench(&[
+        "run",
+        "specs/mlp.yaml",
+        "--backends",
+        "reference,burn",
+        "--quick",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(record["runs"][0]["status"], "ok");
+    assert_eq!(record["runs"][1]["backend"], "burn");
+    assert_eq!(record["runs"][1]["status"], "unsupported");
+    assert!(record["runs"][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not in this build"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(dlbench(&["frobnicate"]).status.code(), Some(2));
+    let out = dlbench(&["inspect", "no/such/spec.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no/such/spec.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = dlbench(&["inspect", "README.md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(".safetensors"));
+    let out = dlbench(&["run", "specs/mlp.yaml", "--device", "tpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown device `tpu`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
