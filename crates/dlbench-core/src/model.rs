@@ -16,10 +16,19 @@ pub struct Model {
 impl Model {
     /// Checks the graph (shape inference) and that the weights match its parameters exactly.
     pub fn new(graph: Graph, weights: Values) -> Result<Self> {
+        let model = Model { graph, weights };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// The checks of [`Model::new`], for a model whose fields were set directly: the graph
+    /// infers, and each parameter has a weight of its declared dtype and shape, and no more.
+    pub fn validate(&self) -> Result<()> {
+        let graph = &self.graph;
         graph.infer()?;
         for param in &graph.params {
             let name = &param.value.name;
-            let weight = weights.get(name).ok_or_else(|| {
+            let weight = self.weights.get(name).ok_or_else(|| {
                 Error::invalid(format!(
                     "model `{}`: no weight for parameter `{name}`",
                     graph.name
@@ -37,13 +46,13 @@ impl Model {
                 )));
             }
         }
-        if let Some(extra) = weights.keys().find(|k| graph.param(k).is_none()) {
+        if let Some(extra) = self.weights.keys().find(|k| graph.param(k).is_none()) {
             return Err(Error::invalid(format!(
                 "model `{}`: weight `{extra}` is not a parameter of the graph",
                 graph.name
             )));
         }
-        Ok(Model { graph, weights })
+        Ok(())
     }
 
     /// A fresh model, initialised like PyTorch from `seed`.

@@ -85,29 +85,13 @@ impl ReferenceSession {
             ),
             None => (model.graph.clone(), None),
         };
+        model.validate()?;
         let infos = graph.infer()?;
-        let mut params = Values::new();
-        for param in &graph.params {
-            let name = &param.value.name;
-            let weight = model.weights.get(name).ok_or_else(|| {
-                Error::invalid(format!(
-                    "model `{}`: no weight for parameter `{name}`",
-                    graph.name
-                ))
-            })?;
-            let expected = param.value.resolve(1);
-            if weight.shape() != expected.as_slice() || !weight.dtype().is_float() {
-                return Err(Error::invalid(format!(
-                    "model `{}`: weight `{name}` is {} {:?}, the graph declares {} {:?}",
-                    graph.name,
-                    weight.dtype(),
-                    weight.shape(),
-                    param.value.dtype,
-                    expected
-                )));
-            }
-            params.insert(name.clone(), weight.to_dtype(DType::F64));
-        }
+        let params = model
+            .weights
+            .iter()
+            .map(|(name, w)| (name.clone(), w.to_dtype(DType::F64)))
+            .collect();
         Ok(ReferenceSession {
             graph,
             infos,
