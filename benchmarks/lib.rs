@@ -1,1 +1,52 @@
-//! Criterion benchmarks live in `benches/`; this library only anchors the package.
+//! Shared set-up for the criterion benchmarks in `benches/`: the backends to compare and the
+//! seed workloads, prepared outside the timed code (burnbench's prepare / execute / sync).
+
+use std::path::Path;
+
+use dlbench_core::{Backend, Model, Values};
+use dlbench_harness::feed::{batch_inputs, Phase};
+use dlbench_harness::spec::Spec;
+use dlbench_native::reference::ReferenceBackend;
+
+/// The seed specs, by name.
+pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];
+
+/// Every backend the benchmarks compare, side by side.
+pub fn backends() -> Vec<Box<dyn Backend>> {
+    vec![Box::new(ReferenceBackend)]
+}
+
+/// A seed workload ready to time: its model, and one batch of `batch` rows for inference and
+/// for training (targets included).
+pub struct Workload {
+    pub spec: Spec,
+    pub model: Model,
+    pub inference: Values,
+    pub training: Values,
+}
+
+impl Workload {
+    /// Loads `specs/<name>.yaml` and cuts one batch from its training split.
+    pub fn load(name: &str, batch: usize) -> Workload {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../specs/{name}.yaml"));
+        let spec = Spec::load(&path).expect("seed spec parses");
+        let model = spec.build_model().expect("seed model builds");
+        let (train, _) = spec.load_data().expect("seed data loads");
+        let rows: Vec<usize> = (0..batch).map(|i| i % train.len()).collect();
+        let (x, y) = train.batch(&rows);
+        let inference =
+            batch_inputs(&model.graph, &x, None, spec.seed, Phase::Eval(0)).expect("inputs");
+        let graph = model
+            .graph
+            .with_loss(spec.train.loss)
+            .expect("training graph");
+        let training =
+            batch_inputs(&graph, &x, y.as_ref(), spec.seed, Phase::Train(0)).expect("inputs");
+        Workload {
+            spec,
+            model,
+            inference,
+            training,
+        }
+    }
+}

@@ -97,6 +97,31 @@ pub fn reshape(data: Dataset, sample_shape: &[usize]) -> Result<Dataset> {
     Ok(Dataset { features, ..data })
 }
 
+/// Enlarges `[C, H, W]` samples by an integer `factor` along H and W, repeating each pixel
+/// (nearest neighbour), e.g. 8x8 digits to the 32x32 input of a LeNet-style network.
+pub fn upsample(data: Dataset, factor: usize) -> Result<Dataset> {
+    let &[c, h, w] = data.sample_shape() else {
+        return Err(Error::invalid(format!(
+            "upsampling needs samples of shape [C, H, W], got {:?}",
+            data.sample_shape()
+        )));
+    };
+    if factor == 0 {
+        return Err(Error::invalid("the upsampling factor must be positive"));
+    }
+    let (oh, ow) = (h * factor, w * factor);
+    let src = data.features.to_f64_vec();
+    let mut out = Vec::with_capacity(data.len() * c * oh * ow);
+    for plane in src.chunks_exact(h * w) {
+        for y in 0..oh {
+            let row = &plane[(y / factor) * w..(y / factor + 1) * w];
+            out.extend((0..ow).map(|x| row[x / factor] as f32));
+        }
+    }
+    let features = Tensor::f32(vec![data.len(), c, oh, ow], out)?;
+    Ok(Dataset { features, ..data })
+}
+
 /// One column of a `[rows, columns]` (or `[rows]`) feature tensor, as a series.
 pub fn column(features: &Tensor, index: usize) -> Result<Vec<f64>> {
     let (rows, width) = match features.shape() {
@@ -146,6 +171,23 @@ pub fn windows(series: &[f64], length: usize) -> Result<Dataset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upsample_repeats_each_pixel() {
+        let features = Tensor::f32(vec![1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        let data = Dataset::new(features, None).unwrap();
+        let up = upsample(data, 2).unwrap();
+        assert_eq!(up.sample_shape(), &[1, 4, 4]);
+        assert_eq!(
+            up.features.as_f32().unwrap(),
+            &[1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0]
+        );
+        let flat = Dataset::new(Tensor::f32(vec![1, 4], vec![0.0; 4]).unwrap(), None).unwrap();
+        assert!(upsample(flat, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("[C, H, W]"));
+    }
 
     #[test]
     fn standardizer_uses_the_statistics_it_was_fit_on() {

@@ -131,7 +131,7 @@ fn seed_specs_take_the_documented_defaults() {
 fn seed_specs_load_their_data() {
     let sizes = [
         ("mlp", vec![30], 569),
-        ("cnn", vec![1, 32, 32], 1024),
+        ("cnn", vec![1, 32, 32], 1797),
         ("rnn", vec![10, 1], 299),
         ("vae", vec![1000], 1024),
     ];

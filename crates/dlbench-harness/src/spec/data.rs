@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::de;
 
 /// The `data:` section. Steps run in this order: load (or generate), `windows`, `scale`,
-/// `reshape`, split off `validation`, then `standardize` with the training split's statistics.
+/// `reshape`, `upsample`, split off `validation`, then `standardize` with the training split's
+/// statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSpec {
     pub source: DataSource,
@@ -23,6 +24,8 @@ pub struct DataSpec {
     pub scale: Option<f64>,
     /// The shape of each sample after loading (e.g. 64 values to `[1, 8, 8]`).
     pub reshape: Option<Vec<usize>>,
+    /// Enlarge `[C, H, W]` samples by this integer factor (nearest neighbour).
+    pub upsample: Option<usize>,
     /// Standardize each feature with the training split's mean and standard deviation.
     pub standardize: bool,
     /// The fraction of samples held out for validation, in [0, 1); default 0.2.
@@ -117,6 +120,8 @@ struct RawData {
     scale: Option<f64>,
     #[serde(default, deserialize_with = "de::positive_list_opt")]
     reshape: Option<Vec<usize>>,
+    #[serde(default, deserialize_with = "de::positive_opt")]
+    upsample: Option<usize>,
     #[serde(default)]
     standardize: bool,
     #[serde(default = "validation_default", deserialize_with = "de::fraction")]
@@ -188,6 +193,7 @@ impl TryFrom<RawData> for DataSpec {
             windows: raw.windows,
             scale: raw.scale,
             reshape: raw.reshape,
+            upsample: raw.upsample,
             standardize: raw.standardize,
             validation: raw.validation,
         })
@@ -257,6 +263,9 @@ impl DataSpec {
         }
         if let Some(shape) = &self.reshape {
             data = preprocess::reshape(data, shape).map_err(|e| format!("reshape: {e}"))?;
+        }
+        if let Some(factor) = self.upsample {
+            data = preprocess::upsample(data, factor).map_err(|e| format!("upsample: {e}"))?;
         }
         if data.sample_shape() != sample {
             return Err(format!(

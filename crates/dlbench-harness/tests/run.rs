@@ -1,0 +1,191 @@
+//! The run loop with deliberately broken backends: a backend that errors, one that panics and
+//! one that cannot train each become their own record, and every other result is kept.
+
+use std::path::Path;
+
+use dlbench_core::{
+    Backend, Capabilities, Device, Error, Mode, Model, PrepareOptions, Result, Session, Values,
+};
+use dlbench_harness::results::Status;
+use dlbench_harness::run::{run, Observer, RunOptions};
+use dlbench_harness::spec::Spec;
+use dlbench_native::reference::ReferenceBackend;
+
+/// Quiet progress.
+struct Silent;
+
+impl Observer for Silent {
+    fn begin(&mut self, _: &str, _: u64) {}
+    fn advance(&mut self, _: u64, _: &str) {}
+    fn end(&mut self, _: &str) {}
+}
+
+/// How a [`Broken`] backend misbehaves.
+#[derive(Clone, Copy)]
+enum Fault {
+    ErrorOnStep,
+    PanicOnStep,
+    InferenceOnly,
+}
+
+/// Wraps the reference and breaks it in one way.
+struct Broken {
+    name: &'static str,
+    fault: Fault,
+}
+
+struct BrokenSession {
+    inner: Box<dyn Session>,
+    fault: Fault,
+}
+
+impl Backend for Broken {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn version(&self) -> String {
+        "test".into()
+    }
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = ReferenceBackend.capabilities();
+        caps.training = !matches!(self.fault, Fault::InferenceOnly);
+        caps
+    }
+    fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
+        Ok(Box::new(BrokenSession {
+            inner: ReferenceBackend.prepare(model, options)?,
+            fault: self.fault,
+        }))
+    }
+}
+
+impl Session for BrokenSession {
+    fn load(&mut self, inputs: &Values) -> Result<()> {
+        self.inner.load(inputs)
+    }
+    fn forward(&mut self, mode: Mode) -> Result<()> {
+        self.inner.forward(mode)
+    }
+    fn backward(&mut self) -> Result<()> {
+        self.inner.backward()
+    }
+    fn train_step(&mut self) -> Result<()> {
+        match self.fault {
+            Fault::ErrorOnStep => Err(Error::Backend {
+                backend: "erring".into(),
+                message: "out of memory (on purpose)".into(),
+            }),
+            Fault::PanicOnStep => panic!("index out of bounds (on purpose)"),
+            Fault::InferenceOnly => self.inner.train_step(),
+        }
+    }
+    fn outputs(&mut self) -> Result<Values> {
+        self.inner.outputs()
+    }
+    fn intermediates(&mut self) -> Result<Values> {
+        self.inner.intermediates()
+    }
+    fn gradients(&mut self) -> Result<Values> {
+        self.inner.gradients()
+    }
+    fn weights(&mut self) -> Result<Values> {
+        self.inner.weights()
+    }
+}
+
+fn mlp() -> Spec {
+    Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/mlp.yaml")).unwrap()
+}
+
+#[test]
+fn failures_are_records_and_the_other_backends_are_kept() {
+    let erring = Broken {
+        name: "erring",
+        fault: Fault::ErrorOnStep,
+    };
+    let panicking = Broken {
+        name: "panicking",
+        fault: Fault::PanicOnStep,
+    };
+    let inference_only = Broken {
+        name: "inference-only",
+        fault: Fault::InferenceOnly,
+    };
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend, &erring, &panicking, &inference_only];
+    let options = RunOptions {
+        backends: Some(
+            [
+                "erring",
+                "reference",
+                "panicking",
+                "inference-only",
+                "missing",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        quick: true,
+        ..RunOptions::default()
+    };
+    let results = run(&mlp(), &registry, &options, &mut Silent).unwrap();
+    let by_name = |n: &str| results.runs.iter().find(|r| r.backend == n).unwrap();
+
+    let erring = by_name("erring");
+    assert_eq!(erring.status, Status::Failed);
+    assert!(erring
+        .error
+        .as_ref()
+        .unwrap()
+        .contains("out of memory (on purpose)"));
+
+    let panicking = by_name("panicking");
+    assert_eq!(panicking.status, Status::Failed);
+    let message = panicking.error.as_ref().unwrap();
+    assert!(
+        message.contains("panicked") && message.contains("on purpose"),
+        "{message}"
+    );
+
+    let reference = by_name("reference");
+    assert_eq!(reference.status, Status::Ok);
+    assert_eq!(reference.training.as_ref().unwrap().losses.len(), 30);
+    assert_eq!(reference.inference.len(), 2);
+
+    let inference_only = by_name("inference-only");
+    assert_eq!(inference_only.status, Status::Ok);
+    assert!(inference_only.training.is_none());
+    assert_eq!(inference_only.inference.len(), 2);
+
+    assert_eq!(by_name("missing").status, Status::Unsupported);
+    assert!(!results.all_ok());
+}
+
+#[test]
+fn a_device_the_backend_lacks_is_unsupported() {
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
+    let options = RunOptions {
+        devices: Some(vec![Device::Cuda(0)]),
+        quick: true,
+        ..RunOptions::default()
+    };
+    let results = run(&mlp(), &registry, &options, &mut Silent).unwrap();
+    assert_eq!(results.runs[0].status, Status::Unsupported);
+    assert!(results.runs[0].error.as_ref().unwrap().contains("cuda:0"));
+}
+
+#[test]
+fn the_same_spec_gives_the_same_losses_and_metrics() {
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
+    let options = RunOptions {
+        quick: true,
+        ..RunOptions::default()
+    };
+    let a = run(&mlp(), &registry, &options, &mut Silent).unwrap();
+    let b = run(&mlp(), &registry, &options, &mut Silent).unwrap();
+    let (ta, tb) = (
+        a.runs[0].training.as_ref().unwrap(),
+        b.runs[0].training.as_ref().unwrap(),
+    );
+    assert_eq!(ta.losses, tb.losses);
+    assert_eq!(ta.metrics, tb.metrics);
+}
