@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 use dlbench_core::{Backend, Device};
 use dlbench_harness::results::{Results, Status};
-use dlbench_harness::run::{format_ns, RunOptions};
+use dlbench_harness::run::RunOptions;
 use dlbench_harness::spec::Spec;
+use dlbench_harness::stats::format_ns;
 
 use crate::progress::Bars;
 use crate::{registry, Failure};

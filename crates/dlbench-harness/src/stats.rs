@@ -67,6 +67,16 @@ pub fn summarize(samples: &[f64]) -> Summary {
     }
 }
 
+/// `1.23 ms`, `456 us`, `78 ns`.
+pub fn format_ns(ns: f64) -> String {
+    match ns {
+        n if n >= 1e9 => format!("{:.2} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} us", n / 1e3),
+        n => format!("{n:.0} ns"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

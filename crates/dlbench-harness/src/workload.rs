@@ -1,0 +1,55 @@
+//! A spec made ready to run: its model built, its data loaded and split, its budget settled.
+//! Prepared once per spec (in each worker), shared by every backend run.
+
+use dlbench_core::Model;
+use dlbench_data::Dataset;
+
+use crate::spec::{BenchmarkSpec, Spec};
+use crate::HarnessError;
+
+/// Training steps a `--quick` run is capped at.
+pub const QUICK_STEPS: usize = 30;
+
+/// Everything a backend run needs.
+pub struct Workload {
+    pub spec: Spec,
+    pub model: Model,
+    pub train: Dataset,
+    pub validation: Dataset,
+    /// Training steps to run: the spec's, capped by `--quick`.
+    pub steps: usize,
+    /// Timing budget: the spec's, shortened by `--quick`.
+    pub benchmark: BenchmarkSpec,
+}
+
+impl Workload {
+    /// Builds the model and loads the data of `spec`; `quick` caps steps and timing budgets.
+    pub fn prepare(spec: Spec, quick: bool) -> Result<Workload, HarnessError> {
+        let model = spec.build_model()?;
+        let (train, validation) = spec.load_data()?;
+        if train.is_empty() {
+            return Err(HarnessError::Usage(format!(
+                "{}: the training split is empty",
+                spec.path.display()
+            )));
+        }
+        let mut steps = spec.train.total_steps(train.len());
+        let mut benchmark = spec.benchmark.clone();
+        if quick {
+            steps = steps.min(QUICK_STEPS);
+            benchmark = BenchmarkSpec {
+                warmup_s: 0.02,
+                min_samples: 3,
+                budget_s: 0.1,
+            };
+        }
+        Ok(Workload {
+            spec,
+            model,
+            train,
+            validation,
+            steps,
+            benchmark,
+        })
+    }
+}
