@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use dlbench_core::{Backend, Device};
-use dlbench_harness::results::{Results, Status};
+use dlbench_harness::results::{AgreementCheck, Results, RunRecord, Status};
 use dlbench_harness::run::RunOptions;
 use dlbench_harness::spec::Spec;
 use dlbench_harness::stats::format_ns;
@@ -56,6 +56,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
     let results = dlbench_harness::run::run(&spec, &registry, &options, &mut Bars::default())?;
     print_summary(&results);
+    print_agreement(&results);
     let out = args
         .out
         .clone()
@@ -67,7 +68,67 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if results.runs.iter().any(|r| r.status == Status::Failed) {
         return Err(Failure("at least one backend failed; see the table above".into()).into());
     }
+    if results.runs.iter().any(disagrees) {
+        return Err(Failure(
+            "at least one backend disagrees with the f64 reference; see the agreement table".into(),
+        )
+        .into());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The checks of a run's agreement section, in table order.
+fn checks(run: &RunRecord) -> [(&'static str, Option<&AgreementCheck>); 3] {
+    let a = run.agreement.as_ref();
+    [
+        ("forward", a.and_then(|a| a.forward.as_ref())),
+        ("gradients", a.and_then(|a| a.gradients.as_ref())),
+        ("training", a.and_then(|a| a.training.as_ref())),
+    ]
+}
+
+fn disagrees(run: &RunRecord) -> bool {
+    checks(run).iter().any(|(_, c)| c.is_some_and(|c| !c.pass))
+}
+
+/// One line per backend that has an agreement section: pass or FAIL, the largest relative
+/// error of each check, and where a disagreement starts.
+fn print_agreement(results: &Results) {
+    let runs: Vec<&RunRecord> = results
+        .runs
+        .iter()
+        .filter(|r| r.agreement.is_some())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    println!("\nAgreement with the f64 reference (max relative error):");
+    let header = format!(
+        "{:<11} {:<7} {:>3} {:>16} {:>16} {:>16}  {}",
+        "backend", "device", "thr", "forward", "gradients", "training", "first divergent node"
+    );
+    println!("{header}");
+    println!("{}", "-".repeat(header.len()));
+    for r in runs {
+        let cell = |c: Option<&AgreementCheck>| match c {
+            None => "-".to_string(),
+            Some(c) => format!("{} {:.1e}", if c.pass { "pass" } else { "FAIL" }, c.max_rel),
+        };
+        let [f, g, t] = checks(r);
+        let node = [f, g, t]
+            .iter()
+            .find_map(|(_, c)| c.and_then(|c| c.first_divergent_node.clone()))
+            .unwrap_or_default();
+        println!(
+            "{:<11} {:<7} {:>3} {:>16} {:>16} {:>16}  {node}",
+            r.backend,
+            r.device.to_string(),
+            r.threads,
+            cell(f.1),
+            cell(g.1),
+            cell(t.1)
+        );
+    }
 }
 
 fn print_summary(results: &Results) {
