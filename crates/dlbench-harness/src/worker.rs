@@ -234,17 +234,6 @@ pub fn run_worker(
     request: &WorkerRequest,
     observer: &mut dyn Observer,
 ) -> RunRecord {
-    let label = request.label();
-    let failed = |observer: &mut dyn Observer, error: String| {
-        observer.end(&format!("{label}: failed: {}", first_line(&error)));
-        RunRecord::without_results(
-            &request.backend,
-            request.device,
-            request.threads,
-            Status::Failed,
-            error,
-        )
-    };
     let spawned = Command::new(exe)
         .args(request.args())
         .stdin(Stdio::null())
@@ -255,7 +244,7 @@ pub fn run_worker(
         Ok(child) => child,
         Err(e) => {
             let error = format!("could not start the worker `{}`: {e}", exe.display());
-            return failed(observer, error);
+            return failed(request, None, error, observer);
         }
     };
     let deadline = Instant::now() + timeout;
@@ -276,18 +265,19 @@ pub fn run_worker(
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    // Stdout is closed (or the time is up): wait for the exit, within the same limit.
     let status = if timed_out {
         None
     } else {
         wait_until(&mut child, deadline)
     };
-    let status = match status {
-        Some(status) => Ok(status),
+    let cause = match status {
+        Some(status) => abnormal_exit(status, &output),
         None => {
-            // Past the limit: SIGKILL cannot be caught, so the wait below returns.
+            // SIGKILL cannot be caught or ignored, so the wait returns.
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!(
+            Some(format!(
                 "timed out after {} (the worker was killed)",
                 seconds(timeout)
             ))
@@ -296,54 +286,98 @@ pub fn run_worker(
     // Stderr ends when the worker does; a grandchild holding it open is not waited for.
     let _ = drained.recv_timeout(DRAIN_WAIT);
     let tail = tail.lock().map(|t| t.render()).unwrap_or_default();
-
-    let cause = match status {
-        Err(timeout) => Some(timeout),
-        Ok(status) => abnormal_exit(status, &output),
-    };
-    match (output.record, cause) {
-        (Some(mut record), None) => {
-            if record.backend != request.backend
-                || record.device != request.device
-                || record.threads != request.threads
-            {
-                let error = format!(
-                    "the worker answered for {} {} x{} instead: a protocol error\n{tail}",
-                    record.backend, record.device, record.threads
-                );
-                return failed(observer, error);
-            }
-            if record.status == Status::Failed {
-                let error = record.error.take().unwrap_or_default();
-                record.error = Some(format!("{error}\n{tail}"));
-            }
-            if output.stray > 0 {
-                record.notes.push(format!(
-                    "the worker wrote {} line(s) on stdout that are not protocol messages",
-                    output.stray
-                ));
-            }
-            record
-        }
-        (Some(mut record), Some(cause)) => {
-            // Measurements that arrived are kept, but the run did not end cleanly.
-            let error = format!("{cause} after writing its record\n{tail}");
-            observer.end(&format!("{label}: failed: {}", first_line(&error)));
-            record.status = Status::Failed;
-            record.error = Some(error);
-            record
-        }
-        (None, cause) => {
-            let cause = cause.unwrap_or_else(|| "the worker ended without a record".into());
-            let error = match &output.first_stray {
-                Some(stray) => {
-                    format!("{cause}; its output is not the worker protocol: {stray}\n{tail}")
-                }
-                None => format!("{cause}, without writing a record\n{tail}"),
-            };
-            failed(observer, error)
-        }
+    match conclude(request, output, cause, &tail) {
+        Verdict::Clean(record) => record,
+        Verdict::Abnormal { partial, error } => failed(request, partial, error, observer),
     }
+}
+
+/// How a worker's run ended, as [`conclude`] judges it.
+enum Verdict {
+    /// The worker ended normally with its record (which may report a failure of its own).
+    Clean(RunRecord),
+    /// The worker ended abnormally: `error` says how; `partial` is a record it wrote first.
+    Abnormal {
+        partial: Option<RunRecord>,
+        error: String,
+    },
+}
+
+/// Judges a finished worker from its output and `cause`, the abnormal end the process itself
+/// showed, if any. A failure is given the stderr `tail`.
+fn conclude(
+    request: &WorkerRequest,
+    output: WorkerOutput,
+    cause: Option<String>,
+    tail: &str,
+) -> Verdict {
+    let Some(mut record) = output.record else {
+        let cause = cause.unwrap_or_else(|| "the worker ended".into());
+        let error = match &output.first_stray {
+            Some(stray) => format!("{cause}; its output is not the worker protocol: {stray}"),
+            None => format!("{cause}, without writing a record"),
+        };
+        return Verdict::Abnormal {
+            partial: None,
+            error: format!("{error}\n{tail}"),
+        };
+    };
+    if let Some(cause) = cause {
+        // The measurements that arrived are kept, but the run did not end cleanly.
+        return Verdict::Abnormal {
+            partial: Some(record),
+            error: format!("{cause}, after writing its record\n{tail}"),
+        };
+    }
+    if (&record.backend, record.device, record.threads)
+        != (&request.backend, request.device, request.threads)
+    {
+        let error = format!(
+            "the worker answered for {} {} x{} instead: a protocol error\n{tail}",
+            record.backend, record.device, record.threads
+        );
+        return Verdict::Abnormal {
+            partial: None,
+            error,
+        };
+    }
+    if record.status == Status::Failed {
+        let error = record.error.take().unwrap_or_default();
+        record.error = Some(format!("{error}\n{tail}"));
+    }
+    if output.stray > 0 {
+        record.notes.push(format!(
+            "the worker wrote {} line(s) on stdout that are not protocol messages",
+            output.stray
+        ));
+    }
+    Verdict::Clean(record)
+}
+
+/// A failed record for `request` (keeping what `partial` measured), told to `observer`.
+fn failed(
+    request: &WorkerRequest,
+    partial: Option<RunRecord>,
+    error: String,
+    observer: &mut dyn Observer,
+) -> RunRecord {
+    observer.end(&format!(
+        "{}: failed: {}",
+        request.label(),
+        first_line(&error)
+    ));
+    let mut record = partial.unwrap_or_else(|| {
+        RunRecord::without_results(
+            &request.backend,
+            request.device,
+            request.threads,
+            Status::Failed,
+            String::new(),
+        )
+    });
+    record.status = Status::Failed;
+    record.error = Some(error);
+    record
 }
 
 /// Why a worker that exited on its own ended abnormally, if it did.
