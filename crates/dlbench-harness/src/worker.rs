@@ -37,7 +37,7 @@
 //! Lines on stdout that are not messages (a framework printing its banner) are tolerated when
 //! a record follows; they only explain a missing record.
 
-mod io;
+mod pipes;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -58,7 +58,7 @@ use crate::run::Observer;
 use crate::spec::Spec;
 use crate::workload::Workload;
 use crate::HarnessError;
-use io::{read_messages, read_tail, Line, Tail};
+use pipes::{read_messages, read_tail, Line, Tail};
 
 /// Lines of the worker's stderr kept for a failure message.
 pub const TAIL_LINES: usize = 20;
@@ -66,6 +66,8 @@ pub const TAIL_LINES: usize = 20;
 pub const TAIL_BYTES: usize = 4096;
 /// How long to wait for the last of stderr once the worker has ended.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
+/// Longer limits are taken as this one (a year), which no run reaches.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How often to look whether a worker that closed its stdout has exited.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -247,7 +249,8 @@ pub fn run_worker(
             return failed(request, None, error, observer);
         }
     };
-    let deadline = Instant::now() + timeout;
+    // A limit beyond any run (`--timeout` of u64::MAX seconds) must not overflow the clock.
+    let deadline = Instant::now() + timeout.min(MAX_TIMEOUT);
     let messages = read_messages(&mut child);
     let tail = Arc::new(Mutex::new(Tail::default()));
     let drained = read_tail(&mut child, Arc::clone(&tail));
