@@ -132,6 +132,9 @@ fn run_mlp_on_the_reference_writes_a_record_whose_loss_goes_down() {
     let run = &record["runs"][0];
     assert_eq!(run["backend"], "reference");
     assert_eq!(run["status"], "ok");
+    // Run in its own worker process: the peak RSS is the backend's own.
+    assert!(run["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(!run["notes"].to_string().contains("in-process"), "{run}");
     let losses: Vec<f64> = run["training"]["losses"]
         .as_array()
         .unwrap()

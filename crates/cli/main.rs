@@ -7,6 +7,7 @@ mod list;
 mod progress;
 mod registry;
 mod run;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Run one backend of a spec and report on stdout, for `dlbench run` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// An error that means dlbench ran but something failed (exit code 1), not bad input.
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Inspect { path, json } => inspect::inspect(&path, json),
         Command::Run(args) => run::run(&args),
         Command::Init { spec, out } => inspect::init(&spec, &out),
+        Command::Worker(args) => worker::worker(&args),
     };
     match outcome {
         Ok(code) => code,

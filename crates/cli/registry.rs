@@ -4,9 +4,14 @@
 use dlbench_core::Backend;
 use dlbench_native::reference::ReferenceBackend;
 
-/// Every backend in this build.
+/// Every backend in this build; with the `test-backends` feature, also the deliberately
+/// faulty `test-...` backends of `dlbench-testkit`, which the end-to-end tests run.
 pub fn backends() -> Vec<Box<dyn Backend>> {
-    vec![Box::new(ReferenceBackend)]
+    #[allow(unused_mut)] // extended only with the `test-backends` feature
+    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend)];
+    #[cfg(feature = "test-backends")]
+    all.extend(dlbench_testkit::backends());
+    all
 }
 
 /// Backends that dlbench plans but this build does not contain, and why.

@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use dlbench_core::{Backend, Device};
 use dlbench_harness::results::{AgreementCheck, Results, RunRecord, Status};
-use dlbench_harness::run::RunOptions;
+use dlbench_harness::run::{Isolation, RunOptions};
 use dlbench_harness::spec::Spec;
 use dlbench_harness::stats::format_ns;
 
@@ -33,6 +34,11 @@ pub struct RunArgs {
     /// Folder for results.json [default: reports/<spec name>/].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Time limit of each backend run (one worker process each); a run still going then is
+    /// killed and recorded as timed out.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -51,6 +57,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         devices,
         threads: args.threads.clone(),
         quick: args.quick,
+        // Each backend in its own process: this binary's hidden `worker` subcommand.
+        isolation: Isolation::Process {
+            exe: std::env::current_exe().map_err(|e| {
+                Failure(format!(
+                    "cannot find the dlbench binary to start workers: {e}"
+                ))
+            })?,
+            timeout: Duration::from_secs(args.timeout),
+        },
     };
     let backends = registry::backends();
     let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
@@ -206,8 +221,9 @@ fn print_summary(results: &Results) {
             line.push_str(&format!(" {cell:>12}"));
         }
         println!("{line}");
-        if let Some(e) = &r.error {
-            println!("    {e}");
+        // Worker failures carry the worker's stderr tail on the lines after the cause.
+        for line in r.error.iter().flat_map(|e| e.lines()) {
+            println!("    {line}");
         }
     }
 }

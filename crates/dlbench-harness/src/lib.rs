@@ -2,13 +2,16 @@
 //! `dlbench.results/v1` record. It sees backends only through the `dlbench-core` traits; the
 //! binary owns the registry of backends and hands it in.
 
+pub mod agreement;
 pub mod backend_run;
+pub mod conformance;
 pub mod environment;
 pub mod feed;
 pub mod results;
 pub mod run;
 pub mod spec;
 pub mod stats;
+pub mod worker;
 pub mod workload;
 
 use spec::SpecError;

@@ -1,7 +1,10 @@
 //! `dlbench run`: every backend x device x thread count of a spec, each in its own run, gathered
 //! into one results record. A backend that fails becomes a failed run; the others are kept.
+//! Each run happens in this process or in its own worker process ([`Isolation`]).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use dlbench_core::{Backend, Device};
 
@@ -9,6 +12,7 @@ use crate::backend_run::run_contained;
 use crate::environment::Environment;
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
 use crate::spec::Spec;
+use crate::worker::{run_worker, WorkerRequest};
 use crate::workload::Workload;
 use crate::HarnessError;
 
@@ -21,6 +25,22 @@ pub struct RunOptions {
     /// A small budget for CI and first looks: at most
     /// [`QUICK_STEPS`](crate::workload::QUICK_STEPS) training steps and short timing budgets.
     pub quick: bool,
+    /// Where each backend run happens; in this process by default.
+    pub isolation: Isolation,
+}
+
+/// Where each backend x device x thread count runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Isolation {
+    /// In the calling process, one after another: no binary needed (library tests), but an
+    /// abort, segfault or hang ends the whole run, thread pools are shared, and peak RSS covers
+    /// the whole process.
+    #[default]
+    InProcess,
+    /// Each in its own worker process (see [`crate::worker`]): `exe` is a dlbench binary whose
+    /// `worker` subcommand serves the request; a worker still running after `timeout` is
+    /// killed and recorded as timed out.
+    Process { exe: PathBuf, timeout: Duration },
 }
 
 /// Receives progress, so the binary can draw bars while the library stays silent.
@@ -58,6 +78,8 @@ pub fn run(
         ));
     }
     let work = Workload::prepare(spec.clone(), options.quick)?;
+    // Workers read the spec again; an absolute path keeps that independent of their directory.
+    let spec_path = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
 
     let mut versions =
         BTreeMap::from([("dlbench".to_string(), env!("CARGO_PKG_VERSION").to_string())]);
@@ -77,7 +99,19 @@ pub fn run(
                         Status::Unsupported,
                         not_built_message(name, registry),
                     ),
-                    Some(b) => run_contained(&work, *b, device, n, observer),
+                    Some(b) => match &options.isolation {
+                        Isolation::InProcess => in_process(&work, *b, device, n, observer),
+                        Isolation::Process { exe, timeout } => {
+                            let request = WorkerRequest {
+                                spec: spec_path.clone(),
+                                backend: name.clone(),
+                                device,
+                                threads: n,
+                                quick: options.quick,
+                            };
+                            run_worker(exe, *timeout, &request, observer)
+                        }
+                    },
                 };
                 runs.push(record);
             }
@@ -89,6 +123,23 @@ pub fn run(
         environment: Environment::capture(versions),
         runs,
     })
+}
+
+/// One run in this process; its peak RSS is the whole process's, which the record says.
+fn in_process(
+    work: &Workload,
+    backend: &dyn Backend,
+    device: Device,
+    threads: usize,
+    observer: &mut dyn Observer,
+) -> RunRecord {
+    let mut record = run_contained(work, backend, device, threads, observer);
+    if record.peak_rss_bytes.is_some() {
+        record
+            .notes
+            .push("in-process run: peak RSS covers the whole dlbench process".into());
+    }
+    record
 }
 
 fn not_built_message(name: &str, registry: &[&dyn Backend]) -> String {

@@ -150,6 +150,7 @@ fn failures_are_records_and_the_other_backends_are_kept() {
     assert_eq!(reference.status, Status::Ok);
     assert_eq!(reference.training.as_ref().unwrap().losses.len(), 30);
     assert_eq!(reference.inference.len(), 2);
+    assert!(reference.notes.iter().any(|n| n.contains("in-process run")));
 
     let inference_only = by_name("inference-only");
     assert_eq!(inference_only.status, Status::Ok);

@@ -1,0 +1,20 @@
+//! dlbench-testkit: backends that are wrong on purpose, to prove that the harness catches what
+//! real frameworks get wrong. Each wraps the f64 reference and breaks one thing:
+//! [`faults`] break the process (abort, hang, panic, error) to test containment;
+//! [`mutants`] compute wrong numbers the way real adapter bugs do (a transposed Dense weight,
+//! swapped LSTM gates, floor instead of ceil pooling) to test agreement and localization.
+//!
+//! They are never in a normal build of `dlbench`: the binary registers them only with its
+//! `test-backends` feature, which the test command enables.
+
+use dlbench_core::Backend;
+
+pub mod faults;
+pub mod mutants;
+
+/// Every faulty backend, by its `test-...` name.
+pub fn backends() -> Vec<Box<dyn Backend>> {
+    let mut all = faults::backends();
+    all.extend(mutants::backends());
+    all
+}
