@@ -321,7 +321,7 @@ impl Runner<'_> {
         what: &str,
         result: Result<T>,
         notes: &mut Vec<String>,
-    ) -> std::result::Result<T, Option<AgreementCheck>> {
+    ) -> std::result::Result<T, Option<Box<AgreementCheck>>> {
         match result {
             Ok(value) => Ok(value),
             Err(Error::Unsupported { what: why, .. }) => {
@@ -331,10 +331,10 @@ impl Runner<'_> {
                 ));
                 Err(None)
             }
-            Err(e) => Err(Some(failed_check(format!(
+            Err(e) => Err(Some(Box::new(failed_check(format!(
                 "{what}: {} failed: {e}",
                 self.backend.name()
-            )))),
+            ))))),
         }
     }
 
@@ -350,6 +350,12 @@ impl Runner<'_> {
             &inputs,
             with_intermediates,
         )?;
+        if let Some(name) = graph.outputs.iter().find(|n| !ref_outputs.contains_key(*n)) {
+            return Err(Error::invalid(format!(
+                "{} returned no output `{name}`",
+                self.reference.name()
+            )));
+        }
         let wants = self.backend.capabilities().intermediates;
         let run = self
             .prepare(false, false)
@@ -389,7 +395,7 @@ impl Runner<'_> {
                 check
             }
             Err(None) => return Ok(None),
-            Err(Some(failed)) => failed,
+            Err(Some(failed)) => *failed,
         };
         if !check.pass {
             if with_intermediates {
@@ -435,7 +441,7 @@ impl Runner<'_> {
         let run = self.prepare(false, true).and_then(backward);
         let actual = match self.outcome("gradients", run, notes) {
             Ok(grads) => grads,
-            Err(check) => return Ok(check),
+            Err(check) => return Ok(check.map(|c| *c)),
         };
         let comparisons: Vec<(String, Comparison)> = model
             .graph
@@ -480,7 +486,7 @@ impl Runner<'_> {
             .and_then(|mut s| train(s.as_mut(), &batches));
         let actual = match self.outcome("training", run, notes) {
             Ok(losses) => losses,
-            Err(check) => return Ok(check),
+            Err(check) => return Ok(check.map(|c| *c)),
         };
         let comparisons: Vec<(String, Comparison)> = expected
             .iter()

@@ -45,9 +45,9 @@ impl Mutation {
 
     /// The broken model and, for each weight it scrambled, the permutation it applied:
     /// element `j` of the scrambled weight is element `perm[j]` of the canonical one.
-    fn apply(self, model: &Model) -> Result<(Model, Vec<(String, Vec<usize>)>)> {
+    fn apply(self, model: &Model) -> Result<(Model, Layout)> {
         let mut broken = model.clone();
-        let mut layout: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut layout: Layout = Vec::new();
         for node in &mut broken.graph.nodes {
             match (self, &mut node.op) {
                 (Mutation::TransposedDense, Op::Dense) => {
@@ -88,6 +88,10 @@ impl Mutation {
         Ok((broken, layout))
     }
 }
+
+/// Each scrambled weight with its permutation: element `j` of the scrambled weight is
+/// element `perm[j]` of the canonical one.
+type Layout = Vec<(String, Vec<usize>)>;
 
 fn weight<'a>(model: &'a Model, name: &str) -> Result<&'a Tensor> {
     model
@@ -154,7 +158,7 @@ impl Backend for Mutant {
 /// A reference session on the broken model that reports parameters in canonical layout.
 struct MutantSession {
     inner: Box<dyn Session>,
-    layout: Vec<(String, Vec<usize>)>,
+    layout: Layout,
 }
 
 impl MutantSession {
