@@ -91,23 +91,115 @@ impl RunRecord {
     }
 }
 
-/// Agreement of a backend with the reference, by kind of check.
+/// Agreement of a backend with the reference, by kind of check. A check is `None` when the
+/// backend cannot do it (an inference-only backend has no gradients); `notes` says why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
+    /// Every graph output, and every intermediate value when the backend returns them, of one
+    /// inference-mode forward pass.
     pub forward: Option<AgreementCheck>,
+    /// Every parameter gradient of one backward pass on a training batch.
     pub gradients: Option<AgreementCheck>,
+    /// The loss trajectory of `agreement.steps` training steps from the same initial weights.
     pub training: Option<AgreementCheck>,
+    /// Checks that were skipped, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl Agreement {
+    /// True when every check that ran passed.
+    pub fn pass(&self) -> bool {
+        [&self.forward, &self.gradients, &self.training]
+            .into_iter()
+            .flatten()
+            .all(|c| c.pass)
+    }
 }
 
 /// The worst difference found by one check; passes if `|a - r| <= atol + rtol * |r|` throughout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgreementCheck {
+    #[serde(with = "non_finite")]
     pub max_abs: f64,
+    #[serde(with = "non_finite")]
     pub max_rel: f64,
     pub max_ulp: u64,
     pub pass: bool,
+    /// What was furthest outside tolerance (or closest to it): a value of the graph, a
+    /// parameter (for gradients) or `loss[step]` (for training).
+    #[serde(default)]
+    pub worst: Option<String>,
     /// The first node whose own error exceeds tolerance when replayed on reference inputs.
     pub first_divergent_node: Option<String>,
+    /// The op of that node (`dense`, `lstm`...).
+    #[serde(default)]
+    pub first_divergent_op: Option<String>,
+    /// That node's own error: its outputs on reference inputs against the reference's.
+    #[serde(default)]
+    pub divergence: Option<Comparison>,
+    /// What could not be compared or replayed, and why (a missing value, a backend error).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// One tensor against its reference; see `agreement::compare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Largest `|a - r|`.
+    #[serde(with = "non_finite")]
+    pub max_abs: f64,
+    /// Largest `|a - r| / |r|` over the elements whose reference is not zero.
+    #[serde(with = "non_finite")]
+    pub max_rel: f64,
+    /// Largest distance in f32 units in the last place (the reference rounded to f32).
+    pub max_ulp: u64,
+    /// Largest `|a - r| / (atol + rtol * |r|)`: the share of the tolerance used; above 1 fails.
+    #[serde(with = "non_finite")]
+    pub tolerance_used: f64,
+    /// Elements outside tolerance, out of `elements`.
+    pub mismatched: usize,
+    pub elements: usize,
+    pub pass: bool,
+    /// Why the tensors could not be compared element by element (shape or dtype).
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// JSON has no NaN or infinity (serde_json writes `null` and cannot read it back): write them
+/// as the strings `"NaN"`, `"inf"`, `"-inf"`, since a diverged backend produces exactly these.
+mod non_finite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *value {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrName {
+        Number(f64),
+        Name(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match NumberOrName::deserialize(d)? {
+            NumberOrName::Number(v) => Ok(v),
+            NumberOrName::Name(name) => match name.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"NaN\", \"inf\" or \"-inf\", got \"{name}\""
+                ))),
+            },
+        }
+    }
 }
 
 /// Inference latency at one batch size.
