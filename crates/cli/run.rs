@@ -92,6 +92,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The width of the backend column: the longest name, at least the header's.
+fn backend_width(results: &Results) -> usize {
+    results
+        .runs
+        .iter()
+        .map(|r| r.backend.len())
+        .chain([11])
+        .max()
+        .unwrap_or(11)
+}
+
 /// The checks of a run's agreement section, in table order.
 fn checks(run: &RunRecord) -> [(&'static str, Option<&AgreementCheck>); 3] {
     let a = run.agreement.as_ref();
@@ -109,6 +120,7 @@ fn disagrees(run: &RunRecord) -> bool {
 /// One line per backend that has an agreement section: pass or FAIL, the largest relative
 /// error of each check, and where a disagreement starts.
 fn print_agreement(results: &Results) {
+    let w = backend_width(results);
     let runs: Vec<&RunRecord> = results
         .runs
         .iter()
@@ -119,7 +131,7 @@ fn print_agreement(results: &Results) {
     }
     println!("\nAgreement with the f64 reference (max relative error):");
     let header = format!(
-        "{:<11} {:<7} {:>3} {:>16} {:>16} {:>16}  {}",
+        "{:<w$} {:<7} {:>3} {:>16} {:>16} {:>16}  {}",
         "backend", "device", "thr", "forward", "gradients", "training", "first divergent node"
     );
     println!("{header}");
@@ -135,7 +147,7 @@ fn print_agreement(results: &Results) {
             .find_map(|(_, c)| c.and_then(|c| c.first_divergent_node.clone()))
             .unwrap_or_default();
         println!(
-            "{:<11} {:<7} {:>3} {:>16} {:>16} {:>16}  {node}",
+            "{:<w$} {:<7} {:>3} {:>16} {:>16} {:>16}  {node}",
             r.backend,
             r.device.to_string(),
             r.threads,
@@ -147,6 +159,7 @@ fn print_agreement(results: &Results) {
 }
 
 fn print_summary(results: &Results) {
+    let w = backend_width(results);
     let spec = &results.spec;
     println!(
         "\n{}: {} parameters, {} train / {} validation samples, {} + {}, batch {}",
@@ -169,7 +182,7 @@ fn print_summary(results: &Results) {
             acc
         });
     let mut header = format!(
-        "{:<11} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
+        "{:<w$} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
         "backend", "device", "thr", "status", "step (med)", "loss first -> last", "validation"
     );
     for b in &batches {
@@ -179,6 +192,7 @@ fn print_summary(results: &Results) {
     println!("{}", "-".repeat(header.len()));
     for r in &results.runs {
         let status = match r.status {
+            Status::Ok if disagrees(r) => "disagrees",
             Status::Ok => "ok",
             Status::Failed => "FAILED",
             Status::Unsupported => "unsupported",
@@ -202,7 +216,7 @@ fn print_summary(results: &Results) {
             None => Default::default(),
         };
         let mut line = format!(
-            "{:<11} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
+            "{:<w$} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
             r.backend,
             r.device.to_string(),
             r.threads,

@@ -193,6 +193,7 @@ pub fn summarize(comparisons: &[(String, Comparison)]) -> AgreementCheck {
         first_divergent_op: None,
         divergence: None,
         notes: Vec::new(),
+        error: None,
     };
     let mut worst_used = -1.0;
     for (name, c) in comparisons {
@@ -218,7 +219,7 @@ fn failed_check(note: String) -> AgreementCheck {
     check.max_abs = f64::INFINITY;
     check.max_rel = f64::INFINITY;
     check.max_ulp = u64::MAX;
-    check.notes.push(note);
+    check.error = Some(note);
     check
 }
 

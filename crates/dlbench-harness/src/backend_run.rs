@@ -10,6 +10,7 @@ use dlbench_core::training::LOSS;
 use dlbench_core::{Backend, Device, Error, Loss, Mode, PrepareOptions, Session, Tensor};
 use dlbench_data::metrics;
 
+use crate::agreement;
 use crate::environment::peak_rss_bytes;
 use crate::feed::{batch_inputs, Phase};
 use crate::results::{InferenceRecord, RunRecord, Status, TrainingRecord};
@@ -18,10 +19,17 @@ use crate::spec::BenchmarkSpec;
 use crate::stats::{format_ns, summarize};
 use crate::workload::Workload;
 
+/// The name of the backend every other one is checked against: the f64 reference.
+pub const REFERENCE: &str = "reference";
+
 /// One backend run with its failures, panics included, turned into a failed record.
+///
+/// `reference` is the agreement oracle (the registry's [`REFERENCE`] backend): every other
+/// backend is checked against it before anything is timed.
 pub fn run_contained(
     work: &Workload,
     backend: &dyn Backend,
+    reference: Option<&dyn Backend>,
     device: Device,
     threads: usize,
     observer: &mut dyn Observer,
@@ -38,7 +46,7 @@ pub fn run_contained(
         );
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        run_backend(work, backend, device, threads, observer)
+        run_backend(work, backend, reference, device, threads, observer)
     }));
     let mut failed = |message: String| {
         observer.end(&format!("{name} {device} x{threads}: failed: {message}"));
@@ -64,6 +72,7 @@ pub fn run_contained(
 fn run_backend(
     work: &Workload,
     backend: &dyn Backend,
+    reference: Option<&dyn Backend>,
     device: Device,
     threads: usize,
     observer: &mut dyn Observer,
@@ -72,6 +81,40 @@ fn run_backend(
     let mut record =
         RunRecord::without_results(backend.name(), device, threads, Status::Ok, String::new());
     record.error = None;
+    match reference {
+        _ if backend.name() == REFERENCE => record
+            .notes
+            .push("the f64 reference is the agreement oracle: it has no agreement section".into()),
+        None => record
+            .notes
+            .push("no f64 reference in this build: agreement was not checked".into()),
+        Some(reference) => {
+            observer.begin(&format!("{label}: agreement"), 1);
+            let agreement = agreement::check(work, backend, reference, device, threads)?;
+            let pass = agreement.pass();
+            observer.end(&format!(
+                "{label}: agreement with the reference: {}",
+                if pass { "pass" } else { "FAIL" }
+            ));
+            let error = agreement.error().map(str::to_string);
+            record.agreement = Some(agreement);
+            if let Some(error) = error {
+                // The framework failed, which is not the same as computing different numbers.
+                observer.end(&format!("{label}: failed: {error}"));
+                record.status = Status::Failed;
+                record.error = Some(error);
+                return Ok(record);
+            }
+            if !pass {
+                // No timing without agreement: a fast wrong answer is not a result.
+                record
+                    .notes
+                    .push("not timed: it disagrees with the f64 reference".into());
+                record.peak_rss_bytes = peak_rss_bytes();
+                return Ok(record);
+            }
+        }
+    }
     let caps = backend.capabilities();
     if caps.training {
         record.training = Some(train(
@@ -94,11 +137,6 @@ fn run_backend(
     // The peak of this process: the backend's own in a worker; the caller of an in-process
     // run says that it covers everything else the process did too.
     record.peak_rss_bytes = peak_rss_bytes();
-    if backend.name() == "reference" {
-        record
-            .notes
-            .push("the f64 reference is the agreement oracle: it has no agreement section".into());
-    }
     Ok(record)
 }
 

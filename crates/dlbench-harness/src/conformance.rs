@@ -306,6 +306,9 @@ fn describe_check(kind: &str, c: &AgreementCheck) -> String {
             }
         }
     }
+    if let Some(error) = &c.error {
+        line.push_str(&format!("\n      error: {error}"));
+    }
     for note in &c.notes {
         line.push_str(&format!("\n      {note}"));
     }

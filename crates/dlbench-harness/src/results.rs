@@ -115,6 +115,14 @@ impl Agreement {
             .flatten()
             .all(|c| c.pass)
     }
+
+    /// The first error a backend raised while being checked, if any.
+    pub fn error(&self) -> Option<&str> {
+        [&self.forward, &self.gradients, &self.training]
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.error.as_deref())
+    }
 }
 
 /// The worst difference found by one check; passes if `|a - r| <= atol + rtol * |r|` throughout.
@@ -141,6 +149,9 @@ pub struct AgreementCheck {
     /// What could not be compared or replayed, and why (a missing value, a backend error).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The backend failed while running this check: an error, not a disagreement.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// One tensor against its reference; see `agreement::compare`.

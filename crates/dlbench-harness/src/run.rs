@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dlbench_core::{Backend, Device};
 
-use crate::backend_run::run_contained;
+use crate::backend_run::{run_contained, REFERENCE};
 use crate::environment::Environment;
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
 use crate::spec::Spec;
@@ -100,7 +100,9 @@ pub fn run(
                         not_built_message(name, registry),
                     ),
                     Some(b) => match &options.isolation {
-                        Isolation::InProcess => in_process(&work, *b, device, n, observer),
+                        Isolation::InProcess => {
+                            in_process(&work, *b, reference(registry), device, n, observer)
+                        }
                         Isolation::Process { exe, timeout } => {
                             let request = WorkerRequest {
                                 spec: spec_path.clone(),
@@ -129,17 +131,23 @@ pub fn run(
 fn in_process(
     work: &Workload,
     backend: &dyn Backend,
+    reference: Option<&dyn Backend>,
     device: Device,
     threads: usize,
     observer: &mut dyn Observer,
 ) -> RunRecord {
-    let mut record = run_contained(work, backend, device, threads, observer);
+    let mut record = run_contained(work, backend, reference, device, threads, observer);
     if record.peak_rss_bytes.is_some() {
         record
             .notes
             .push("in-process run: peak RSS covers the whole dlbench process".into());
     }
     record
+}
+
+/// The agreement oracle in `registry`, if this build has it.
+pub fn reference<'a>(registry: &[&'a dyn Backend]) -> Option<&'a dyn Backend> {
+    registry.iter().copied().find(|b| b.name() == REFERENCE)
 }
 
 fn not_built_message(name: &str, registry: &[&dyn Backend]) -> String {

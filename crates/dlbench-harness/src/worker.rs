@@ -171,6 +171,7 @@ pub fn serve(
     let record = run_contained(
         &work,
         *backend,
+        crate::run::reference(registry),
         request.device,
         request.threads,
         &mut events,

@@ -122,6 +122,7 @@ fn infinite_figures_survive_the_results_record() {
         first_divergent_op: None,
         divergence: Some(compare(&f64s(&[1.0]), &f64s(&[1.0, 2.0]), 0.0, 0.0)),
         notes: vec![],
+        error: Some("out of memory".into()),
     };
     let json = serde_json::to_string(&check).unwrap();
     let back: AgreementCheck = serde_json::from_str(&json).unwrap();
