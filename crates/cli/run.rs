@@ -127,6 +127,10 @@ fn print_agreement(results: &Results) {
         .filter(|r| r.agreement.is_some())
         .collect();
     if runs.is_empty() {
+        println!(
+            "\nAgreement with the f64 reference: no backend other than the reference ran, so \
+             there was nothing to check."
+        );
         return;
     }
     println!("\nAgreement with the f64 reference (max relative error):");
