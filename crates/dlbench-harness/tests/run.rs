@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use dlbench_core::{
-    Backend, Capabilities, Device, Error, Mode, Model, PrepareOptions, Result, Session, Values,
-};
+use dlbench_core::{Backend, Capabilities, Device, Model, PrepareOptions, Result, Session};
 use dlbench_harness::results::Status;
 use dlbench_harness::run::{run, Observer, RunOptions};
 use dlbench_harness::spec::Spec;
 use dlbench_native::reference::ReferenceBackend;
+use dlbench_testkit::faults::{Fault, FaultyBackend};
 
 /// Quiet progress.
 struct Silent;
@@ -20,76 +19,24 @@ impl Observer for Silent {
     fn end(&mut self, _: &str) {}
 }
 
-/// How a [`Broken`] backend misbehaves.
-#[derive(Clone, Copy)]
-enum Fault {
-    ErrorOnStep,
-    PanicOnStep,
-    InferenceOnly,
-}
+/// The reference, claiming it cannot train: a framework with inference only (tract).
+struct InferenceOnly;
 
-/// Wraps the reference and breaks it in one way.
-struct Broken {
-    name: &'static str,
-    fault: Fault,
-}
-
-struct BrokenSession {
-    inner: Box<dyn Session>,
-    fault: Fault,
-}
-
-impl Backend for Broken {
+impl Backend for InferenceOnly {
     fn name(&self) -> &'static str {
-        self.name
+        "inference-only"
     }
     fn version(&self) -> String {
         "test".into()
     }
     fn capabilities(&self) -> Capabilities {
-        let mut caps = ReferenceBackend.capabilities();
-        caps.training = !matches!(self.fault, Fault::InferenceOnly);
-        caps
-    }
-    fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
-        Ok(Box::new(BrokenSession {
-            inner: ReferenceBackend.prepare(model, options)?,
-            fault: self.fault,
-        }))
-    }
-}
-
-impl Session for BrokenSession {
-    fn load(&mut self, inputs: &Values) -> Result<()> {
-        self.inner.load(inputs)
-    }
-    fn forward(&mut self, mode: Mode) -> Result<()> {
-        self.inner.forward(mode)
-    }
-    fn backward(&mut self) -> Result<()> {
-        self.inner.backward()
-    }
-    fn train_step(&mut self) -> Result<()> {
-        match self.fault {
-            Fault::ErrorOnStep => Err(Error::Backend {
-                backend: "erring".into(),
-                message: "out of memory (on purpose)".into(),
-            }),
-            Fault::PanicOnStep => panic!("index out of bounds (on purpose)"),
-            Fault::InferenceOnly => self.inner.train_step(),
+        Capabilities {
+            training: false,
+            ..ReferenceBackend.capabilities()
         }
     }
-    fn outputs(&mut self) -> Result<Values> {
-        self.inner.outputs()
-    }
-    fn intermediates(&mut self) -> Result<Values> {
-        self.inner.intermediates()
-    }
-    fn gradients(&mut self) -> Result<Values> {
-        self.inner.gradients()
-    }
-    fn weights(&mut self) -> Result<Values> {
-        self.inner.weights()
+    fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
+        ReferenceBackend.prepare(model, options)
     }
 }
 
@@ -99,25 +46,19 @@ fn mlp() -> Spec {
 
 #[test]
 fn failures_are_records_and_the_other_backends_are_kept() {
-    let erring = Broken {
-        name: "erring",
-        fault: Fault::ErrorOnStep,
+    let erring = FaultyBackend {
+        fault: Fault::Error,
     };
-    let panicking = Broken {
-        name: "panicking",
-        fault: Fault::PanicOnStep,
+    let panicking = FaultyBackend {
+        fault: Fault::Panic,
     };
-    let inference_only = Broken {
-        name: "inference-only",
-        fault: Fault::InferenceOnly,
-    };
-    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend, &erring, &panicking, &inference_only];
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend, &erring, &panicking, &InferenceOnly];
     let options = RunOptions {
         backends: Some(
             [
-                "erring",
+                "test-error",
                 "reference",
-                "panicking",
+                "test-panic",
                 "inference-only",
                 "missing",
             ]
@@ -130,15 +71,15 @@ fn failures_are_records_and_the_other_backends_are_kept() {
     let results = run(&mlp(), &registry, &options, &mut Silent).unwrap();
     let by_name = |n: &str| results.runs.iter().find(|r| r.backend == n).unwrap();
 
-    let erring = by_name("erring");
+    let erring = by_name("test-error");
     assert_eq!(erring.status, Status::Failed);
     assert!(erring
         .error
         .as_ref()
         .unwrap()
-        .contains("out of memory (on purpose)"));
+        .contains("out of device memory (on purpose)"));
 
-    let panicking = by_name("panicking");
+    let panicking = by_name("test-panic");
     assert_eq!(panicking.status, Status::Failed);
     let message = panicking.error.as_ref().unwrap();
     assert!(
