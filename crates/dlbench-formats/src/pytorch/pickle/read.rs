@@ -198,10 +198,12 @@ impl<'a> Machine<'a> {
                     let b = self.take(4)?;
                     self.memo_get(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
                 }
-                other => return Err(self.err(format!(
+                other => {
+                    return Err(self.err(format!(
                     "pickle opcode 0x{other:02x} ({:?}) is not one torch writes for a state_dict",
                     char::from(other)
-                ))),
+                )))
+                }
             }
         }
     }
@@ -449,11 +451,13 @@ impl<'a> Machine<'a> {
             (Object::Dict(_), Some(Object::Dict(d))) => {
                 d.entries.iter().map(|(k, _)| k.clone()).collect()
             }
-            (t, _) => return Err(self.err(format!(
+            (t, _) => {
+                return Err(self.err(format!(
                 "BUILD sets the state of {} from {}: only a state_dict's `_metadata` is accepted",
                 t.kind(),
                 self.kind(&state)
-            ))),
+            )))
+            }
         };
         match keys.iter().find(|k| **k != Key::Str(Rc::from("_metadata"))) {
             Some(other) => Err(self.err(format!(
@@ -475,7 +479,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("SETITEMS with an odd number of values"));
         }
         let target = self.top_object()?;
