@@ -5,10 +5,13 @@ mod support;
 
 use std::path::Path;
 
-use dlbench_core::{Data, Tensor};
-use dlbench_formats::pytorch::{read_state_dict, write_state_dict};
+use std::io::{Read, Write};
+
+use dlbench_core::{DType, Data, Tensor};
+use dlbench_formats::pytorch::pickle::TensorRef;
+use dlbench_formats::pytorch::{gather, read_state_dict, write_state_dict, MAX_EXPANDED_ELEMENTS};
 use dlbench_formats::Error;
-use support::{assert_matches, expected, fixture, temp_dir};
+use support::{assert_matches, bits, expected, fixture, temp_dir};
 
 fn check_fixture(name: &str) {
     let tensors = read_state_dict(&fixture(&format!("{name}.pt"))).unwrap();
@@ -196,4 +199,104 @@ fn duplicate_names_are_refused_when_writing() {
         matches!(err, Error::Tensor { ref key, .. } if key == "a"),
         "{err}"
     );
+}
+
+#[test]
+fn a_recompressed_archive_reads_the_same() {
+    // torch writes entries stored; another zip tool may deflate them.
+    let dir = temp_dir("deflated");
+    let path = dir.join("basic.pt");
+    let mut source =
+        zip::ZipArchive::new(std::fs::File::open(fixture("basic.pt")).unwrap()).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..source.len() {
+        let mut entry = source.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        zip.start_file(entry.name(), options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    // Compared bit for bit: the fixture holds a NaN.
+    let as_bits = |tensors: Vec<(String, Tensor)>| -> Vec<_> {
+        tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shape().to_vec(), bits(t)))
+            .collect()
+    };
+    assert_eq!(
+        as_bits(read_state_dict(&path).unwrap()),
+        as_bits(read_state_dict(&fixture("basic.pt")).unwrap())
+    );
+}
+
+fn view(offset: usize, shape: &[usize], stride: &[usize]) -> TensorRef {
+    TensorRef {
+        storage: 0,
+        offset,
+        shape: shape.to_vec(),
+        stride: stride.to_vec(),
+    }
+}
+
+fn le(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn gather_follows_offsets_and_strides() {
+    let storage = le(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let t = gather(&storage, DType::F32, 7, &view(1, &[3, 2], &[1, 3]), false).unwrap();
+    assert_eq!(t.as_f32().unwrap(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    let t = gather(&storage, DType::F32, 7, &view(6, &[], &[]), false).unwrap();
+    assert_eq!((t.shape(), t.as_f32().unwrap()), (&[][..], &[6.0][..]));
+    let t = gather(&storage, DType::F32, 7, &view(2, &[2, 2], &[0, 1]), false).unwrap();
+    assert_eq!(t.as_f32().unwrap(), [2.0, 3.0, 2.0, 3.0]);
+    // An empty view reads nothing, whatever its offset.
+    let t = gather(&[], DType::F32, 0, &view(99, &[0, 5], &[5, 1]), false).unwrap();
+    assert_eq!(t.shape(), [0, 5]);
+    // A big-endian file (byteorder = "big").
+    let be: Vec<u8> = [1.5f64, -2.0]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect();
+    let t = gather(&be, DType::F64, 2, &view(0, &[2], &[1]), true).unwrap();
+    assert_eq!(t.as_f64().unwrap(), [1.5, -2.0]);
+}
+
+#[test]
+fn gather_refuses_views_outside_their_storage() {
+    let storage = le(&[0.0; 6]);
+    for (offset, shape, stride) in [
+        (0, vec![2, 4], vec![4, 1]),
+        (5, vec![2], vec![1]),
+        (0, vec![usize::MAX, 2], vec![1, 1]),
+        (0, vec![3, 3], vec![usize::MAX, 1]),
+        (usize::MAX, vec![1], vec![1]),
+    ] {
+        let err = gather(
+            &storage,
+            DType::F32,
+            6,
+            &view(offset, &shape, &stride),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("past its storage") || err.contains("overflows"),
+            "{shape:?} {stride:?}: {err}"
+        );
+    }
+    // One element expanded (stride 0) into more than the allowed count.
+    let err = gather(
+        &storage,
+        DType::F32,
+        6,
+        &view(0, &[MAX_EXPANDED_ELEMENTS, 2], &[0, 0]),
+        false,
+    )
+    .unwrap_err();
+    assert!(err.contains("expanded"), "{err}");
 }

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// bounds what a hostile (compressed) entry can make us allocate without limiting real files.
 pub const MAX_PICKLE_BYTES: u64 = 256 << 20;
 
+/// The most bytes read from a compressed entry (torch never compresses; other zip tools may).
+pub const MAX_COMPRESSED_BYTES: u64 = 256 << 20;
+
 /// Alignment of each entry's data, as torch writes it (`.storage_alignment`).
 const ALIGNMENT: u16 = 64;
 
@@ -90,6 +93,14 @@ impl Archive {
             Err(ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(Error::file(&self.path, format!("entry `{full}`: {e}"))),
         };
+        // A stored entry's bytes are in the file; a compressed one could inflate far beyond
+        // it (a zip bomb) whatever size it declares, so it is read only up to a fixed bound.
+        // torch itself writes every entry stored.
+        let max = if entry.compression() == CompressionMethod::Stored {
+            max
+        } else {
+            max.min(MAX_COMPRESSED_BYTES)
+        };
         if entry.size() > max {
             return Err(Error::file(
                 &self.path,
@@ -100,11 +111,18 @@ impl Archive {
             ));
         }
         let mut bytes = Vec::new();
-        // `take` bounds the read even when the declared size lies (a zip bomb).
+        // `take` bounds the read even when the declared size lies; one byte more than allowed
+        // tells such a lie apart from an entry of exactly `max` bytes.
         entry
-            .take(max)
+            .take(max.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| Error::file(&self.path, format!("entry `{full}`: {e}")))?;
+        if bytes.len() as u64 > max {
+            return Err(Error::file(
+                &self.path,
+                format!("entry `{full}` holds more than the {max} bytes it may"),
+            ));
+        }
         Ok(Some(bytes))
     }
 }

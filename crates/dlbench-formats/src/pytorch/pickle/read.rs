@@ -9,6 +9,9 @@ use super::{op, Dict, Global, Key, Object, Pickle, PickleError, StorageRef, Tens
 /// The longest `module` or `name` line a `GLOBAL` may have; real ones are a few dozen bytes.
 const MAX_GLOBAL_LINE: usize = 256;
 
+/// The most dimensions a tensor may have (torch itself allows 64 in most kernels).
+const MAX_RANK: usize = 64;
+
 /// Interprets a pickle (protocols 2 to 5, the opcodes torch uses) into data, without executing
 /// anything; see the module documentation for what is accepted.
 pub fn read(bytes: &[u8]) -> Result<Pickle, PickleError> {
@@ -346,9 +349,20 @@ impl<'a> Machine<'a> {
             })
     }
 
-    fn tuple_items(&self, value: &Value, what: &str) -> Result<Vec<Value>, PickleError> {
+    /// The items of a tuple of at most `max` items. The length is checked before copying: a
+    /// large tuple fetched from the memo again and again must not cost its size each time.
+    fn tuple_items(
+        &self,
+        value: &Value,
+        what: &str,
+        max: usize,
+    ) -> Result<Vec<Value>, PickleError> {
         match value {
             Value::Object(i) => match self.objects.get(*i) {
+                Some(Object::Tuple(items)) if items.len() > max => Err(self.err(format!(
+                    "{what} has {} items, at most {max} expected",
+                    items.len()
+                ))),
                 Some(Object::Tuple(items)) => Ok(items.clone()),
                 Some(other) => Err(self.err(format!("{what} is {}, not a tuple", other.kind()))),
                 None => Err(self.err(format!("{what} refers to no object"))),
@@ -366,7 +380,7 @@ impl<'a> Machine<'a> {
     }
 
     fn usizes(&self, value: &Value, what: &str) -> Result<Vec<usize>, PickleError> {
-        self.tuple_items(value, what)?
+        self.tuple_items(value, what, MAX_RANK)?
             .iter()
             .map(|v| self.usize_of(v, what))
             .collect()
@@ -374,7 +388,8 @@ impl<'a> Machine<'a> {
 
     /// REDUCE: `callable(*args)` for the whitelisted callables only.
     fn call(&mut self, callable: Value, args: Value) -> Result<Value, PickleError> {
-        let args = self.tuple_items(&args, "REDUCE's arguments")?;
+        // The whitelisted callables take at most 7 arguments (_rebuild_tensor_v2).
+        let args = self.tuple_items(&args, "REDUCE's arguments", 7)?;
         let Value::Global(global) = callable else {
             return Err(self.err(format!(
                 "REDUCE calls {}, not a whitelisted class or function",
@@ -404,7 +419,7 @@ impl<'a> Machine<'a> {
                     other => {
                         return Err(self.err(format!(
                             "_rebuild_tensor_v2's storage is {}, expected a persistent-id storage",
-                            other.kind()
+                            self.kind(other)
                         )))
                     }
                 };
@@ -447,21 +462,27 @@ impl<'a> Machine<'a> {
     /// state_dict; its contents (module versions) do not matter here.
     fn build(&mut self, state: Value) -> Result<(), PickleError> {
         let target = self.top_object()?;
-        let keys: Vec<Key> = match (&self.objects[target], self.object(&state)) {
-            (Object::Dict(_), Some(Object::Dict(d))) => {
-                d.entries.iter().map(|(k, _)| k.clone()).collect()
-            }
+        let attributes = match (&self.objects[target], self.object(&state)) {
+            (Object::Dict(_), Some(Object::Dict(d))) => d,
             (t, _) => {
                 return Err(self.err(format!(
-                "BUILD sets the state of {} from {}: only a state_dict's `_metadata` is accepted",
-                t.kind(),
-                self.kind(&state)
-            )))
+                    "BUILD sets the state of {} from {}: only a state_dict's `_metadata` is \
+                     accepted",
+                    t.kind(),
+                    self.kind(&state)
+                )))
             }
         };
-        match keys.iter().find(|k| **k != Key::Str(Rc::from("_metadata"))) {
-            Some(other) => Err(self.err(format!(
-                "BUILD sets attribute {other:?} on a dict: only `_metadata` is accepted"
+        let other = attributes
+            .entries
+            .iter()
+            .find(|(k, _)| !matches!(k, Key::Str(s) if &**s == "_metadata"));
+        match other {
+            Some((Key::Str(name), _)) => Err(self.err(format!(
+                "BUILD sets attribute `{name}` on a dict: only `_metadata` is accepted"
+            ))),
+            Some((Key::Int(i), _)) => Err(self.err(format!(
+                "BUILD sets attribute {i} on a dict: only `_metadata` is accepted"
             ))),
             None => Ok(()),
         }
@@ -531,7 +552,7 @@ impl<'a> Machine<'a> {
         let expected =
             "a persistent id must be ('storage', torch.<Type>Storage, key, location, numel)";
         let items = self
-            .tuple_items(&pid, "the persistent id")
+            .tuple_items(&pid, "the persistent id", 5)
             .map_err(|_| self.err(expected))?;
         match items.as_slice() {
             [Value::Str(tag), Value::Global(Global::Storage(kind)), key, Value::Str(location), numel]
