@@ -2,6 +2,7 @@
 //! registry of backends compiled in, and maps errors to exit codes: 0 all good, 1 a failed
 //! backend (or disagreement), 2 bad input or usage.
 
+mod convert;
 mod inspect;
 mod list;
 mod progress;
@@ -49,6 +50,18 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Convert a model between formats, by file extension: a native model (.safetensors) to a
+    /// PyTorch state_dict (.pt, .pth), or a state_dict back with `--like`.
+    Convert {
+        /// The model to read.
+        input: PathBuf,
+        /// Where to write it.
+        output: PathBuf,
+        /// Reading a state_dict: the spec (.yaml) or native model (.safetensors) whose graph
+        /// the weights belong to.
+        #[arg(long)]
+        like: Option<PathBuf>,
+    },
     /// Run one backend of a spec and report on stdout, for `dlbench run` (internal).
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -73,6 +86,11 @@ fn main() -> ExitCode {
         Command::Inspect { path, json } => inspect::inspect(&path, json),
         Command::Run(args) => run::run(&args),
         Command::Init { spec, out } => inspect::init(&spec, &out),
+        Command::Convert {
+            input,
+            output,
+            like,
+        } => convert::convert(&input, &output, like.as_deref()),
         Command::Worker(args) => worker::worker(&args),
     };
     match outcome {
