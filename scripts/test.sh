@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Runs every dlbench test on a fresh machine: formatting, lints, then the whole workspace.
-# It installs whatever the tests need (nothing beyond cargo yet; libtorch and the ONNX test
-# data join here when their backends land). `.ci/run` calls exactly this script.
+# Runs every dlbench test on a fresh machine: formatting, lints, then the whole workspace,
+# including the libtorch (`tch`) backend. It installs what the tests need first: the project's
+# virtualenv with torch (scripts/setup-torch.sh; a no-op once done). `.ci/run` calls exactly
+# this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-# --features test-backends registers the faulty `test-...` backends that tests/workers.rs runs.
+echo "== setting up torch (scripts/setup-torch.sh)"
+bash scripts/setup-torch.sh
+# torch-sys finds libtorch through this virtualenv's python (it runs `python` when VIRTUAL_ENV
+# is set); the pip wheel is newer than tch 0.22 expects, hence the bypass.
+export VIRTUAL_ENV="$PWD/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+export LIBTORCH_USE_PYTORCH=1
+export LIBTORCH_BYPASS_VERSION_CHECK=1
+
+# --features test-backends registers the faulty `test-...` backends that tests/workers.rs runs;
+# --features tch builds the libtorch backend into dlbench (tests/tch.rs).
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked --features test-backends -- -D warnings
+cargo clippy --workspace --all-targets --locked --features test-backends,tch -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --locked --features test-backends
+cargo test --workspace --locked --features test-backends,tch

@@ -26,7 +26,7 @@ pub fn list(as_json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|b| json!({"name": b.name(), "version": b.version(), "capabilities": b.capabilities()}))
             .collect();
-        let missing: Vec<_> = registry::NOT_BUILT
+        let missing: Vec<_> = registry::not_built()
             .iter()
             .map(|(name, why)| json!({"name": name, "reason": why}))
             .collect();
@@ -52,7 +52,7 @@ pub fn list(as_json: bool) -> anyhow::Result<ExitCode> {
         .collect();
         let devices: Vec<String> = caps.devices.iter().map(|d| d.to_string()).collect();
         println!(
-            "  {:<10} {:<24} {:<36} devices: {}",
+            "  {:<10} {:<36} {:<36} devices: {}",
             b.name(),
             b.version(),
             can.join(", "),
@@ -60,7 +60,7 @@ pub fn list(as_json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     println!("Not in this build:");
-    for (name, why) in registry::NOT_BUILT {
+    for (name, why) in registry::not_built() {
         println!("  {name:<10} {why}");
     }
     println!("Devices found:");

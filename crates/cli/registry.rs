@@ -5,23 +5,67 @@ use dlbench_core::Backend;
 use dlbench_native::reference::ReferenceBackend;
 
 /// Every backend in this build; with the `test-backends` feature, also the deliberately
-/// faulty `test-...` backends of `dlbench-testkit`, which the end-to-end tests run.
+/// faulty `test-...` backends of `dlbench-testkit`, which the end-to-end tests run; with the
+/// `tch` feature, libtorch.
 pub fn backends() -> Vec<Box<dyn Backend>> {
-    #[allow(unused_mut)] // extended only with the `test-backends` feature
+    #[allow(unused_mut)] // extended only with the `test-backends` or `tch` feature
     let mut all: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend)];
+    #[cfg(feature = "tch")]
+    all.push(Box::new(dlbench_tch::TchBackend));
     #[cfg(feature = "test-backends")]
     all.extend(dlbench_testkit::backends());
     all
 }
 
-/// Backends that dlbench plans but this build does not contain, and why.
-pub const NOT_BUILT: &[(&str, &str)] = &[
-    ("native", "dlbench's fast f32 kernels: not implemented yet"),
-    ("tch", "libtorch through the tch crate: not implemented yet"),
-    ("burn", "burn 0.22 (flex CPU backend): not implemented yet"),
-    ("candle", "candle 0.11: not implemented yet"),
-    (
-        "tract",
-        "ONNX through tract-onnx 0.23 (inference only): not implemented yet",
-    ),
-];
+/// How to build the libtorch backend in: the README's recipe, in one line.
+const TCH_RECIPE: &str = "libtorch 2.11 through tch 0.22: build with the `tch` feature. Run \
+    `bash scripts/setup-torch.sh` (creates .venv with torch), then `VIRTUAL_ENV=$PWD/.venv \
+    PATH=$PWD/.venv/bin:$PATH LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1 \
+    cargo build --release --features tch`";
+
+/// Backends that dlbench plans but this build does not contain, and why (or how to add them).
+pub fn not_built() -> Vec<(&'static str, &'static str)> {
+    let planned = [
+        ("native", "dlbench's fast f32 kernels: not implemented yet"),
+        ("tch", TCH_RECIPE),
+        ("burn", "burn 0.22 (flex CPU backend): not implemented yet"),
+        ("candle", "candle 0.11: not implemented yet"),
+        (
+            "tract",
+            "ONNX through tract-onnx 0.23 (inference only): not implemented yet",
+        ),
+    ];
+    let built = backends();
+    planned
+        .into_iter()
+        .filter(|(name, _)| !built.iter().any(|b| b.name() == *name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without the feature, `dlbench list` (and a run that asks for tch) gives the recipe;
+    /// with it, tch is a backend and not listed as missing.
+    #[test]
+    fn tch_is_either_built_in_or_explained() {
+        let missing = not_built();
+        let tch = missing.iter().find(|(name, _)| *name == "tch");
+        let built = backends().iter().any(|b| b.name() == "tch");
+        assert_eq!(built, cfg!(feature = "tch"));
+        match tch {
+            Some((_, how)) => {
+                assert!(!built);
+                for step in [
+                    "bash scripts/setup-torch.sh",
+                    "--features tch",
+                    "LIBTORCH_USE_PYTORCH=1",
+                ] {
+                    assert!(how.contains(step), "{how}");
+                }
+            }
+            None => assert!(built),
+        }
+    }
+}

@@ -69,7 +69,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let backends = registry::backends();
     let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
-    let results = dlbench_harness::run::run(&spec, &registry, &options, &mut Bars::default())?;
+    let mut results = dlbench_harness::run::run(&spec, &registry, &options, &mut Bars::default())?;
+    add_build_hints(&mut results);
     print_summary(&results);
     print_agreement(&results);
     let out = args
@@ -90,6 +91,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The harness records a backend this build lacks as unsupported without knowing why; the
+/// registry knows, so each such record also says how to build the backend in (or that it is
+/// not implemented yet).
+fn add_build_hints(results: &mut Results) {
+    let planned = registry::not_built();
+    for run in &mut results.runs {
+        let hint = planned.iter().find(|(name, _)| *name == run.backend);
+        if let (Status::Unsupported, Some((_, how)), Some(error)) =
+            (&run.status, hint, run.error.as_mut())
+        {
+            if error.contains("not in this build") {
+                error.push_str(&format!(". {how}"));
+            }
+        }
+    }
 }
 
 /// The width of the backend column: the longest name, at least the header's.

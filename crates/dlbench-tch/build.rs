@@ -1,0 +1,63 @@
+//! Links this crate's tests against libtorch so that they run without LD_LIBRARY_PATH, and
+//! records the libtorch version for `TchBackend::version`.
+//!
+//! torch-sys publishes the folder holding libtorch's shared libraries as `DEP_TCH_LIBTORCH_LIB`
+//! (its `links = "tch"` metadata). From it we pass the linker:
+//! - `-rpath <dir>`: the test binaries find libtorch at run time;
+//! - `--no-as-needed -ltorch_cuda`: the pip wheel's CUDA kernels live in libtorch_cuda, which
+//!   nothing references by symbol; with the default `--as-needed` the linker drops it and CUDA
+//!   is reported unavailable (tch-rs issue 980);
+//! - `-ltorch`.
+//!
+//! The `dlbench` binary needs the same arguments, so the root package's build.rs repeats them
+//! (link arguments do not propagate from a library to the binaries that use it).
+
+use std::env;
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(dir) = env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:rustc-env=DLBENCH_LIBTORCH_VERSION=unknown");
+        return;
+    };
+    let dir = Path::new(&dir);
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    println!("cargo:rustc-link-arg=-L{}", dir.display());
+    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+    if dir.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+    }
+    println!("cargo:rustc-link-arg=-ltorch");
+    println!(
+        "cargo:rustc-env=DLBENCH_LIBTORCH_VERSION={}",
+        libtorch_version(dir)
+    );
+}
+
+/// The version of the libtorch in `lib`: a pip wheel has `torch/version.py` beside `torch/lib`,
+/// a libtorch archive has `build-version` beside its `lib`.
+fn libtorch_version(lib: &Path) -> String {
+    let Some(root) = lib.parent() else {
+        return "unknown".into();
+    };
+    let version_py = root.join("version.py");
+    println!("cargo:rerun-if-changed={}", version_py.display());
+    if let Ok(text) = std::fs::read_to_string(&version_py) {
+        let found = text.lines().find_map(|line| {
+            let value = line.strip_prefix("__version__")?.split('=').nth(1)?;
+            Some(
+                value
+                    .trim()
+                    .trim_matches(|c| c == '\'' || c == '"')
+                    .to_string(),
+            )
+        });
+        if let Some(version) = found {
+            return version;
+        }
+    }
+    std::fs::read_to_string(root.join("build-version"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,194 @@
+//! The lowering: each IR op to libtorch's own op (`linear`, `conv2d`, `max_pool2d`, `lstm`,
+//! the losses...), run eagerly in f32 as PyTorch runs a model. libtorch's autograd then
+//! differentiates whatever these functions record, so there is no backward here.
+
+use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
+use dlbench_core::{Error, Mode, Node, Op, Result};
+use tch::{Kind, Reduction, TchError, Tensor};
+
+use crate::NAME;
+
+/// The node's outputs from its inputs (in the op's documented input order). Shapes and arity
+/// were checked by shape inference when the model was built; what only the data can break
+/// (a label out of range, a probability outside [0, 1]) comes back from libtorch as an error
+/// naming the node.
+pub(crate) fn forward(node: &Node, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>> {
+    lower(&node.op, inputs, mode).map_err(|e| Error::Backend {
+        backend: NAME.to_string(),
+        message: format!("node `{}` ({}): {e}", node.name, node.op.name()),
+    })
+}
+
+fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchError> {
+    let x = arg(inputs, 0)?;
+    let one = |t: Tensor| Ok(vec![t]);
+    match op {
+        Op::Dense => one(x.f_linear(arg(inputs, 1)?, inputs.get(2).copied())?),
+        Op::MatMul => one(x.f_matmul(arg(inputs, 1)?)?),
+        Op::Conv2d(attrs) => one(conv2d(attrs, x, arg(inputs, 1)?, inputs.get(2).copied())?),
+        Op::MaxPool2d(p) => one(x.f_max_pool2d(
+            ints(&p.kernel),
+            ints(&p.stride),
+            ints(&p.padding),
+            [1i64, 1],
+            p.ceil_mode,
+        )?),
+        Op::AvgPool2d(p) => one(avg_pool2d(p, x)?),
+        Op::Flatten { axis } => {
+            // Through reshape rather than `flatten`: the IR allows `axis == rank` (a trailing
+            // dim of 1), which `flatten(start_dim)` rejects.
+            let mut shape: Vec<i64> = x.size().into_iter().take(*axis).collect();
+            shape.push(-1);
+            one(x.f_reshape(shape.as_slice())?)
+        }
+        Op::Reshape { shape } => {
+            // ONNX: 0 copies the input dim at that position; libtorch infers the one -1.
+            let size = x.size();
+            let target: Vec<i64> = shape
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| match d {
+                    0 => size.get(i).copied().unwrap_or(0),
+                    d => d,
+                })
+                .collect();
+            one(x.f_reshape(target.as_slice())?)
+        }
+        Op::Transpose { perm } => {
+            let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+            one(x.f_permute(perm.as_slice())?)
+        }
+        Op::Concat { axis } => one(Tensor::f_cat(inputs, *axis as i64)?),
+        Op::Relu => one(x.f_relu()?),
+        Op::Sigmoid => one(x.f_sigmoid()?),
+        Op::Tanh => one(x.f_tanh()?),
+        Op::Exp => one(x.f_exp()?),
+        Op::Scale { factor } => one(x.f_mul_scalar(*factor)?),
+        Op::Softmax { axis } => one(x.f_softmax(*axis, None::<Kind>)?),
+        Op::LogSoftmax { axis } => one(x.f_log_softmax(*axis, None::<Kind>)?),
+        Op::Dropout { p } => match mode {
+            // The mask comes from the harness (framework RNGs cannot be aligned), so this is
+            // what `nn.Dropout` computes once its Bernoulli mask is drawn.
+            Mode::Training => one(x.f_mul(arg(inputs, 1)?)?.f_mul_scalar(1.0 / (1.0 - p))?),
+            Mode::Inference => one(x.shallow_clone()),
+        },
+        Op::Lstm(attrs) => lstm(attrs, inputs, mode),
+        Op::Add => one(x.f_add(arg(inputs, 1)?)?),
+        Op::Sub => one(x.f_sub(arg(inputs, 1)?)?),
+        Op::Mul => one(x.f_mul(arg(inputs, 1)?)?),
+        Op::MseLoss => one(x.f_mse_loss(arg(inputs, 1)?, Reduction::Mean)?),
+        Op::CrossEntropyLoss => one(x.f_cross_entropy_loss::<&Tensor>(
+            arg(inputs, 1)?,
+            None,
+            Reduction::Mean,
+            // The IR has no ignored label: with PyTorch's -100, a label of -100 would be
+            // skipped silently instead of being reported out of range.
+            i64::MIN,
+            0.0,
+        )?),
+        Op::BceLoss => {
+            one(x.f_binary_cross_entropy::<&Tensor>(arg(inputs, 1)?, None, Reduction::Mean)?)
+        }
+        Op::BceWithLogitsLoss => one(x.f_binary_cross_entropy_with_logits::<&Tensor>(
+            arg(inputs, 1)?,
+            None,
+            None,
+            Reduction::Mean,
+        )?),
+        Op::VaeElboLoss => one(vae_elbo(inputs)?),
+    }
+}
+
+/// Input `i`, or an error if the node has fewer (shape inference makes this unreachable for a
+/// validated model; the error keeps a hand-built one from panicking).
+fn arg<'a>(inputs: &[&'a Tensor], i: usize) -> Result<&'a Tensor, TchError> {
+    inputs
+        .get(i)
+        .copied()
+        .ok_or_else(|| TchError::Shape(format!("missing input {i}")))
+}
+
+fn ints(pair: &[usize; 2]) -> [i64; 2] {
+    [pair[0] as i64, pair[1] as i64]
+}
+
+fn conv2d(
+    attrs: &Conv2d,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor, TchError> {
+    x.f_conv2d(
+        weight,
+        bias,
+        ints(&attrs.stride),
+        ints(&attrs.padding),
+        ints(&attrs.dilation),
+        attrs.groups as i64,
+    )
+}
+
+fn avg_pool2d(p: &Pool2d, x: &Tensor) -> Result<Tensor, TchError> {
+    x.f_avg_pool2d(
+        ints(&p.kernel),
+        ints(&p.stride),
+        ints(&p.padding),
+        p.ceil_mode,
+        p.count_include_pad,
+        None::<i64>,
+    )
+}
+
+/// `nn.LSTM` with one layer and zero initial state: libtorch's `lstm` on the flat parameter
+/// list in PyTorch's order (`w_ih, w_hh, b_ih, b_hh`, then the `_reverse` four). A reverse-only
+/// layer has no libtorch flag: it reads the sequence flipped in time and flips Y back; Y_h and
+/// Y_c are then the states after the first time step, as the IR defines them.
+fn lstm(attrs: &Lstm, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchError> {
+    let x = arg(inputs, 0)?;
+    let (time, batch) = if attrs.batch_first { (1, 0) } else { (0, 1) };
+    let dirs = attrs.direction.count() as i64;
+    let size = x.size();
+    let n = size.get(batch).copied().unwrap_or(0);
+    let state = [dirs, n, attrs.hidden as i64];
+    let zeros = Tensor::f_zeros(state, (x.f_kind()?, x.device()))?;
+    let hx = [&zeros, &zeros];
+    let params = inputs.get(1..).unwrap_or_default();
+    let reverse = attrs.direction == Direction::Reverse;
+    let seq = if reverse {
+        x.f_flip([time as i64])?
+    } else {
+        x.shallow_clone()
+    };
+    let (y, h, c) = seq.f_lstm(
+        &hx,
+        params,
+        true,
+        1,
+        0.0,
+        mode == Mode::Training,
+        attrs.direction == Direction::Bidirectional,
+        attrs.batch_first,
+    )?;
+    let y = if reverse { y.f_flip([time as i64])? } else { y };
+    Ok(vec![y, h, c])
+}
+
+/// The VAE's negative ELBO per sample: `(BCE(recon, x, sum) - 0.5 * sum(1 + logvar - mu^2 -
+/// exp(logvar))) / N`, PyTorch's VAE example written with libtorch's own BCE.
+fn vae_elbo(inputs: &[&Tensor]) -> Result<Tensor, TchError> {
+    let (recon, mu, logvar, x) = (
+        arg(inputs, 0)?,
+        arg(inputs, 1)?,
+        arg(inputs, 2)?,
+        arg(inputs, 3)?,
+    );
+    let bce = recon.f_binary_cross_entropy::<&Tensor>(x, None, Reduction::Sum)?;
+    let kl = logvar
+        .f_sub(&mu.f_square()?)?
+        .f_sub(&logvar.f_exp()?)?
+        .f_add_scalar(1.0)?
+        .f_sum(None::<Kind>)?
+        .f_mul_scalar(-0.5)?;
+    let n = recon.size().first().copied().unwrap_or(1).max(1);
+    bce.f_add(&kl)?.f_div_scalar(n as f64)
+}

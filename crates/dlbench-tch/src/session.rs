@@ -1,0 +1,431 @@
+//! [`TchSession`]: a model prepared for libtorch. It interprets the graph node by node with
+//! libtorch ops (eager mode, like PyTorch itself), keeps every value of the last pass on the
+//! device, lets libtorch's autograd fill the parameters' gradients and steps libtorch's C++
+//! optimizers. Moving data in and out is untimed; `forward`, `backward` and `train_step`
+//! compute and then synchronise the device, so that a timer around them sees the whole work.
+
+use std::collections::BTreeMap;
+
+use dlbench_core::training::{Adam, Gd, Sgd, LOSS};
+use dlbench_core::{
+    DType, Device, Dim, Error, Graph, Mode, Model, Optimizer, Result, Session, Tensor,
+    TrainingConfig, ValueInfo, Values,
+};
+use tch::COptimizer;
+
+use crate::convert::{self, torch_error};
+use crate::{ops, NAME};
+
+/// Tensors on the device, by value name.
+type DeviceValues = BTreeMap<String, tch::Tensor>;
+
+/// A model prepared for libtorch on one device.
+///
+/// With a training config it runs the training graph (`model.with_loss(loss)`), whose inputs
+/// include the target and whose outputs end in [`LOSS`].
+pub struct TchSession {
+    graph: Graph,
+    /// The inferred type of every value, for checking batches and each op's result.
+    infos: BTreeMap<String, ValueInfo>,
+    device: Device,
+    /// The parameters: f32 leaf tensors on the device, requiring grad when training.
+    params: DeviceValues,
+    /// Present exactly when the session was prepared for training.
+    optimizer: Option<COptimizer>,
+    /// The loaded batch on the device, and its batch size.
+    batch: Option<(DeviceValues, usize)>,
+    /// Every node output of the last pass.
+    values: Option<DeviceValues>,
+    /// True once a backward pass has filled the parameters' gradients.
+    has_gradients: bool,
+}
+
+impl std::fmt::Debug for TchSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TchSession")
+            .field("graph", &self.graph.name)
+            .field("device", &self.device)
+            .field("training", &self.optimizer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TchSession {
+    /// Copies the model's weights to `device` as f32 leaf tensors and, with a training config,
+    /// builds the optimizer over them in the graph's parameter order.
+    pub fn new(model: &Model, device: Device, training: Option<TrainingConfig>) -> Result<Self> {
+        model.validate()?;
+        let graph = match training {
+            Some(config) => model.graph.with_loss(config.loss)?,
+            None => model.graph.clone(),
+        };
+        let infos = graph.infer()?;
+        let on = convert::device(device);
+        let mut params = DeviceValues::new();
+        for param in &graph.params {
+            let name = &param.value.name;
+            let weight = model
+                .weights
+                .get(name)
+                .ok_or_else(|| Error::invalid(format!("no weight for parameter `{name}`")))?;
+            let tensor = convert::to_torch(weight, on)?;
+            let tensor = match training {
+                Some(_) => tensor
+                    .f_set_requires_grad(true)
+                    .map_err(torch_error("making a parameter trainable"))?,
+                None => tensor,
+            };
+            params.insert(name.clone(), tensor);
+        }
+        let optimizer = match training {
+            Some(config) => Some(optimizer(&config.optimizer, &graph, &params)?),
+            None => None,
+        };
+        Ok(TchSession {
+            graph,
+            infos,
+            device,
+            params,
+            optimizer,
+            batch: None,
+            values: None,
+            has_gradients: false,
+        })
+    }
+
+    /// The graph this session runs (the training graph when prepared for training).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    fn require_training(&self, what: &str) -> Result<&COptimizer> {
+        self.optimizer.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "tch session for `{}`: {what} needs a training config (loss and optimizer); \
+                 this session was prepared for inference only",
+                self.graph.name
+            ))
+        })
+    }
+
+    /// Checks a batch against the graph inputs (names, shapes, one batch size, dtypes), as the
+    /// reference does, and returns its batch size.
+    fn check_batch(&self, inputs: &Values) -> Result<usize> {
+        let graph = &self.graph.name;
+        if let Some(unknown) = inputs.keys().find(|k| self.graph.input(k).is_none()) {
+            let known: Vec<&str> = self
+                .graph
+                .inputs
+                .iter()
+                .map(|i| i.value.name.as_str())
+                .collect();
+            return Err(Error::invalid(format!(
+                "graph `{graph}` has no input `{unknown}`; its inputs are {known:?}"
+            )));
+        }
+        let mut batch: Option<(usize, &str)> = None;
+        for input in &self.graph.inputs {
+            let info = &input.value;
+            let given = inputs.get(&info.name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "graph `{graph}`: input `{}` ({} {}) is missing from the batch",
+                    info.name,
+                    info.dtype,
+                    show_dims(&info.shape)
+                ))
+            })?;
+            let rank_ok = given.shape().len() == info.shape.len();
+            let mut fits = rank_ok;
+            for (d, &n) in info.shape.iter().zip(given.shape()) {
+                match d {
+                    Dim::Known(k) => fits &= *k == n,
+                    Dim::Batch => match batch {
+                        Some((b, _)) => fits &= b == n,
+                        None if rank_ok => batch = Some((n, &info.name)),
+                        None => {}
+                    },
+                }
+            }
+            if let Some((0, from)) = batch {
+                return Err(Error::invalid(format!(
+                    "input `{from}`: the batch is empty"
+                )));
+            }
+            if !fits {
+                let resolved = match batch {
+                    Some((b, from)) if info.shape.contains(&Dim::Batch) => format!(
+                        " = {:?} with batch {b} from input `{from}`",
+                        info.resolve(b)
+                    ),
+                    _ => String::new(),
+                };
+                return Err(Error::invalid(format!(
+                    "input `{}`: expected shape {}{resolved}, got {:?}",
+                    info.name,
+                    show_dims(&info.shape),
+                    given.shape()
+                )));
+            }
+            let dtype_ok = match info.dtype {
+                DType::I64 => given.dtype() == DType::I64,
+                DType::F32 | DType::F64 => given.dtype().is_float(),
+            };
+            if !dtype_ok {
+                let expected = match info.dtype {
+                    DType::I64 => "i64",
+                    DType::F32 | DType::F64 => "f32 or f64",
+                };
+                return Err(Error::invalid(format!(
+                    "input `{}`: expected {expected} values, got {}",
+                    info.name,
+                    given.dtype()
+                )));
+            }
+        }
+        Ok(batch.map_or(1, |(b, _)| b))
+    }
+
+    /// Runs every node in order on the loaded batch and returns every value it produced.
+    fn run_forward(&self, mode: Mode) -> Result<DeviceValues> {
+        let (inputs, batch) = self.batch.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "tch session for `{}`: no batch loaded; call load before forward",
+                self.graph.name
+            ))
+        })?;
+        let mut values = DeviceValues::new();
+        for node in &self.graph.nodes {
+            let args = node
+                .inputs
+                .iter()
+                .map(|name| lookup(name, &values, inputs, &self.params))
+                .collect::<Result<Vec<_>>>()?;
+            let outputs = ops::forward(node, &args, mode)?;
+            if outputs.len() != node.outputs.len() {
+                return Err(Error::node(
+                    &node.name,
+                    node.op.name(),
+                    format!(
+                        "lowering returned {} outputs, expected {}",
+                        outputs.len(),
+                        node.outputs.len()
+                    ),
+                ));
+            }
+            for (name, value) in node.outputs.iter().zip(outputs) {
+                // A lowering whose result disagrees with shape inference is caught here,
+                // before it spreads (reading sizes does not wait for the device).
+                let expected = convert::dims(&self.infos[name].resolve(*batch))?;
+                if value.size() != expected {
+                    return Err(Error::node(
+                        &node.name,
+                        node.op.name(),
+                        format!(
+                            "libtorch returned `{name}` of shape {:?}, expected {expected:?}",
+                            value.size()
+                        ),
+                    ));
+                }
+                values.insert(name.clone(), value);
+            }
+        }
+        Ok(values)
+    }
+
+    /// Waits for the device to finish the queued work (CUDA runs asynchronously).
+    fn synchronize(&self) -> Result<()> {
+        match self.device {
+            Device::Cpu => Ok(()),
+            Device::Cuda(i) => {
+                // tch panics on a CUDA error here; it is this backend's failure, not ours.
+                std::panic::catch_unwind(|| tch::Cuda::synchronize(i as i64)).map_err(|_| {
+                    Error::Backend {
+                        backend: NAME.to_string(),
+                        message: format!("synchronizing cuda:{i} failed"),
+                    }
+                })
+            }
+        }
+    }
+
+    /// A training-mode forward with autograd recording, then backward from the loss. Gradients
+    /// are reset first (to none, as `optimizer.zero_grad()` does in a PyTorch loop), so that
+    /// they are this pass's only and a parameter the loss does not reach keeps none.
+    fn backward_pass(&mut self) -> Result<()> {
+        let optimizer = self.require_training("backward")?;
+        optimizer
+            .zero_grad()
+            .map_err(torch_error("zeroing gradients"))?;
+        self.has_gradients = false;
+        let values = self.run_forward(Mode::Training)?;
+        let loss = values
+            .get(LOSS)
+            .ok_or_else(|| Error::invalid("the training graph produced no loss"))?;
+        loss.f_backward().map_err(torch_error("backward"))?;
+        self.values = Some(values);
+        self.has_gradients = true;
+        Ok(())
+    }
+
+    fn not_run(&self, what: &str) -> Error {
+        Error::invalid(format!(
+            "tch session for `{}`: no {what} yet; run forward (or a training step) first",
+            self.graph.name
+        ))
+    }
+}
+
+/// libtorch's own optimizer for `config`, over `params` in the graph's order. GD is SGD on the
+/// whole training set, so plain SGD here.
+fn optimizer(config: &Optimizer, graph: &Graph, params: &DeviceValues) -> Result<COptimizer> {
+    config.validate()?;
+    let mut optimizer = match *config {
+        Optimizer::Gd(Gd { lr }) => COptimizer::sgd(lr, 0.0, 0.0, 0.0, false),
+        Optimizer::Sgd(Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        }) => COptimizer::sgd(lr, momentum, dampening, weight_decay, nesterov),
+        Optimizer::Adam(Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            amsgrad,
+        }) => COptimizer::adam(lr, beta1, beta2, weight_decay, eps, amsgrad),
+    }
+    .map_err(torch_error("building the optimizer"))?;
+    for param in &graph.params {
+        if let Some(tensor) = params.get(&param.value.name) {
+            optimizer
+                .add_parameters(tensor, 0)
+                .map_err(torch_error("registering a parameter with the optimizer"))?;
+        }
+    }
+    Ok(optimizer)
+}
+
+/// A value by name: a node output of this pass, a loaded input or a parameter.
+fn lookup<'a>(
+    name: &str,
+    values: &'a DeviceValues,
+    inputs: &'a DeviceValues,
+    params: &'a DeviceValues,
+) -> Result<&'a tch::Tensor> {
+    values
+        .get(name)
+        .or_else(|| inputs.get(name))
+        .or_else(|| params.get(name))
+        .ok_or_else(|| Error::invalid(format!("value `{name}` is not defined")))
+}
+
+/// A declared shape as the user reads it: `[batch, 3]`.
+fn show_dims(shape: &[Dim]) -> String {
+    let dims: Vec<String> = shape.iter().map(Dim::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+fn to_host_all(values: &DeviceValues) -> Result<Values> {
+    values
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), convert::to_host(t)?)))
+        .collect()
+}
+
+impl Session for TchSession {
+    /// Every graph input must be present, with one batch size across them; floats go to the
+    /// device as f32, labels as i64. Values of an earlier pass are dropped; on error nothing
+    /// changes.
+    fn load(&mut self, inputs: &Values) -> Result<()> {
+        let batch = self.check_batch(inputs)?;
+        let on = convert::device(self.device);
+        let mut loaded = DeviceValues::new();
+        for (name, tensor) in inputs {
+            loaded.insert(name.clone(), convert::to_torch(tensor, on)?);
+        }
+        self.batch = Some((loaded, batch));
+        self.values = None;
+        Ok(())
+    }
+
+    /// Records no autograd graph, as under `torch.no_grad()`: `backward` and `train_step`
+    /// run their own forward pass.
+    fn forward(&mut self, mode: Mode) -> Result<()> {
+        let values = {
+            let _no_grad = tch::no_grad_guard();
+            self.run_forward(mode)?
+        };
+        self.values = Some(values);
+        self.synchronize()
+    }
+
+    fn backward(&mut self) -> Result<()> {
+        self.backward_pass()?;
+        self.synchronize()
+    }
+
+    /// `zero_grad`, forward, backward, `step`: a PyTorch training loop's body. The values kept
+    /// are those the update was computed from, so the loss read afterwards is the loss before
+    /// the update.
+    fn train_step(&mut self) -> Result<()> {
+        self.backward_pass()?;
+        let optimizer = self.require_training("a training step")?;
+        optimizer.step().map_err(torch_error("optimizer step"))?;
+        self.synchronize()
+    }
+
+    fn outputs(&mut self) -> Result<Values> {
+        let values = self
+            .values
+            .as_ref()
+            .ok_or_else(|| self.not_run("outputs"))?;
+        let (inputs, _) = self.batch.as_ref().ok_or_else(|| self.not_run("outputs"))?;
+        self.graph
+            .outputs
+            .iter()
+            .map(|name| {
+                let tensor = lookup(name, values, inputs, &self.params)?;
+                Ok((name.clone(), convert::to_host(tensor)?))
+            })
+            .collect()
+    }
+
+    fn intermediates(&mut self) -> Result<Values> {
+        let values = self
+            .values
+            .as_ref()
+            .ok_or_else(|| self.not_run("intermediates"))?;
+        to_host_all(values)
+    }
+
+    /// A parameter the loss does not reach has no gradient in libtorch (and its optimizer skips
+    /// it); it reads as zeros here, as in the reference.
+    fn gradients(&mut self) -> Result<Values> {
+        self.require_training("reading gradients")?;
+        if !self.has_gradients {
+            return Err(Error::invalid(
+                "tch session: no gradients yet; call backward or train_step first",
+            ));
+        }
+        self.params
+            .iter()
+            .map(|(name, p)| {
+                let grad = p.f_grad().map_err(torch_error("reading a gradient"))?;
+                let grad = if grad.defined() {
+                    convert::to_host(&grad)?
+                } else {
+                    let shape = p.size().iter().map(|&d| d as usize).collect();
+                    Tensor::zeros(DType::F32, shape)
+                };
+                Ok((name.clone(), grad))
+            })
+            .collect()
+    }
+
+    fn weights(&mut self) -> Result<Values> {
+        to_host_all(&self.params)
+    }
+}
