@@ -7,7 +7,9 @@ Regenerate (from the repository root, in a throw-away virtualenv outside the rep
     /tmp/venv-torch/bin/python tests/golden/seeds.py > crates/dlbench-native/tests/golden/seeds.json
 
 Written with torch 2.11.0 (the JSON's "torch" field records the exact build). The Rust side is
-crates/dlbench-native/tests/golden_seeds.rs.
+crates/dlbench-native/tests/golden/seeds_data.rs, run on the f64 reference by
+crates/dlbench-native/tests/golden_seeds.rs and on libtorch (f32) by
+crates/dlbench-tch/tests/golden_seeds.rs.
 
 Each seed model is rebuilt here with torch.nn modules in float64, exactly as the spec describes
 it (PyTorch's own layers, not a transcription of dlbench's graph): Linear, Conv2d, MaxPool2d,
@@ -30,7 +32,7 @@ the JSON records, under dlbench's parameter names:
 
 Initial weights. The CNN and VAE hold 250k and 552k parameters: stored in full they would not
 fit the ~3 MB this file may take. So every initial weight comes from a tiny counter-based
-generator that golden_seeds.rs reimplements bit for bit: for parameter `name` of spec `spec`,
+generator that seeds_data.rs reimplements bit for bit: for parameter `name` of spec `spec`,
 element i is
 
     z     = splitmix64(fnv1a64("spec/name") + (i + 1) * 0x9E3779B97F4A7C15)
