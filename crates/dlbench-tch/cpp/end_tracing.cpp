@@ -8,6 +8,11 @@
 // it into a `prim::TupleConstruct`. Everything else here mirrors `atm_end_tracing` in
 // torch-sys 0.22.0's libtch/torch_api.cpp, so the module is the one tch would have built.
 //
+// It also names the method's arguments after the graph inputs (`forward(self, x, eps)` in
+// `module.code`, where tch leaves `argument_1, argument_2`) and gives the module the `training`
+// attribute that `torch.jit.trace` modules have (false: the trace is of inference), so that
+// `module.training` reads in Python as it does for any traced module.
+//
 // Returns NULL on success, else an error message allocated with malloc (free it with
 // `dlbench_free_string`); on error the trace is abandoned, so a later trace can start.
 
@@ -21,8 +26,8 @@
 #include <stdexcept>
 #include <vector>
 
-extern "C" char *dlbench_end_tracing(void *module, const char *fn_name, void **outputs,
-                                     int noutputs) {
+extern "C" char *dlbench_end_tracing(void *module, const char *fn_name, const char **arg_names,
+                                     int nargs, void **outputs, int noutputs) {
   try {
     auto *m = static_cast<torch::jit::Module *>(module);
     auto state = torch::jit::tracer::getTracingState();
@@ -43,10 +48,18 @@ extern "C" char *dlbench_end_tracing(void *module, const char *fn_name, void **o
       }
       result = c10::IValue(c10::ivalue::Tuple::create(std::move(items)));
     }
+    // Input 0 is `self`; the traced tensors follow in order.
+    auto graph_inputs = state->graph->inputs();
+    for (int i = 0; i < nargs && static_cast<size_t>(i) + 1 < graph_inputs.size(); ++i) {
+      graph_inputs[i + 1]->setDebugName(arg_names[i]);
+    }
     state->graph->registerOutput(state->getOutput(result, 0));
     torch::jit::FixupTraceScopeBlocks(state->graph, m);
     torch::jit::NormalizeOps(state->graph);
     torch::jit::tracer::setTracingState(nullptr);
+    if (!m->type()->hasAttribute("training")) {
+      m->register_attribute("training", c10::BoolType::get(), false);
+    }
     auto fn = m->_ivalue()->compilation_unit()->create_function(fn_name, state->graph);
     m->type()->addMethod(fn);
     return nullptr;

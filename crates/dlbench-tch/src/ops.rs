@@ -133,11 +133,7 @@ fn reshape(x: &Tensor, shape: &[i64]) -> Result<Tensor, TchError> {
                 .filter(|&(i, _)| i != 0 && i != j)
                 .map(|(_, &d)| d)
                 .product();
-            let per_sample = if rows > 0 {
-                x.numel() as i64 / rows
-            } else {
-                0
-            };
+            let per_sample = if rows > 0 { x.numel() as i64 / rows } else { 0 };
             // An indivisible size is left for libtorch's reshape to report.
             target[j] = if known > 0 { per_sample / known } else { -1 };
         }

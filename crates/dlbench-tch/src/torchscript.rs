@@ -4,7 +4,8 @@
 //!
 //! The trace records the session's own node-by-node walk ([`run_nodes`] over the lowering in
 //! `ops.rs`), so the exported module computes exactly what [`crate::TchSession`] computes.
-//! The weights are not arguments: the tracer bakes them into the module as constants.
+//! The weights are not arguments: the tracer bakes them into the module as constants, on the
+//! CPU (constants are not parameters, so `module.to("cuda")` does not move them).
 //!
 //! The traced module's `forward` takes [`traced_inputs`] in graph order: the data inputs and
 //! the noise inputs (the VAE's `eps`), never a training target nor a dropout mask (dropout is
@@ -96,9 +97,19 @@ fn trace(model: &Model) -> Result<ffi::Module> {
         inputs.insert(input.value.name.clone(), example(input, on)?);
     }
     let _no_grad = tch::no_grad_guard();
-    let tracing = ffi::Tracing::start(&module_name(&graph.name), &examples)?;
+    let tracing = ffi::Tracing::start(&identifier(&graph.name, "m_"), &examples)?;
     // On an error the trace is dropped, which abandons it.
-    let module = tracing.end("forward", &outputs(graph, &infos, &inputs, &params)?)?;
+    let outputs = outputs(graph, &infos, &inputs, &params)?;
+    // Named after the graph inputs, as `torch.jit.trace` names them after Python's arguments;
+    // `self` is the module's own first argument.
+    let arg_names: Vec<String> = traced
+        .iter()
+        .map(|input| match identifier(&input.value.name, "input_") {
+            id if id == "self" => "self_".to_string(),
+            id => id,
+        })
+        .collect();
+    let module = tracing.end("forward", &arg_names, &outputs)?;
     module.set_eval()?;
     Ok(module)
 }
@@ -135,15 +146,16 @@ fn example(input: &Input, on: tch::Device) -> Result<Tensor> {
     Tensor::f_zeros(shape.as_slice(), (kind, on)).map_err(torch_error("making an example input"))
 }
 
-/// The module's class name: TorchScript qualifies it (`__torch__.<name>`), so only
-/// identifier characters are kept.
-fn module_name(graph: &str) -> String {
-    let mut name: String = graph
+/// `name` as a TorchScript identifier (the module's class name, the method's argument
+/// names): characters other than ASCII letters, digits and `_` become `_`, and `prefix` goes
+/// before a name that does not start with a letter.
+fn identifier(name: &str, prefix: &str) -> String {
+    let mut id: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        name.insert_str(0, "m_");
+    if !id.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        id.insert_str(0, prefix);
     }
-    name
+    id
 }

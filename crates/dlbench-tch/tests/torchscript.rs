@@ -1,11 +1,13 @@
 //! TorchScript export of the four seed models: each traced module, loaded back by Python's
 //! `torch.jit.load` and by tch's `CModule::load`, computes what the tch session computes, at
 //! the traced batch size (1) and another (5), and agrees loosely with the f64 reference.
-//! Also: a graph with dropout exports with no mask argument, and a failed save leaves no file.
+//! Also: the size-reading lowerings (reshape, LSTM, flatten) at another batch size, a graph
+//! with dropout exports with no mask argument, and a failed save leaves no file.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use dlbench_core::ir::{Direction, Lstm};
 use dlbench_core::{
     Backend, DType, GraphBuilder, InputRole, Mode, Model, Op, PrepareOptions, Tensor, Values,
 };
@@ -99,9 +101,7 @@ fn inputs(model: &Model, batch: usize) -> Values {
 
 /// The graph outputs, in graph order, from a backend's inference forward.
 fn run(backend: &dyn Backend, model: &Model, batch: &Values) -> Vec<Tensor> {
-    let mut session = backend
-        .prepare(model, &PrepareOptions::default())
-        .unwrap();
+    let mut session = backend.prepare(model, &PrepareOptions::default()).unwrap();
     session.load(batch).unwrap();
     session.forward(Mode::Inference).unwrap();
     let outputs = session.outputs().unwrap();
@@ -282,16 +282,51 @@ fn a_graph_with_dropout_exports_without_a_mask_argument() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Reshape with a copied batch and an inferred dim, a bidirectional LSTM and a flatten: the
+/// lowerings that read sizes, traced at batch 1 and run at 5.
+#[test]
+fn reshape_lstm_and_flatten_run_at_another_batch_size() {
+    let mut b = GraphBuilder::new("layouts");
+    b.data_input("x", &[12]).unwrap();
+    let seq = b
+        .op(
+            Some("seq"),
+            Op::Reshape {
+                shape: vec![0, 4, -1],
+            },
+            &["x"],
+        )
+        .unwrap();
+    let attrs = Lstm {
+        hidden: 5,
+        direction: Direction::Bidirectional,
+        batch_first: true,
+    };
+    let [y, _, _] = b.lstm(Some("lstm"), &seq, attrs).unwrap();
+    let flat = b.op(Some("flat"), Op::Flatten { axis: 1 }, &[&y]).unwrap();
+    let out = b.dense(Some("out"), &flat, 2, true).unwrap();
+    let model = Model::initialized(b.finish(&[&out]).unwrap(), 11).unwrap();
+    let dir = temp_dir("layouts");
+    let path = dir.join("layouts.ts");
+    export_torchscript(&model, &path).unwrap();
+    let module = CModule::load(&path).unwrap();
+    for batch in BATCHES {
+        let values = inputs(&model, batch);
+        let session = run(&TchBackend, &model, &values);
+        let traced = forward_module(&module, &module_args(&model, &values));
+        let d = compare("layouts", &traced[0], &session[0], RTOL);
+        println!("layouts batch {batch}: CModule::load vs session {d:e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_failed_save_is_an_error_and_leaves_no_file() {
     let model = seed_model("mlp");
     let dir = temp_dir("missing");
     let path = dir.join("no such folder").join("mlp.ts");
     let err = export_torchscript(&model, &path).unwrap_err();
-    assert!(
-        matches!(err, dlbench_core::Error::Backend { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, dlbench_core::Error::Backend { .. }), "{err}");
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

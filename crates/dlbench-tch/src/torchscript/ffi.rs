@@ -16,11 +16,14 @@ use torch_sys::{CModule_, C_tensor};
 use crate::NAME;
 
 extern "C" {
-    /// Ends the current trace with one output and adds it to `module` as method `fn_name`;
-    /// NULL on success, else a malloc'd message (the trace is then abandoned).
+    /// Ends the current trace with one output and adds it to `module` as method `fn_name`,
+    /// its arguments named `arg_names`; NULL on success, else a malloc'd message (the trace is
+    /// then abandoned).
     fn dlbench_end_tracing(
         module: *mut c_void,
         fn_name: *const c_char,
+        arg_names: *const *const c_char,
+        nargs: c_int,
         outputs: *const *mut c_void,
         noutputs: c_int,
     ) -> *mut c_char;
@@ -108,17 +111,13 @@ impl<'a> Tracing<'a> {
     pub(super) fn start(name: &str, examples: &'a [Tensor]) -> Result<Self> {
         let what = "starting the TorchScript trace";
         let c_name = c_string(what, name)?;
-        let inputs: Vec<*mut C_tensor> = examples
-            .iter()
-            .map(|t| t.as_ptr().cast_mut())
-            .collect();
-        let count = c_int::try_from(inputs.len())
-            .map_err(|_| backend_error(what, "too many inputs"))?;
+        let inputs: Vec<*mut C_tensor> = examples.iter().map(|t| t.as_ptr().cast_mut()).collect();
+        let count =
+            c_int::try_from(inputs.len()).map_err(|_| backend_error(what, "too many inputs"))?;
         // SAFETY: a NUL-terminated name and live tensor pointers for the call's duration;
         // libtch copies what it keeps (the tensors are then known to the tracer by identity).
-        let module = unsafe {
-            torch_sys::atm_create_for_tracing(c_name.as_ptr(), inputs.as_ptr(), count)
-        };
+        let module =
+            unsafe { torch_sys::atm_create_for_tracing(c_name.as_ptr(), inputs.as_ptr(), count) };
         last_error(what)?;
         if module.is_null() {
             return Err(backend_error(what, "libtorch returned no module"));
@@ -130,14 +129,20 @@ impl<'a> Tracing<'a> {
     }
 
     /// Ends the trace: `outputs` (one, or several as a tuple) become what method `fn_name`
-    /// returns, and the module is handed over.
-    pub(super) fn end(mut self, fn_name: &str, outputs: &[Tensor]) -> Result<Module> {
+    /// returns, its arguments are named `arg_names` (identifiers), and the module is handed
+    /// over.
+    pub(super) fn end(
+        mut self,
+        fn_name: &str,
+        arg_names: &[String],
+        outputs: &[Tensor],
+    ) -> Result<Module> {
         let what = "ending the TorchScript trace";
         let module = self
             .module
             .take()
             .ok_or_else(|| backend_error(what, "the trace was already ended"))?;
-        end(&module, fn_name, outputs).map(|()| module)
+        end(&module, fn_name, arg_names, outputs).map(|()| module)
     }
 }
 
@@ -146,25 +151,38 @@ impl Drop for Tracing<'_> {
         if let Some(module) = self.module.take() {
             // With no outputs, end_tracing.cpp refuses and abandons the trace; that refusal is
             // expected, and not the error the caller reports.
-            let _ = end(&module, "forward", &[]);
+            let _ = end(&module, "forward", &[], &[]);
         }
     }
 }
 
 /// Calls `dlbench_end_tracing` on `module`.
-fn end(module: &Module, fn_name: &str, outputs: &[Tensor]) -> Result<()> {
+fn end(module: &Module, fn_name: &str, arg_names: &[String], outputs: &[Tensor]) -> Result<()> {
     let what = "ending the TorchScript trace";
     let c_name = c_string(what, fn_name)?;
+    let c_args = arg_names
+        .iter()
+        .map(|name| c_string(what, name))
+        .collect::<Result<Vec<_>>>()?;
+    let arg_ptrs: Vec<*const c_char> = c_args.iter().map(|name| name.as_ptr()).collect();
+    let nargs =
+        c_int::try_from(arg_ptrs.len()).map_err(|_| backend_error(what, "too many inputs"))?;
     let ptrs: Vec<*mut c_void> = outputs
         .iter()
         .map(|t| t.as_ptr().cast_mut().cast::<c_void>())
         .collect();
-    let count =
-        c_int::try_from(ptrs.len()).map_err(|_| backend_error(what, "too many outputs"))?;
-    // SAFETY: a live module pointer from `atm_create_for_tracing` on this thread, a
-    // NUL-terminated name and live tensor pointers, all outliving the call.
+    let count = c_int::try_from(ptrs.len()).map_err(|_| backend_error(what, "too many outputs"))?;
+    // SAFETY: a live module pointer from `atm_create_for_tracing` on this thread,
+    // NUL-terminated names and live tensor pointers, all outliving the call.
     let error = unsafe {
-        dlbench_end_tracing(module.0.cast::<c_void>(), c_name.as_ptr(), ptrs.as_ptr(), count)
+        dlbench_end_tracing(
+            module.0.cast::<c_void>(),
+            c_name.as_ptr(),
+            arg_ptrs.as_ptr(),
+            nargs,
+            ptrs.as_ptr(),
+            count,
+        )
     };
     match take_string(error) {
         Some(message) => Err(backend_error(what, &message)),
