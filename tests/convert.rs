@@ -143,6 +143,33 @@ fn usage_errors_exit_2_and_name_the_files() {
     assert_usage_error(&out, &["malicious.pt", "refusing global `posix.system`"]);
 }
 
+/// Without the `tch` feature there is no libtorch to trace with: TorchScript output is a usage
+/// error that says how to build it in (with it, tests/torchscript_cli.rs converts).
+#[cfg(not(feature = "tch"))]
+#[test]
+fn torchscript_output_without_libtorch_says_how_to_build_it() {
+    let dir = temp_dir("no-tch");
+    let native = dir.join("m.safetensors");
+    assert_ok(&dlbench(&[
+        "init",
+        "specs/mlp.yaml",
+        "--out",
+        path_str(&native),
+    ]));
+    let ts = dir.join("m.ts");
+    let out = dlbench(&["convert", path_str(&native), path_str(&ts)]);
+    assert_usage_error(
+        &out,
+        &[
+            "m.ts",
+            "libtorch",
+            "--features tch",
+            "scripts/setup-torch.sh",
+        ],
+    );
+    assert!(!ts.exists());
+}
+
 /// A Python with torch: `$DLBENCH_PYTHON`, else `.venv/bin/python`; `None` (the test says it
 /// skips) when neither exists.
 fn torch_python() -> Option<PathBuf> {

@@ -51,7 +51,8 @@ enum Command {
         out: PathBuf,
     },
     /// Convert a model between formats, by file extension: a native model (.safetensors) to a
-    /// PyTorch state_dict (.pt, .pth), or a state_dict back with `--like`.
+    /// PyTorch state_dict (.pt, .pth), or a state_dict back with `--like`; either to
+    /// TorchScript (.ts, .torchscript; needs the `tch` feature).
     Convert {
         /// The model to read.
         input: PathBuf,

@@ -18,7 +18,7 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
 }
 
 /// How to build the libtorch backend in: the README's recipe, in one line.
-const TCH_RECIPE: &str = "libtorch 2.11 through tch 0.22: build with the `tch` feature. Run \
+pub const TCH_RECIPE: &str = "libtorch 2.11 through tch 0.22: build with the `tch` feature. Run \
     `bash scripts/setup-torch.sh` (creates .venv with torch), then `VIRTUAL_ENV=$PWD/.venv \
     PATH=$PWD/.venv/bin:$PATH LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1 \
     cargo build --release --features tch`";

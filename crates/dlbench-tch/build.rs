@@ -11,6 +11,11 @@
 //!
 //! The `dlbench` binary needs the same arguments, so the root package's build.rs repeats them
 //! (link arguments do not propagate from a library to the binaries that use it).
+//!
+//! It also compiles `cpp/end_tracing.cpp`, the one function of the TorchScript export that
+//! tch's C API lacks (ending a trace with a tuple output), against libtorch's headers beside
+//! that folder (`<lib>/../include`, as in both the pip wheel and the libtorch archive), with
+//! the compiler's default C++11 string ABI, which libtorch 2.8 and later use throughout.
 
 use std::env;
 use std::path::Path;
@@ -29,10 +34,28 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
     }
     println!("cargo:rustc-link-arg=-ltorch");
+    compile_end_tracing(dir);
     println!(
         "cargo:rustc-env=DLBENCH_LIBTORCH_VERSION={}",
         libtorch_version(dir)
     );
+}
+
+/// Builds `cpp/end_tracing.cpp` into a static library linked into this crate.
+fn compile_end_tracing(lib: &Path) {
+    let source = "cpp/end_tracing.cpp";
+    println!("cargo:rerun-if-changed={source}");
+    let include = lib.parent().unwrap_or(lib).join("include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++17")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        // libtorch's headers are not warning-free; ours is checked by reading.
+        .warnings(false)
+        .file(source)
+        .compile("dlbench_end_tracing");
 }
 
 /// The version of the libtorch in `lib`: a pip wheel has `torch/version.py` beside `torch/lib`,

@@ -8,16 +8,21 @@
 //! with torch, then build with `LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1` and that
 //! virtualenv's python first on `PATH` (see the README). The build script sets an rpath, so
 //! nothing needs `LD_LIBRARY_PATH` at run time.
+//!
+//! [`export_torchscript`] traces a model's inference forward pass through the same lowering
+//! into a TorchScript file that `torch.jit.load` runs at any batch size.
 
 mod convert;
 mod ops;
 mod session;
+mod torchscript;
 
 use std::sync::OnceLock;
 
 use dlbench_core::{Backend, Capabilities, Device, Error, Model, PrepareOptions, Result, Session};
 
 pub use session::TchSession;
+pub use torchscript::{export_torchscript, traced_inputs};
 
 /// The backend's name in specs, results and `dlbench list`.
 pub const NAME: &str = "tch";

@@ -1,6 +1,11 @@
 //! The lowering: each IR op to libtorch's own op (`linear`, `conv2d`, `max_pool2d`, `lstm`,
 //! the losses...), run eagerly in f32 as PyTorch runs a model. libtorch's autograd then
 //! differentiates whatever these functions record, so there is no backward here.
+//!
+//! The same functions are recorded by libtorch's tracer for the TorchScript export, which
+//! keeps every size passed to an op as a constant. So no inference op passes a size read from
+//! its input's batch dim: they flatten from a dim, let `-1` stand for the batch, or build
+//! tensors `zeros_like` a slice of the input, and a traced module then runs at any batch size.
 
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
 use dlbench_core::{Error, Mode, Node, Op, Result};
@@ -34,26 +39,8 @@ fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchErro
             p.ceil_mode,
         )?),
         Op::AvgPool2d(p) => one(avg_pool2d(p, x)?),
-        Op::Flatten { axis } => {
-            // Through reshape rather than `flatten`: the IR allows `axis == rank` (a trailing
-            // dim of 1), which `flatten(start_dim)` rejects.
-            let mut shape: Vec<i64> = x.size().into_iter().take(*axis).collect();
-            shape.push(-1);
-            one(x.f_reshape(shape.as_slice())?)
-        }
-        Op::Reshape { shape } => {
-            // ONNX: 0 copies the input dim at that position; libtorch infers the one -1.
-            let size = x.size();
-            let target: Vec<i64> = shape
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| match d {
-                    0 => size.get(i).copied().unwrap_or(0),
-                    d => d,
-                })
-                .collect();
-            one(x.f_reshape(target.as_slice())?)
-        }
+        Op::Flatten { axis } => one(flatten(x, *axis)?),
+        Op::Reshape { shape } => one(reshape(x, shape)?),
         Op::Transpose { perm } => {
             let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
             one(x.f_permute(perm.as_slice())?)
@@ -112,6 +99,49 @@ fn ints(pair: &[usize; 2]) -> [i64; 2] {
     [pair[0] as i64, pair[1] as i64]
 }
 
+/// Keeps the dims before `axis` and flattens the rest into one. `flatten(axis, -1)` rather
+/// than a reshape to the leading sizes, which a trace would keep as constants (the batch
+/// among them); the IR allows `axis == rank` (a trailing dim of 1), which `flatten` rejects.
+fn flatten(x: &Tensor, axis: usize) -> Result<Tensor, TchError> {
+    let axis = i64::try_from(axis).map_err(|_| TchError::Shape(format!("axis {axis}")))?;
+    if axis < x.dim() as i64 {
+        x.f_flatten(axis, -1)
+    } else {
+        x.f_unsqueeze(-1)
+    }
+}
+
+/// ONNX Reshape: `0` copies the input dim at that position; libtorch infers the one `-1`.
+/// A leading `0` copies the batch (the IR's first dim), so it becomes `-1` rather than the
+/// batch size, which a trace would bake in; a `-1` elsewhere is then resolved here from the
+/// per-sample size, which does not depend on the batch.
+fn reshape(x: &Tensor, shape: &[i64]) -> Result<Tensor, TchError> {
+    let size = x.size();
+    let mut target: Vec<i64> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match d {
+            0 => size.get(i).copied().unwrap_or(0),
+            d => d,
+        })
+        .collect();
+    if let (Some(0), Some(&rows)) = (shape.first(), size.first()) {
+        if let Some(j) = shape.iter().rposition(|&d| d == -1) {
+            let known: i64 = target
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != 0 && i != j)
+                .map(|(_, &d)| d)
+                .product();
+            let per_sample = if rows > 0 { x.numel() as i64 / rows } else { 0 };
+            // An indivisible size is left for libtorch's reshape to report.
+            target[j] = if known > 0 { per_sample / known } else { -1 };
+        }
+        target[0] = -1;
+    }
+    x.f_reshape(target.as_slice())
+}
+
 fn conv2d(
     attrs: &Conv2d,
     x: &Tensor,
@@ -145,17 +175,22 @@ fn avg_pool2d(p: &Pool2d, x: &Tensor) -> Result<Tensor, TchError> {
 /// Y_c are then the states after the first time step, as the IR defines them.
 fn lstm(attrs: &Lstm, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchError> {
     let x = arg(inputs, 0)?;
-    let (time, batch) = if attrs.batch_first { (1, 0) } else { (0, 1) };
+    let time = if attrs.batch_first { 1 } else { 0 };
     let dirs = attrs.direction.count() as i64;
-    let size = x.size();
-    let n = size.get(batch).copied().unwrap_or(0);
-    let state = [dirs, n, attrs.hidden as i64];
-    let zeros = Tensor::f_zeros(state, (x.f_kind()?, x.device()))?;
+    // The zero state [dirs, batch, hidden], made `zeros_like` the first feature of the first
+    // time step ([batch, 1]) and expanded, not from the batch size read here: a traced module
+    // then builds it for any batch.
+    let zeros = x
+        .f_select(time, 0)?
+        .f_narrow(1, 0, 1)?
+        .f_zeros_like()?
+        .f_expand([dirs, -1, attrs.hidden as i64], false)?
+        .f_contiguous()?;
     let hx = [&zeros, &zeros];
     let params = inputs.get(1..).unwrap_or_default();
     let reverse = attrs.direction == Direction::Reverse;
     let seq = if reverse {
-        x.f_flip([time as i64])?
+        x.f_flip([time])?
     } else {
         x.shallow_clone()
     };
@@ -169,7 +204,7 @@ fn lstm(attrs: &Lstm, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, Tch
         attrs.direction == Direction::Bidirectional,
         attrs.batch_first,
     )?;
-    let y = if reverse { y.f_flip([time as i64])? } else { y };
+    let y = if reverse { y.f_flip([time])? } else { y };
     Ok(vec![y, h, c])
 }
 

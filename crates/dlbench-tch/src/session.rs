@@ -17,7 +17,7 @@ use crate::convert::{self, torch_error};
 use crate::{ops, NAME};
 
 /// Tensors on the device, by value name.
-type DeviceValues = BTreeMap<String, tch::Tensor>;
+pub(crate) type DeviceValues = BTreeMap<String, tch::Tensor>;
 
 /// A model prepared for libtorch on one device.
 ///
@@ -193,43 +193,7 @@ impl TchSession {
                 self.graph.name
             ))
         })?;
-        let mut values = DeviceValues::new();
-        for node in &self.graph.nodes {
-            let args = node
-                .inputs
-                .iter()
-                .map(|name| lookup(name, &values, inputs, &self.params))
-                .collect::<Result<Vec<_>>>()?;
-            let outputs = ops::forward(node, &args, mode)?;
-            if outputs.len() != node.outputs.len() {
-                return Err(Error::node(
-                    &node.name,
-                    node.op.name(),
-                    format!(
-                        "lowering returned {} outputs, expected {}",
-                        outputs.len(),
-                        node.outputs.len()
-                    ),
-                ));
-            }
-            for (name, value) in node.outputs.iter().zip(outputs) {
-                // A lowering whose result disagrees with shape inference is caught here,
-                // before it spreads (reading sizes does not wait for the device).
-                let expected = convert::dims(&self.infos[name].resolve(*batch))?;
-                if value.size() != expected {
-                    return Err(Error::node(
-                        &node.name,
-                        node.op.name(),
-                        format!(
-                            "libtorch returned `{name}` of shape {:?}, expected {expected:?}",
-                            value.size()
-                        ),
-                    ));
-                }
-                values.insert(name.clone(), value);
-            }
-        }
-        Ok(values)
+        run_nodes(&self.graph, &self.infos, inputs, &self.params, *batch, mode)
     }
 
     /// Waits for the device to finish the queued work (CUDA runs asynchronously).
@@ -306,6 +270,60 @@ fn optimizer(config: &Optimizer, graph: &Graph, params: &DeviceValues) -> Result
         }
     }
     Ok(optimizer)
+}
+
+/// Runs every node of `graph` in order with the lowering in [`ops`] and returns every value it
+/// produced. The session's passes and the TorchScript export (which records this same walk
+/// with libtorch's tracer) share it, so the exported module computes what the session does.
+/// `infos` is the graph's inferred types: each result is checked against them at `batch`.
+pub(crate) fn run_nodes(
+    graph: &Graph,
+    infos: &BTreeMap<String, ValueInfo>,
+    inputs: &DeviceValues,
+    params: &DeviceValues,
+    batch: usize,
+    mode: Mode,
+) -> Result<DeviceValues> {
+    let mut values = DeviceValues::new();
+    for node in &graph.nodes {
+        let args = node
+            .inputs
+            .iter()
+            .map(|name| lookup(name, &values, inputs, params))
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = ops::forward(node, &args, mode)?;
+        if outputs.len() != node.outputs.len() {
+            return Err(Error::node(
+                &node.name,
+                node.op.name(),
+                format!(
+                    "lowering returned {} outputs, expected {}",
+                    outputs.len(),
+                    node.outputs.len()
+                ),
+            ));
+        }
+        for (name, value) in node.outputs.iter().zip(outputs) {
+            // A lowering whose result disagrees with shape inference is caught here, before
+            // it spreads (reading sizes does not wait for the device).
+            let info = infos
+                .get(name)
+                .ok_or_else(|| Error::invalid(format!("value `{name}` has no inferred type")))?;
+            let expected = convert::dims(&info.resolve(batch))?;
+            if value.size() != expected {
+                return Err(Error::node(
+                    &node.name,
+                    node.op.name(),
+                    format!(
+                        "libtorch returned `{name}` of shape {:?}, expected {expected:?}",
+                        value.size()
+                    ),
+                ));
+            }
+            values.insert(name.clone(), value);
+        }
+    }
+    Ok(values)
 }
 
 /// A value by name: a node output of this pass, a loaded input or a parameter.
