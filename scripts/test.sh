@@ -17,6 +17,8 @@ export VIRTUAL_ENV="$PWD/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 export LIBTORCH_BYPASS_VERSION_CHECK=1
+# Golden and round-trip tests run this python; set, it must exist (no silent skips here).
+export DLBENCH_PYTHON="$VIRTUAL_ENV/bin/python"
 
 # --features test-backends registers the faulty `test-...` backends that tests/workers.rs runs;
 # --features tch builds the libtorch backend into dlbench (tests/tch.rs).

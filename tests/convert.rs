@@ -1,6 +1,7 @@
 //! `dlbench convert` end to end: native model -> PyTorch state_dict -> native model, the seed
 //! models as PyTorch users write them, and the usage errors (exit code 2, files named).
 
+use dlbench_testkit::python::torch_python;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -168,21 +169,6 @@ fn torchscript_output_without_libtorch_says_how_to_build_it() {
         ],
     );
     assert!(!ts.exists());
-}
-
-/// A Python with torch: `$DLBENCH_PYTHON`, else `.venv/bin/python`; `None` (the test says it
-/// skips) when neither exists.
-fn torch_python() -> Option<PathBuf> {
-    let candidate = match std::env::var_os("DLBENCH_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-    };
-    if candidate.exists() {
-        Some(candidate)
-    } else {
-        println!("skipped: no torch python ($DLBENCH_PYTHON unset and no .venv/bin/python)");
-        None
-    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 #![cfg(feature = "tch")]
 
+use dlbench_testkit::python::torch_python;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -38,22 +39,6 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
-}
-
-/// A Python with torch: `$DLBENCH_PYTHON`, else the repo's `.venv/bin/python`, else the
-/// shared `/work/venv-torch/bin/python`; `None` (the test says it skips) when none exists.
-fn torch_python() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("DLBENCH_PYTHON").filter(|p| !p.is_empty()) {
-        candidates.push(PathBuf::from(p));
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    candidates.push(PathBuf::from("/work/venv-torch/bin/python"));
-    let found = candidates.into_iter().find(|p| p.exists());
-    if found.is_none() {
-        println!("skipped: no torch python");
-    }
-    found
 }
 
 /// Loads the module (in eval mode, its argument named after the graph input `x`), runs it on

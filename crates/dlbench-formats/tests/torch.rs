@@ -9,8 +9,9 @@ use std::path::Path;
 use dlbench_core::ir::{Conv2d, Direction, Lstm};
 use dlbench_core::{GraphBuilder, Model, Tensor};
 use dlbench_formats::pytorch::{export_state_dict, write_state_dict};
+use dlbench_testkit::python::torch_python;
 use serde_json::Value;
-use support::{assert_matches, golden, temp_dir, torch_python};
+use support::{assert_matches, golden, temp_dir};
 
 fn torch_load(python: &Path, path: &Path) -> Value {
     serde_json::from_str(&golden(python, "load", path)).unwrap()

@@ -4,6 +4,7 @@
 //! Also: the size-reading lowerings (reshape, LSTM, flatten) at another batch size, a graph
 //! with dropout exports with no mask argument, and a failed save leaves no file.
 
+use dlbench_testkit::python::torch_python;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -53,22 +54,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A Python with torch: `$DLBENCH_PYTHON`, else the repo's `.venv/bin/python`, else the
-/// shared `/work/venv-torch/bin/python`; `None` (the test says it skips) when none exists.
-fn torch_python() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("DLBENCH_PYTHON").filter(|p| !p.is_empty()) {
-        candidates.push(PathBuf::from(p));
-    }
-    candidates.push(repo().join(".venv/bin/python"));
-    candidates.push(PathBuf::from("/work/venv-torch/bin/python"));
-    let found = candidates.into_iter().find(|p| p.exists());
-    if found.is_none() {
-        println!("skipped: no torch python");
-    }
-    found
 }
 
 fn seed_model(name: &str) -> Model {

@@ -4,6 +4,8 @@
 //! [`mutants`] compute wrong numbers the way real adapter bugs do (a transposed Dense weight,
 //! swapped LSTM gates, floor instead of ceil pooling) to test agreement and localization.
 //!
+//! [`python`] finds the Python with torch that golden and round-trip tests run.
+//!
 //! They are never in a normal build of `dlbench`: the binary registers them only with its
 //! `test-backends` feature, which the test command enables.
 
@@ -11,6 +13,7 @@ use dlbench_core::Backend;
 
 pub mod faults;
 pub mod mutants;
+pub mod python;
 
 /// Every faulty backend, by its `test-...` name.
 pub fn backends() -> Vec<Box<dyn Backend>> {

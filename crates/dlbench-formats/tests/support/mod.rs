@@ -25,21 +25,6 @@ pub fn expected() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A Python with torch: `$DLBENCH_PYTHON`, else the repository's `.venv/bin/python`. `None`
-/// (and the test skips, saying so) when neither exists.
-pub fn torch_python() -> Option<PathBuf> {
-    let candidate = match std::env::var_os("DLBENCH_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join(".venv/bin/python"),
-    };
-    if candidate.exists() {
-        Some(candidate)
-    } else {
-        println!("skipped: no torch python ($DLBENCH_PYTHON unset and no .venv/bin/python)");
-        None
-    }
-}
-
 /// Runs `tests/golden/state_dict.py MODE ARG` and returns its stdout.
 pub fn golden(python: &Path, mode: &str, arg: &Path) -> String {
     let out = Command::new(python)
