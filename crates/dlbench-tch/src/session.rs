@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use dlbench_core::training::{Adam, Gd, Sgd, LOSS};
 use dlbench_core::{
-    DType, Device, Dim, Error, Graph, Mode, Model, Optimizer, Result, Session, Tensor,
-    TrainingConfig, ValueInfo, Values,
+    DType, Device, Error, Graph, Mode, Model, Optimizer, Result, Session, Tensor, TrainingConfig,
+    ValueInfo, Values,
 };
 use tch::COptimizer;
 
@@ -106,83 +106,6 @@ impl TchSession {
                 self.graph.name
             ))
         })
-    }
-
-    /// Checks a batch against the graph inputs (names, shapes, one batch size, dtypes), as the
-    /// reference does, and returns its batch size.
-    fn check_batch(&self, inputs: &Values) -> Result<usize> {
-        let graph = &self.graph.name;
-        if let Some(unknown) = inputs.keys().find(|k| self.graph.input(k).is_none()) {
-            let known: Vec<&str> = self
-                .graph
-                .inputs
-                .iter()
-                .map(|i| i.value.name.as_str())
-                .collect();
-            return Err(Error::invalid(format!(
-                "graph `{graph}` has no input `{unknown}`; its inputs are {known:?}"
-            )));
-        }
-        let mut batch: Option<(usize, &str)> = None;
-        for input in &self.graph.inputs {
-            let info = &input.value;
-            let given = inputs.get(&info.name).ok_or_else(|| {
-                Error::invalid(format!(
-                    "graph `{graph}`: input `{}` ({} {}) is missing from the batch",
-                    info.name,
-                    info.dtype,
-                    show_dims(&info.shape)
-                ))
-            })?;
-            let rank_ok = given.shape().len() == info.shape.len();
-            let mut fits = rank_ok;
-            for (d, &n) in info.shape.iter().zip(given.shape()) {
-                match d {
-                    Dim::Known(k) => fits &= *k == n,
-                    Dim::Batch => match batch {
-                        Some((b, _)) => fits &= b == n,
-                        None if rank_ok => batch = Some((n, &info.name)),
-                        None => {}
-                    },
-                }
-            }
-            if let Some((0, from)) = batch {
-                return Err(Error::invalid(format!(
-                    "input `{from}`: the batch is empty"
-                )));
-            }
-            if !fits {
-                let resolved = match batch {
-                    Some((b, from)) if info.shape.contains(&Dim::Batch) => format!(
-                        " = {:?} with batch {b} from input `{from}`",
-                        info.resolve(b)
-                    ),
-                    _ => String::new(),
-                };
-                return Err(Error::invalid(format!(
-                    "input `{}`: expected shape {}{resolved}, got {:?}",
-                    info.name,
-                    show_dims(&info.shape),
-                    given.shape()
-                )));
-            }
-            let dtype_ok = match info.dtype {
-                DType::I64 => given.dtype() == DType::I64,
-                DType::F32 | DType::F64 => given.dtype().is_float(),
-            };
-            if !dtype_ok {
-                let expected = match info.dtype {
-                    DType::I64 => "i64",
-                    DType::F32 | DType::F64 => "f32 or f64",
-                };
-                return Err(Error::invalid(format!(
-                    "input `{}`: expected {expected} values, got {}",
-                    info.name,
-                    given.dtype()
-                )));
-            }
-        }
-        Ok(batch.map_or(1, |(b, _)| b))
     }
 
     /// Runs every node in order on the loaded batch and returns every value it produced.
@@ -340,12 +263,6 @@ fn lookup<'a>(
         .ok_or_else(|| Error::invalid(format!("value `{name}` is not defined")))
 }
 
-/// A declared shape as the user reads it: `[batch, 3]`.
-fn show_dims(shape: &[Dim]) -> String {
-    let dims: Vec<String> = shape.iter().map(Dim::to_string).collect();
-    format!("[{}]", dims.join(", "))
-}
-
 fn to_host_all(values: &DeviceValues) -> Result<Values> {
     values
         .iter()
@@ -358,7 +275,7 @@ impl Session for TchSession {
     /// device as f32, labels as i64. Values of an earlier pass are dropped; on error nothing
     /// changes.
     fn load(&mut self, inputs: &Values) -> Result<()> {
-        let batch = self.check_batch(inputs)?;
+        let batch = self.graph.check_batch(inputs)?;
         let on = convert::device(self.device);
         let mut loaded = DeviceValues::new();
         for (name, tensor) in inputs {

@@ -2,9 +2,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{op::Op, shape, ValueInfo};
+use super::{op::Op, shape, Dim, ValueInfo};
+use crate::backend::Values;
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::tensor::DType;
 
 /// What the harness feeds into a graph input.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -140,6 +142,82 @@ impl Graph {
     /// The parameters a node reads, in its input order.
     pub fn node_params<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Param> + 'a {
         node.inputs.iter().filter_map(|name| self.param(name))
+    }
+
+    /// Checks a batch that a session is asked to load: exactly the graph's inputs by name, each
+    /// with its declared rank and known dims, one batch size across them, and a dtype that fits
+    /// (floats for float inputs, i64 for label inputs). Returns the batch size. Every backend's
+    /// `Session::load` starts here, so they all refuse the same batches with the same words.
+    pub fn check_batch(&self, inputs: &Values) -> Result<usize> {
+        let graph = &self.name;
+        if let Some(unknown) = inputs.keys().find(|k| self.input(k).is_none()) {
+            let known: Vec<&str> = self.inputs.iter().map(|i| i.value.name.as_str()).collect();
+            return Err(Error::invalid(format!(
+                "graph `{graph}` has no input `{unknown}`; its inputs are {known:?}"
+            )));
+        }
+        let show = |shape: &[Dim]| {
+            let dims: Vec<String> = shape.iter().map(Dim::to_string).collect();
+            format!("[{}]", dims.join(", "))
+        };
+        for input in &self.inputs {
+            if !inputs.contains_key(&input.value.name) {
+                return Err(Error::invalid(format!(
+                    "graph `{graph}`: input `{}` ({} {}) is missing from the batch",
+                    input.value.name,
+                    input.value.dtype,
+                    show(&input.value.shape)
+                )));
+            }
+        }
+        // The first input (in declaration order) with a batch dim and the declared rank fixes
+        // the batch size; the rank check below reports the others.
+        let batch = self.inputs.iter().find_map(|input| {
+            let given = inputs[&input.value.name].shape();
+            let at = input.value.shape.iter().position(|d| *d == Dim::Batch)?;
+            (given.len() == input.value.shape.len()).then(|| (given[at], &input.value.name))
+        });
+        if let Some((0, name)) = batch {
+            return Err(Error::invalid(format!(
+                "input `{name}`: the batch is empty"
+            )));
+        }
+        for input in &self.inputs {
+            let info = &input.value;
+            let given = &inputs[&info.name];
+            let fits = given.shape().len() == info.shape.len()
+                && info.shape.iter().zip(given.shape()).all(|(d, &n)| match d {
+                    Dim::Known(k) => *k == n,
+                    Dim::Batch => batch.is_none_or(|(b, _)| b == n),
+                });
+            if !fits {
+                let resolved = match batch {
+                    Some((b, from)) if info.shape.contains(&Dim::Batch) => format!(
+                        " = {:?} with batch {b} from input `{from}`",
+                        info.resolve(b)
+                    ),
+                    _ => String::new(),
+                };
+                return Err(Error::invalid(format!(
+                    "input `{}`: expected shape {}{resolved}, got {:?}",
+                    info.name,
+                    show(&info.shape),
+                    given.shape()
+                )));
+            }
+            let (fits, expected) = match info.dtype {
+                DType::I64 => (given.dtype() == DType::I64, "i64"),
+                DType::F32 | DType::F64 => (given.dtype().is_float(), "f32 or f64"),
+            };
+            if !fits {
+                return Err(Error::invalid(format!(
+                    "input `{}`: expected {expected} values, got {}",
+                    info.name,
+                    given.dtype()
+                )));
+            }
+        }
+        Ok(batch.map_or(1, |(b, _)| b))
     }
 
     /// True when any node is a loss (a training graph).

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use dlbench_core::training::LOSS;
 use dlbench_core::{
-    Backend, Capabilities, DType, Device, Dim, Error, Graph, Mode, Model, Node, PrepareOptions,
-    Result, Session, Tensor, TrainingConfig, ValueInfo, Values,
+    Backend, Capabilities, DType, Device, Error, Graph, Mode, Model, Node, PrepareOptions, Result,
+    Session, Tensor, TrainingConfig, ValueInfo, Values,
 };
 
 use super::ops;
@@ -156,89 +156,21 @@ impl ReferenceSession {
         Ok(())
     }
 
-    /// Checks a batch against the graph inputs and converts it to the interpreter's dtypes.
+    /// Checks a batch (see [`Graph::check_batch`]) and widens its floats to f64.
     fn check_batch(&self, inputs: &Values) -> Result<(Values, usize)> {
-        let graph = &self.graph.name;
-        if let Some(unknown) = inputs.keys().find(|k| self.graph.input(k).is_none()) {
-            let known: Vec<&str> = self
-                .graph
-                .inputs
-                .iter()
-                .map(|i| i.value.name.as_str())
-                .collect();
-            return Err(Error::invalid(format!(
-                "graph `{graph}` has no input `{unknown}`; its inputs are {known:?}"
-            )));
-        }
-        for input in &self.graph.inputs {
-            if !inputs.contains_key(&input.value.name) {
-                return Err(Error::invalid(format!(
-                    "graph `{graph}`: input `{}` ({} {}) is missing from the batch",
-                    input.value.name,
-                    input.value.dtype,
-                    show_dims(&input.value.shape)
-                )));
-            }
-        }
-        // The first input (in declaration order) with a batch dim and the declared rank fixes
-        // the batch size; the rank check below reports the others.
-        let batch = self.graph.inputs.iter().find_map(|input| {
-            let given = inputs[&input.value.name].shape();
-            let at = input.value.shape.iter().position(|d| *d == Dim::Batch)?;
-            (given.len() == input.value.shape.len()).then(|| (given[at], &input.value.name))
-        });
-        if let Some((0, name)) = batch {
-            return Err(Error::invalid(format!(
-                "input `{name}`: the batch is empty"
-            )));
-        }
-        let mut checked = Values::new();
-        for input in &self.graph.inputs {
-            let info = &input.value;
-            let given = &inputs[&info.name];
-            let matches = given.shape().len() == info.shape.len()
-                && info.shape.iter().zip(given.shape()).all(|(d, &n)| match d {
-                    Dim::Known(k) => *k == n,
-                    Dim::Batch => batch.is_none_or(|(b, _)| b == n),
-                });
-            if !matches {
-                let resolved = match batch {
-                    Some((b, from)) if info.shape.contains(&Dim::Batch) => format!(
-                        " = {:?} with batch {b} from input `{from}`",
-                        info.resolve(b)
-                    ),
-                    _ => String::new(),
+        let batch = self.graph.check_batch(inputs)?;
+        let checked = inputs
+            .iter()
+            .map(|(name, t)| {
+                let dtype = if t.dtype() == DType::I64 {
+                    DType::I64
+                } else {
+                    DType::F64
                 };
-                return Err(Error::invalid(format!(
-                    "input `{}`: expected shape {}{resolved}, got {:?}",
-                    info.name,
-                    show_dims(&info.shape),
-                    given.shape()
-                )));
-            }
-            let ok = match info.dtype {
-                DType::I64 => given.dtype() == DType::I64,
-                _ => given.dtype().is_float(),
-            };
-            if !ok {
-                let expected = match info.dtype {
-                    DType::I64 => "i64",
-                    _ => "f32 or f64",
-                };
-                return Err(Error::invalid(format!(
-                    "input `{}`: expected {expected} values, got {}",
-                    info.name,
-                    given.dtype()
-                )));
-            }
-            let target = if info.dtype == DType::I64 {
-                DType::I64
-            } else {
-                DType::F64
-            };
-            checked.insert(info.name.clone(), given.to_dtype(target));
-        }
-        Ok((checked, batch.map_or(1, |(b, _)| b)))
+                (name.clone(), t.to_dtype(dtype))
+            })
+            .collect();
+        Ok((checked, batch))
     }
 
     /// Runs every node in order and returns every value it produced.
@@ -397,12 +329,6 @@ fn accumulate(
     let total = a.iter().zip(b).map(|(x, y)| x + y).collect();
     grads.insert(name.to_string(), Tensor::f64(shape, total)?);
     Ok(())
-}
-
-/// A declared shape as the user reads it: `[batch, 3]`.
-fn show_dims(shape: &[Dim]) -> String {
-    let dims: Vec<String> = shape.iter().map(Dim::to_string).collect();
-    format!("[{}]", dims.join(", "))
 }
 
 fn not_run(what: &str) -> Error {
