@@ -5,17 +5,12 @@
 
 #![cfg(feature = "test-backends")]
 
-use std::path::PathBuf;
+mod common;
+
+use common::temp_dir;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dlbench-agree-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs `spec` with `backends` in quick mode; returns the exit code, stdout and the record.
 fn run(spec: &str, backends: &str, name: &str) -> (Option<i32>, String, Value) {

@@ -1,44 +1,14 @@
 //! `dlbench convert` end to end: native model -> PyTorch state_dict -> native model, the seed
 //! models as PyTorch users write them, and the usage errors (exit code 2, files named).
 
+mod common;
+
+use common::{assert_ok, dlbench, path_str, temp_dir, text};
 use dlbench_testkit::python::torch_python;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dlbench_core::Model;
 use dlbench_formats::pytorch::read_state_dict;
-
-fn dlbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlbench"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("dlbench runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dlbench-convert-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 /// Exit code 2 and a message containing each of `parts`.
 fn assert_usage_error(out: &Output, parts: &[&str]) {

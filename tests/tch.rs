@@ -4,22 +4,12 @@
 
 #![cfg(feature = "tch")]
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{dlbench, text};
+use std::process::Command;
 
 use serde_json::Value;
-
-fn dlbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlbench"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("dlbench runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn list_shows_tch_with_its_libtorch_version() {

@@ -4,42 +4,11 @@
 
 #![cfg(feature = "tch")]
 
+mod common;
+
+use common::{assert_ok, dlbench, path_str, temp_dir, text};
 use dlbench_testkit::python::torch_python;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn dlbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlbench"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("dlbench runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dlbench-ts-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
+use std::process::Command;
 
 /// Loads the module (in eval mode, its argument named after the graph input `x`), runs it on
 /// batches of 1 and 5 rows of 30 features (the MLP's input), and prints each output's shape

@@ -4,37 +4,16 @@
 
 #![cfg(feature = "test-backends")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{dlbench_in, temp_dir, text};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Runs dlbench in `dir`, so that anything a crashing worker leaves behind (a core file) lands
-/// there and not in the repository. Without `RUST_BACKTRACE`, so that a panic's stderr is the
-/// same few lines wherever the tests run.
-fn dlbench_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlbench"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("dlbench runs")
-}
-
 fn mlp_spec() -> String {
     format!("{}/specs/mlp.yaml", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dlbench-workers-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The runs of `dir/out/results.json`, by backend name.
