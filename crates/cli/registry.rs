@@ -2,14 +2,16 @@
 //! the harness receives this list and never names an adapter itself.
 
 use dlbench_core::Backend;
+use dlbench_native::engine::NativeBackend;
 use dlbench_native::reference::ReferenceBackend;
 
-/// Every backend in this build; with the `test-backends` feature, also the deliberately
+/// Every backend in this build (the f64 reference and the native f32 engine, both pure Rust,
+/// always); with the `test-backends` feature, also the deliberately
 /// faulty `test-...` backends of `dlbench-testkit`, which the end-to-end tests run; with the
 /// `tch` feature, libtorch.
 pub fn backends() -> Vec<Box<dyn Backend>> {
     #[allow(unused_mut)] // extended only with the `test-backends` or `tch` feature
-    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend)];
+    let mut all: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend), Box::new(NativeBackend)];
     #[cfg(feature = "tch")]
     all.push(Box::new(dlbench_tch::TchBackend));
     #[cfg(feature = "test-backends")]
@@ -26,7 +28,6 @@ pub const TCH_RECIPE: &str = "libtorch 2.11 through tch 0.22: build with the `tc
 /// Backends that dlbench plans but this build does not contain, and why (or how to add them).
 pub fn not_built() -> Vec<(&'static str, &'static str)> {
     let planned = [
-        ("native", "dlbench's fast f32 kernels: not implemented yet"),
         ("tch", TCH_RECIPE),
         ("burn", "burn 0.22 (flex CPU backend): not implemented yet"),
         ("candle", "candle 0.11: not implemented yet"),

@@ -1,0 +1,320 @@
+//! LSTM (PyTorch semantics, gates i, f, g, o, zero initial state, optional reverse direction).
+//!
+//! Per direction, the input projection of every time step is ONE `sgemm`
+//! (`[T*N, I] x [I, 4H]`); each step then adds `h W_hh^T` with one `sgemm` into its gate
+//! block and applies the gate math fused in one pass. The forward pass keeps its activated
+//! gates and states ([`Trace`]) so that backward does not run it again; backward collects
+//! every step's gate gradients and turns them into the weight gradients with one `sgemm`
+//! each.
+
+use dlbench_core::ir::{Direction, Lstm};
+
+use super::activation::sigmoid;
+use super::linear::column_sums;
+use super::{Buf, Grads};
+use crate::kernels::gemm::{sgemm, MatRef};
+
+/// Gate blocks within the `4H` rows of the weights, in PyTorch's order.
+const I: usize = 0;
+const F: usize = 1;
+const G: usize = 2;
+const O: usize = 3;
+
+/// Sizes of one LSTM layer and where its values live in the flat buffers.
+struct Dims {
+    t: usize,
+    n: usize,
+    i: usize,
+    h: usize,
+    dirs: usize,
+    batch_first: bool,
+}
+
+impl Dims {
+    fn new(attrs: &Lstm, x: &Buf) -> Self {
+        let s = &x.shape;
+        let (t, n) = if attrs.batch_first {
+            (s[1], s[0])
+        } else {
+            (s[0], s[1])
+        };
+        Dims {
+            t,
+            n,
+            i: s[2],
+            h: attrs.hidden,
+            dirs: attrs.direction.count(),
+            batch_first: attrs.batch_first,
+        }
+    }
+
+    /// Offset of the first of the `width` features of (time `t`, batch `n`) in x or Y (and
+    /// in anything laid out in x's row order).
+    fn at(&self, t: usize, n: usize, width: usize) -> usize {
+        if self.batch_first {
+            (n * self.t + t) * width
+        } else {
+            (t * self.n + n) * width
+        }
+    }
+
+    fn y_shape(&self) -> Vec<usize> {
+        let feat = self.dirs * self.h;
+        if self.batch_first {
+            vec![self.n, self.t, feat]
+        } else {
+            vec![self.t, self.n, feat]
+        }
+    }
+}
+
+/// Whether direction slot `d` reads the sequence from its end.
+fn reversed(attrs: &Lstm, d: usize) -> bool {
+    match attrs.direction {
+        Direction::Forward => false,
+        Direction::Reverse => true,
+        Direction::Bidirectional => d == 1,
+    }
+}
+
+/// One direction's weights, borrowed from the inputs.
+struct Weights<'a> {
+    w_ih: &'a [f32],
+    w_hh: &'a [f32],
+    b_ih: &'a [f32],
+    b_hh: &'a [f32],
+}
+
+impl<'a> Weights<'a> {
+    fn of(inputs: &[&'a Buf], d: usize) -> Self {
+        let get = |k: usize| inputs[1 + 4 * d + k].data.as_slice();
+        Weights {
+            w_ih: get(0),
+            w_hh: get(1),
+            b_ih: get(2),
+            b_hh: get(3),
+        }
+    }
+}
+
+/// Everything the backward pass needs from one direction's forward pass, indexed by step `s`
+/// (not time): the time of each step, activated gates `[T, N, 4H]`, cell and hidden states
+/// `[T, N, H]`.
+#[derive(Debug)]
+pub struct Trace {
+    order: Vec<usize>,
+    gates: Vec<f32>,
+    c: Vec<f32>,
+    h: Vec<f32>,
+}
+
+fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: usize) -> Trace {
+    let (nb, h, g4) = (dims.n, dims.h, 4 * dims.h);
+    let order: Vec<usize> = if reversed {
+        (0..dims.t).rev().collect()
+    } else {
+        (0..dims.t).collect()
+    };
+    // The input projection of every time step at once, rows in x's order.
+    let rows = dims.t * nb;
+    let mut pre = vec![0.0; rows * g4];
+    sgemm(
+        1.0,
+        MatRef::row_major(x, rows, dims.i),
+        MatRef::row_major(wt.w_ih, g4, dims.i).t(),
+        0.0,
+        &mut pre,
+        g4,
+        threads,
+    );
+    let bias: Vec<f32> = wt.b_ih.iter().zip(wt.b_hh).map(|(a, b)| a + b).collect();
+    let mut gates = vec![0.0; rows * g4];
+    let mut cs = vec![0.0; rows * h];
+    let mut hs = vec![0.0; rows * h];
+    for (s, &t) in order.iter().enumerate() {
+        let (done, rest) = hs.split_at_mut(s * nb * h);
+        let step_gates = &mut gates[s * nb * g4..(s + 1) * nb * g4];
+        for n in 0..nb {
+            let src = &pre[dims.at(t, n, g4)..dims.at(t, n, g4) + g4];
+            for ((dst, p), b) in step_gates[n * g4..(n + 1) * g4]
+                .iter_mut()
+                .zip(src)
+                .zip(&bias)
+            {
+                *dst = p + b;
+            }
+        }
+        if s > 0 {
+            let h_prev = MatRef::row_major(&done[(s - 1) * nb * h..], nb, h);
+            let w_hh = MatRef::row_major(wt.w_hh, g4, h).t();
+            sgemm(1.0, h_prev, w_hh, 1.0, step_gates, g4, threads);
+        }
+        let (c_done, c_rest) = cs.split_at_mut(s * nb * h);
+        for n in 0..nb {
+            let a = &mut step_gates[n * g4..(n + 1) * g4];
+            for v in &mut a[..2 * h] {
+                *v = sigmoid(*v);
+            }
+            for v in &mut a[2 * h..3 * h] {
+                *v = v.tanh();
+            }
+            for v in &mut a[3 * h..] {
+                *v = sigmoid(*v);
+            }
+            for j in 0..h {
+                let c_prev = if s > 0 {
+                    c_done[(s - 1) * nb * h + n * h + j]
+                } else {
+                    0.0
+                };
+                let c = a[F * h + j] * c_prev + a[I * h + j] * a[G * h + j];
+                c_rest[n * h + j] = c;
+                rest[n * h + j] = a[O * h + j] * c.tanh();
+            }
+        }
+    }
+    Trace {
+        order,
+        gates,
+        c: cs,
+        h: hs,
+    }
+}
+
+/// Inputs: x, then w_ih, w_hh, b_ih, b_hh per direction. Returns [Y, Y_h, Y_c] and the trace
+/// of each direction.
+pub fn lstm(attrs: &Lstm, inputs: &[&Buf], threads: usize) -> ([Buf; 3], Vec<Trace>) {
+    let dims = Dims::new(attrs, inputs[0]);
+    let x = &inputs[0].data;
+    let (nb, h, feat) = (dims.n, dims.h, dims.dirs * dims.h);
+    let mut y = vec![0.0; dims.t * nb * feat];
+    let mut y_h = vec![0.0; dims.dirs * nb * h];
+    let mut y_c = vec![0.0; dims.dirs * nb * h];
+    let mut traces = Vec::with_capacity(dims.dirs);
+    for d in 0..dims.dirs {
+        let wt = Weights::of(inputs, d);
+        let trace = run_direction(&dims, x, &wt, reversed(attrs, d), threads);
+        for (s, &t) in trace.order.iter().enumerate() {
+            for n in 0..nb {
+                let src = (s * nb + n) * h;
+                let dst = dims.at(t, n, feat) + d * h;
+                y[dst..dst + h].copy_from_slice(&trace.h[src..src + h]);
+            }
+        }
+        if let Some(last) = dims.t.checked_sub(1) {
+            let (src, dst, len) = (last * nb * h, d * nb * h, nb * h);
+            y_h[dst..dst + len].copy_from_slice(&trace.h[src..src + len]);
+            y_c[dst..dst + len].copy_from_slice(&trace.c[src..src + len]);
+        }
+        traces.push(trace);
+    }
+    let state = vec![dims.dirs, nb, h];
+    (
+        [
+            Buf::new(dims.y_shape(), y),
+            Buf::new(state.clone(), y_h),
+            Buf::new(state, y_c),
+        ],
+        traces,
+    )
+}
+
+/// Gradients for every input (x and each weight), given the forward traces and the gradients
+/// of Y, Y_h, Y_c (any may be `None`: that output does not reach the loss).
+pub fn lstm_backward(
+    attrs: &Lstm,
+    inputs: &[&Buf],
+    traces: &[Trace],
+    grads: [Option<&[f32]>; 3],
+    threads: usize,
+) -> Grads {
+    let dims = Dims::new(attrs, inputs[0]);
+    let x = &inputs[0].data;
+    let [dy, dy_h, dy_c] = grads;
+    let (nb, h, g4, i_len, feat) = (dims.n, dims.h, 4 * dims.h, dims.i, dims.dirs * dims.h);
+    let rows = dims.t * nb;
+    let mut dx = vec![0.0; x.len()];
+    let mut weight_grads = Vec::with_capacity(4 * dims.dirs);
+    for (d, trace) in traces.iter().enumerate() {
+        let wt = Weights::of(inputs, d);
+        // Gradients flowing back into the state after the step being processed.
+        let final_state = |g: Option<&[f32]>| match g {
+            Some(g) => g[d * nb * h..(d + 1) * nb * h].to_vec(),
+            None => vec![0.0; nb * h],
+        };
+        let mut dh_next = final_state(dy_h);
+        let mut dc = final_state(dy_c);
+        // Gate pre-activation gradients of every step, by step.
+        let mut da = vec![0.0; rows * g4];
+        for (s, &t) in trace.order.iter().enumerate().rev() {
+            let step_da = &mut da[s * nb * g4..(s + 1) * nb * g4];
+            for n in 0..nb {
+                let state = (s * nb + n) * h;
+                let gates = &trace.gates[(s * nb + n) * g4..(s * nb + n + 1) * g4];
+                let a = &mut step_da[n * g4..(n + 1) * g4];
+                for j in 0..h {
+                    let mut dh = dh_next[n * h + j];
+                    if let Some(dy) = dy {
+                        dh += dy[dims.at(t, n, feat) + d * h + j];
+                    }
+                    let tanh_c = trace.c[state + j].tanh();
+                    let c_prev = if s > 0 {
+                        trace.c[state - nb * h + j]
+                    } else {
+                        0.0
+                    };
+                    let (gi, gf, gg, go) = (
+                        gates[I * h + j],
+                        gates[F * h + j],
+                        gates[G * h + j],
+                        gates[O * h + j],
+                    );
+                    let dcj = dc[n * h + j] + dh * go * (1.0 - tanh_c * tanh_c);
+                    dc[n * h + j] = dcj * gf;
+                    a[I * h + j] = dcj * gg * gi * (1.0 - gi);
+                    a[F * h + j] = dcj * c_prev * gf * (1.0 - gf);
+                    a[G * h + j] = dcj * gi * (1.0 - gg * gg);
+                    a[O * h + j] = dh * tanh_c * go * (1.0 - go);
+                }
+            }
+            if s > 0 {
+                // dh_prev = da_s W_hh: [N, 4H] x [4H, H].
+                let w_hh = MatRef::row_major(wt.w_hh, g4, h);
+                let da_s = MatRef::row_major(step_da, nb, g4);
+                sgemm(1.0, da_s, w_hh, 0.0, &mut dh_next, h, threads);
+            }
+        }
+        // dW_hh = sum over steps s >= 1 of da_s^T h_{s-1}: one product over the stacked steps.
+        let mut dw_hh = vec![0.0; g4 * h];
+        if dims.t > 1 {
+            let later = (dims.t - 1) * nb;
+            let da_m = MatRef::row_major(&da[nb * g4..], later, g4);
+            let h_m = MatRef::row_major(&trace.h[..later * h], later, h);
+            sgemm(1.0, da_m.t(), h_m, 0.0, &mut dw_hh, h, threads);
+        }
+        let db = column_sums(&da, g4);
+        // The same gradients in x's row order, for dW_ih and dx.
+        let mut dpre = vec![0.0; rows * g4];
+        for (s, &t) in trace.order.iter().enumerate() {
+            for n in 0..nb {
+                let src = (s * nb + n) * g4;
+                let dst = dims.at(t, n, g4);
+                dpre[dst..dst + g4].copy_from_slice(&da[src..src + g4]);
+            }
+        }
+        let dpre_m = MatRef::row_major(&dpre, rows, g4);
+        let mut dw_ih = vec![0.0; g4 * i_len];
+        let x_m = MatRef::row_major(x, rows, i_len);
+        sgemm(1.0, dpre_m.t(), x_m, 0.0, &mut dw_ih, i_len, threads);
+        let w_ih = MatRef::row_major(wt.w_ih, g4, i_len);
+        sgemm(1.0, dpre_m, w_ih, 1.0, &mut dx, i_len, threads);
+        weight_grads.push(Some(dw_ih));
+        weight_grads.push(Some(dw_hh));
+        // Both biases enter the same sum, so they share one gradient.
+        weight_grads.push(Some(db.clone()));
+        weight_grads.push(Some(db));
+    }
+    let mut all = vec![Some(dx)];
+    all.extend(weight_grads);
+    all
+}

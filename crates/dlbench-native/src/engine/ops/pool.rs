@@ -1,0 +1,159 @@
+//! Max and average pooling (PyTorch semantics, ceil_mode, count_include_pad), in f32.
+
+use dlbench_core::ir::Pool2d;
+
+use super::Buf;
+
+/// One output position's window on one axis, in input coordinates.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// First and one-past-last real (non-padding) input index covered.
+    start: usize,
+    end: usize,
+    /// Length of the window clipped to `[-pad, input + pad)`: PyTorch's divisor with
+    /// `count_include_pad`, taken before clipping to the real input.
+    padded_len: usize,
+}
+
+/// The windows of every output position along one axis.
+fn spans(p: &Pool2d, input: usize, axis: usize) -> Vec<Span> {
+    // Shape inference checked that the window fits; an empty list is the safe fallback.
+    let out = p.output_len(input, axis).unwrap_or(0);
+    let (k, s, pad) = (p.kernel[axis], p.stride[axis], p.padding[axis]);
+    (0..out)
+        .map(|o| {
+            // Padded coordinates (input index + pad) keep everything unsigned.
+            let start = o * s;
+            let end = (start + k).min(input + 2 * pad);
+            Span {
+                start: start.max(pad) - pad,
+                end: end.min(input + pad).saturating_sub(pad),
+                padded_len: end - start,
+            }
+        })
+        .collect()
+}
+
+/// Sizes of one pooling, read from the input shape.
+struct Windows {
+    planes: usize,
+    h: usize,
+    w: usize,
+    rows: Vec<Span>,
+    cols: Vec<Span>,
+}
+
+impl Windows {
+    fn new(p: &Pool2d, x: &Buf) -> Self {
+        let s = &x.shape;
+        Windows {
+            planes: s[0] * s[1],
+            h: s[2],
+            w: s[3],
+            rows: spans(p, s[2], 0),
+            cols: spans(p, s[3], 1),
+        }
+    }
+
+    fn output_shape(&self, x: &Buf) -> Vec<usize> {
+        vec![x.shape[0], x.shape[1], self.rows.len(), self.cols.len()]
+    }
+
+    fn output_len(&self) -> usize {
+        self.planes * self.rows.len() * self.cols.len()
+    }
+
+    /// Calls `f(y_index, row_span, col_span, plane_offset)` for every output element.
+    fn for_each(&self, mut f: impl FnMut(usize, &Span, &Span, usize)) {
+        let mut yi = 0;
+        for plane in 0..self.planes {
+            let base = plane * self.h * self.w;
+            for r in &self.rows {
+                for c in &self.cols {
+                    f(yi, r, c, base);
+                    yi += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The flat input index of the first maximum of a window, in row-major order: strict `>`
+/// keeps the earliest of equal values, which is where PyTorch sends the gradient on ties.
+/// Padding is -inf, so it never wins; `None` only for a window with no real element.
+fn argmax(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for iy in r.start..r.end {
+        for ix in c.start..c.end {
+            let t = base + iy * w + ix;
+            if best.is_none_or(|b| x[t] > x[b]) {
+                best = Some(t);
+            }
+        }
+    }
+    best
+}
+
+/// The maximum of each window over the real input; padding counts as -inf.
+pub fn max_pool2d(p: &Pool2d, x: &Buf) -> Buf {
+    let win = Windows::new(p, x);
+    let mut y = vec![f32::NEG_INFINITY; win.output_len()];
+    win.for_each(|yi, r, c, base| {
+        if let Some(t) = argmax(&x.data, win.w, base, r, c) {
+            y[yi] = x.data[t];
+        }
+    });
+    Buf::new(win.output_shape(x), y)
+}
+
+/// The gradient goes to the first maximum of each window (PyTorch's choice on ties).
+pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
+    let win = Windows::new(p, x);
+    let mut dx = vec![0.0; x.data.len()];
+    win.for_each(|yi, r, c, base| {
+        if let Some(t) = argmax(&x.data, win.w, base, r, c) {
+            dx[t] += dy[yi];
+        }
+    });
+    dx
+}
+
+/// What each window's sum is divided by, as PyTorch's `avg_pool2d` (no divisor override).
+fn divisor(p: &Pool2d, r: &Span, c: &Span) -> f32 {
+    if p.count_include_pad {
+        (r.padded_len * c.padded_len) as f32
+    } else {
+        ((r.end - r.start) * (c.end - c.start)) as f32
+    }
+}
+
+/// The mean of each window; padding is zeros, counted in the divisor if `count_include_pad`.
+pub fn avg_pool2d(p: &Pool2d, x: &Buf) -> Buf {
+    let win = Windows::new(p, x);
+    let mut y = vec![0.0; win.output_len()];
+    win.for_each(|yi, r, c, base| {
+        let mut sum = 0.0f32;
+        for iy in r.start..r.end {
+            let row = base + iy * win.w;
+            sum += x.data[row + c.start..row + c.end].iter().sum::<f32>();
+        }
+        y[yi] = sum / divisor(p, r, c);
+    });
+    Buf::new(win.output_shape(x), y)
+}
+
+/// Spreads each output gradient evenly over its window's real elements.
+pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
+    let win = Windows::new(p, x);
+    let mut dx = vec![0.0; x.data.len()];
+    win.for_each(|yi, r, c, base| {
+        let share = dy[yi] / divisor(p, r, c);
+        for iy in r.start..r.end {
+            let row = base + iy * win.w;
+            for v in &mut dx[row + c.start..row + c.end] {
+                *v += share;
+            }
+        }
+    });
+    dx
+}

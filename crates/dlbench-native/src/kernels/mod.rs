@@ -1,0 +1,3 @@
+//! Fast f32 kernels of the native backend, one op family per file.
+
+pub mod gemm;
