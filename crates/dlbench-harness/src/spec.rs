@@ -86,8 +86,8 @@ pub struct Spec {
     pub train: TrainSpec,
     #[serde(default)]
     pub inference: InferenceSpec,
-    /// Default `[reference]`.
-    #[serde(default = "default_backends", deserialize_with = "de::non_empty")]
+    /// Backends to compare; empty (the default) means every backend in this build.
+    #[serde(default, deserialize_with = "de::non_empty")]
     pub backends: Vec<String>,
     /// Default `[cpu]`.
     #[serde(default = "default_devices", deserialize_with = "de::non_empty")]
@@ -99,10 +99,6 @@ pub struct Spec {
     pub agreement: AgreementSpec,
     #[serde(default)]
     pub benchmark: BenchmarkSpec,
-}
-
-fn default_backends() -> Vec<String> {
-    vec!["reference".to_string()]
 }
 
 fn default_devices() -> Vec<Device> {
