@@ -130,7 +130,7 @@ pub(crate) struct Blocking {
 
 /// A micro-kernel: `C[0..mr, 0..nr] = alpha * Apanel Bpanel + beta * C` over `kc` steps (see
 /// `avx512::kernel` for the contract).
-type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, f32, f32);
+type KernelFn = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, f32, f32);
 
 /// A micro-kernel with its tile shape and default blocking.
 #[derive(Clone, Copy)]
@@ -320,7 +320,17 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
     debug_assert!(mc % mr == 0 && nc % nr == 0 && mr * nr <= MAX_TILE);
     let kc_max = kc.min(k);
     let mut a_buf = AlignedBuf::new(kc_max * mc.min(m.div_ceil(mr) * mr));
-    let mut b_buf = AlignedBuf::new(kc_max * nc.min(n.div_ceil(nr) * nr));
+    // With a single block of rows (small `m`, as in im2col convolutions and batch-32 dense
+    // layers), each packed `B` panel would be read only `m / mr` times, so packing all of `B`
+    // costs about as much as the product. A row-major `B` is then read in place (each row of
+    // a panel is `nr` contiguous floats); only the ragged last panel is packed (zero-padded).
+    let direct_b = b.col_stride == 1 && m <= mc;
+    let b_cols = if direct_b {
+        nr
+    } else {
+        nc.min(n.div_ceil(nr) * nr)
+    };
+    let mut b_buf = AlignedBuf::new(kc_max * b_cols);
     let a_pack = a_buf.as_mut_slice();
     let b_pack = b_buf.as_mut_slice();
     let mut tile = [0.0f32; MAX_TILE];
@@ -330,20 +340,33 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
             let kcb = kc.min(k - pc);
             // Later k slices accumulate onto what the first one wrote.
             let beta_k = if pc == 0 { beta } else { 1.0 };
-            pack::pack_b(&b, pc, kcb, jc, ncb, nr, b_pack);
+            // Columns of this block the kernel reads in place (a multiple of `nr`).
+            let in_place = if direct_b { ncb / nr * nr } else { 0 };
+            if in_place < ncb {
+                pack::pack_b(&b, pc, kcb, jc + in_place, ncb - in_place, nr, b_pack);
+            }
             for ic in (0..m).step_by(mc) {
                 let mcb = mc.min(m - ic);
                 pack::pack_a(&a, ic, mcb, pc, kcb, mr, a_pack);
                 for jr in (0..ncb).step_by(nr) {
                     let nrb = nr.min(ncb - jr);
-                    let b_panel = &b_pack[jr * kcb..(jr + nr) * kcb];
+                    let (b_panel, ldb) = if jr < in_place {
+                        // Rows `pc..pc+kcb`, columns `jc+jr..jc+jr+nr` of `B`, in place.
+                        let start = pc * b.row_stride + jc + jr;
+                        let end = start + (kcb - 1) * b.row_stride + nr;
+                        (&b.data[start..end], b.row_stride)
+                    } else {
+                        let s = jr - in_place;
+                        (&b_pack[s * kcb..(s + nr) * kcb], nr)
+                    };
                     for ir in (0..mcb).step_by(mr) {
                         let mrb = mr.min(mcb - ir);
                         let a_panel = &a_pack[ir * kcb..(ir + mr) * kcb];
                         let at = (ic + ir) * ldc + jc + jr;
                         if mrb == mr && nrb == nr {
                             // SAFETY: `Micro::of` only hands out kernels of available paths;
-                            // the panels hold `mr * kcb` and `nr * kcb` floats (sliced above);
+                            // the A panel holds `mr * kcb` floats and the B panel `kcb` rows
+                            // of `nr` floats `ldb` apart (both sliced above, bounds-checked);
                             // the tile's last element, `at + (mr-1)*ldc + nr-1`, is at most
                             // `(m-1)*ldc + n-1 < c.len()` (checked in `sgemm_on`).
                             unsafe {
@@ -351,6 +374,7 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
                                     kcb,
                                     a_panel.as_ptr(),
                                     b_panel.as_ptr(),
+                                    ldb,
                                     c.as_mut_ptr().add(at),
                                     ldc,
                                     alpha,
@@ -367,6 +391,7 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
                                     kcb,
                                     a_panel.as_ptr(),
                                     b_panel.as_ptr(),
+                                    ldb,
                                     tile.as_mut_ptr(),
                                     nr,
                                     1.0,

@@ -19,13 +19,17 @@ pub(crate) const NR: usize = 16;
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA. `a` must point to `6 * kc` readable floats (the packed
-/// `A` panel), `b` to `16 * kc` (the packed `B` panel), and `c` to a 6 x 16 block with row
-/// stride `ldc`, readable (unless `beta == 0`) and writable.
+/// `A` panel); `b` to `kc` rows of 16 readable floats, `ldb` apart (the packed `B` panel,
+/// `ldb = 16`, or a row-major `B` read in place); `c` to a 6 x 16 block with row stride
+/// `ldc`, readable (unless `beta == 0`) and writable.
+// The argument list is the BLIS micro-kernel contract (panels, strides, scalars).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn kernel(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -35,7 +39,8 @@ pub(crate) unsafe fn kernel(
     let mut a = a;
     let mut b = b;
     for _ in 0..kc {
-        // SAFETY: the caller guarantees `kc` steps of 16 (`b`) and 6 (`a`) readable floats.
+        // SAFETY: the caller guarantees `kc` rows of 16 floats at `b` (`ldb` apart) and of 6
+        // floats at `a`.
         unsafe {
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
@@ -45,7 +50,8 @@ pub(crate) unsafe fn kernel(
                 row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
             }
             a = a.add(MR);
-            b = b.add(NR);
+            // Wrapping: after the last row, `b` may point past the end of an in-place `B`.
+            b = b.wrapping_add(ldb);
         }
     }
     let va = _mm256_set1_ps(alpha);

@@ -20,14 +20,18 @@ pub(crate) const NR: usize = 64;
 /// `C[0..6, 0..64] = alpha * Apanel Bpanel + beta * C` (with `beta == 0`, `C` is only written).
 ///
 /// # Safety
-/// The CPU must support AVX-512F. `a` must point to `6 * kc` readable floats (the packed `A`
-/// panel), `b` to `64 * kc` (the packed `B` panel), and `c` to a 6 x 64 block with row stride
+/// The CPU must support AVX-512F. `a` must point to `6 * kc` readable floats (the packed
+/// `A` panel); `b` to `kc` rows of 64 readable floats, `ldb` apart (the packed `B` panel,
+/// `ldb = 64`, or a row-major `B` read in place); `c` to a 6 x 64 block with row stride
 /// `ldc`, readable (unless `beta == 0`) and writable.
+// The argument list is the BLIS micro-kernel contract (panels, strides, scalars).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn kernel(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -37,11 +41,12 @@ pub(crate) unsafe fn kernel(
     let mut a = a;
     let mut b = b;
     for _ in 0..kc {
-        // SAFETY: the caller guarantees `kc` steps of 64 (`b`) and 6 (`a`) readable floats.
+        // SAFETY: the caller guarantees `kc` rows of 64 floats at `b` (`ldb` apart) and of 6
+        // floats at `a`.
         unsafe {
             // Fetch B a few steps ahead: the packed panel streams from L2.
-            _mm_prefetch::<_MM_HINT_T0>(b.add(8 * NR) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(b.add(8 * NR + 32) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * ldb) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * ldb + 32) as *const i8);
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
             let b2 = _mm512_loadu_ps(b.add(32));
@@ -54,7 +59,8 @@ pub(crate) unsafe fn kernel(
                 row[3] = _mm512_fmadd_ps(ai, b3, row[3]);
             }
             a = a.add(MR);
-            b = b.add(NR);
+            // Wrapping: after the last row, `b` may point past the end of an in-place `B`.
+            b = b.wrapping_add(ldb);
         }
     }
     let va = _mm512_set1_ps(alpha);
