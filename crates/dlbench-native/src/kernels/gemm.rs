@@ -132,12 +132,19 @@ pub(crate) struct Blocking {
 /// `avx512::kernel` for the contract).
 type KernelFn = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, f32, f32);
 
+/// An edge micro-kernel: `(rows, cols, ...)` then `KernelFn`'s arguments, for a partial tile
+/// written straight into `C` (see `avx512::kernel_edge`).
+type EdgeFn =
+    unsafe fn(usize, usize, usize, *const f32, *const f32, usize, *mut f32, usize, f32, f32);
+
 /// A micro-kernel with its tile shape and default blocking.
 #[derive(Clone, Copy)]
 struct Micro {
     mr: usize,
     nr: usize,
     kernel: KernelFn,
+    /// Partial tiles; without one they go through a buffer and the full kernel.
+    edge: Option<EdgeFn>,
     blocking: Blocking,
 }
 
@@ -154,6 +161,7 @@ impl Micro {
                 mr: avx512::MR,
                 nr: avx512::NR,
                 kernel: avx512::kernel,
+                edge: Some(avx512::kernel_edge),
                 // A 6 x 256 A panel (6 KiB) stays in L1 while 64 x 256 B panels (64 KiB) stream
                 // from L2; the 96 x 256 packed A block (96 KiB) and the 256 x 1024 B block
                 // (1 MiB) sit in L2 / L3.
@@ -168,6 +176,7 @@ impl Micro {
                 mr: avx2::MR,
                 nr: avx2::NR,
                 kernel: avx2::kernel,
+                edge: None,
                 blocking: Blocking {
                     kc: 256,
                     mc: 96,
@@ -371,6 +380,23 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
                             // `(m-1)*ldc + n-1 < c.len()` (checked in `sgemm_on`).
                             unsafe {
                                 (micro.kernel)(
+                                    kcb,
+                                    a_panel.as_ptr(),
+                                    b_panel.as_ptr(),
+                                    ldb,
+                                    c.as_mut_ptr().add(at),
+                                    ldc,
+                                    alpha,
+                                    beta_k,
+                                )
+                            }
+                        } else if let Some(edge) = micro.edge {
+                            // SAFETY: as above, for the `mrb x nrb` block at `at`, whose last
+                            // element is at most `(m-1)*ldc + n-1`.
+                            unsafe {
+                                edge(
+                                    mrb,
+                                    nrb,
                                     kcb,
                                     a_panel.as_ptr(),
                                     b_panel.as_ptr(),

@@ -8,8 +8,9 @@
 //! rows are 64 contiguous floats of row-major `C`: four full-vector stores.
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
-    _mm512_storeu_ps, _mm_prefetch, _MM_HINT_T0,
+    __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    _mm_prefetch, _MM_HINT_T0,
 };
 
 /// Rows of the register tile.
@@ -79,4 +80,108 @@ pub(crate) unsafe fn kernel(
             }
         }
     }
+}
+
+/// An edge tile: `C[0..M, 0..cols] = alpha * Apanel Bpanel + beta * C` for `M <= 6` rows and
+/// `cols <= 16 * V` columns, computing only `M` rows and `V` vectors (so a 2 x 8 edge does not
+/// pay for a 6 x 64 tile) and writing straight into `C` with the last vector masked (so no
+/// bounce buffer). The panels are the same full-size packed panels as `kernel`'s.
+///
+/// # Safety
+/// As `kernel`, with the block at `c` being `M x cols` and `16 * (V - 1) < cols <= 16 * V`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn edge<const M: usize, const V: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    cols: usize,
+) {
+    let mut acc: [[__m512; V]; M] = [[_mm512_setzero_ps(); V]; M];
+    let mut a = a;
+    let mut b = b;
+    for _ in 0..kc {
+        // SAFETY: the caller guarantees `kc` rows of 64 floats at `b` (`ldb` apart), V <= 4,
+        // and `kc` rows of 6 floats at `a`, M <= 6.
+        unsafe {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (j, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(b.add(16 * j));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(i));
+                for (r, &v) in row.iter_mut().zip(&bv) {
+                    *r = _mm512_fmadd_ps(ai, v, *r);
+                }
+            }
+            a = a.add(MR);
+            b = b.wrapping_add(ldb);
+        }
+    }
+    let va = _mm512_set1_ps(alpha);
+    let vb = _mm512_set1_ps(beta);
+    // Lanes of the last vector that exist in `C`.
+    let tail = cols - 16 * (V - 1);
+    let mask: __mmask16 = if tail == 16 {
+        0xffff
+    } else {
+        (1u16 << tail) - 1
+    };
+    for (i, row) in acc.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            let m = if j + 1 == V { mask } else { 0xffff };
+            // SAFETY: the masked lanes lie inside the `M x cols` block at `c`; masked-off
+            // lanes are neither read nor written (no fault even past the end of `C`).
+            unsafe {
+                let p = c.add(i * ldc + j * 16);
+                let out = if beta == 0.0 {
+                    _mm512_mul_ps(va, v)
+                } else {
+                    _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, p), _mm512_mul_ps(va, v))
+                };
+                _mm512_mask_storeu_ps(p, m, out);
+            }
+        }
+    }
+}
+
+/// Runs the edge tile of `rows x cols` (`1..=6` x `1..=64`) with the smallest `edge`
+/// instantiation that covers it.
+///
+/// # Safety
+/// As `kernel`, with the block at `c` being `rows x cols`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn kernel_edge(
+    rows: usize,
+    cols: usize,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    macro_rules! dispatch {
+        ($($m:literal)*) => {
+            match (rows, cols.div_ceil(16)) {
+                $(
+                    ($m, 1) => edge::<$m, 1>(kc, a, b, ldb, c, ldc, alpha, beta, cols),
+                    ($m, 2) => edge::<$m, 2>(kc, a, b, ldb, c, ldc, alpha, beta, cols),
+                    ($m, 3) => edge::<$m, 3>(kc, a, b, ldb, c, ldc, alpha, beta, cols),
+                    ($m, 4) => edge::<$m, 4>(kc, a, b, ldb, c, ldc, alpha, beta, cols),
+                )*
+                _ => unreachable!("edge tile {rows} x {cols}"),
+            }
+        };
+    }
+    // SAFETY: forwarded from the caller; the match picks `M = rows` and `V` with
+    // `16 * (V - 1) < cols <= 16 * V`.
+    unsafe { dispatch!(1 2 3 4 5 6) }
 }

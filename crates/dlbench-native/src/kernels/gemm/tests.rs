@@ -263,3 +263,19 @@ fn gemm_public_entry_point() {
         assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
     }
 }
+
+/// Every edge-tile shape: each row count below a tile and column counts around every vector
+/// boundary, with `C` ending right at the tile (masked lanes must not reach past it).
+#[test]
+fn gemm_every_edge_tile() {
+    for path in Path::available() {
+        for m in 1..=7 {
+            for n in [
+                1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 70,
+            ] {
+                check(path, None, (m, n, 5), (false, false), 1.0, 0.0, n, 1, 29);
+                check(path, None, (m, n, 5), (true, true), -1.0, 0.5, n, 1, 31);
+            }
+        }
+    }
+}
