@@ -120,12 +120,13 @@ impl Path {
 }
 
 /// Cache blocking: the depth of a `k` slice (`kc`), and the rows (`mc`) and columns (`nc`) of
-/// the packed `A` and `B` blocks.
+/// the packed `A` and `B` blocks; and the least work (`m * n * k`) worth a second thread.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Blocking {
     pub kc: usize,
     pub mc: usize,
     pub nc: usize,
+    pub split_work: usize,
 }
 
 /// A micro-kernel: `C[0..mr, 0..nr] = alpha * Apanel Bpanel + beta * C` over `kc` steps (see
@@ -148,6 +149,10 @@ struct Micro {
     blocking: Blocking,
 }
 
+/// Below ~8 MFLOP (4 M multiply-adds, ~80 us on one core) a thread's start-up and join (tens
+/// of microseconds) is not repaid: measured, 128^3 ran slower on 2 threads than on 1.
+const SPLIT_WORK: usize = 1 << 22;
+
 /// The largest `mr * nr` of any kernel: the size of the edge-tile buffer.
 const MAX_TILE: usize = 6 * 64;
 
@@ -169,6 +174,7 @@ impl Micro {
                     kc: 256,
                     mc: 96,
                     nc: 1024,
+                    split_work: SPLIT_WORK,
                 },
             }),
             #[cfg(target_arch = "x86_64")]
@@ -181,6 +187,7 @@ impl Micro {
                     kc: 256,
                     mc: 96,
                     nc: 1024,
+                    split_work: SPLIT_WORK,
                 },
             }),
             _ => None,
@@ -269,9 +276,8 @@ fn threaded(
     threads: usize,
 ) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
-    // Below ~2 MFLOP a thread's start-up (tens of microseconds) is not repaid.
     let threads = threads.min(m / micro.mr).max(1);
-    if threads == 1 || m * n * k < (1 << 20) {
+    if threads == 1 || m * n * k < micro.blocking.split_work {
         blocked(micro, alpha, a, b, beta, c, ldc);
         return;
     }
@@ -325,7 +331,7 @@ impl AlignedBuf {
 fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
-    let Blocking { kc, mc, nc } = micro.blocking;
+    let Blocking { kc, mc, nc, .. } = micro.blocking;
     debug_assert!(mc % mr == 0 && nc % nr == 0 && mr * nr <= MAX_TILE);
     let kc_max = kc.min(k);
     let mut a_buf = AlignedBuf::new(kc_max * mc.min(m.div_ceil(mr) * mr));

@@ -9,7 +9,7 @@
 //! times that, which still catches any wrong term (an error of one `|a||b|` term is far larger
 //! for the magnitudes drawn here).
 
-use super::{sgemm_on, Blocking, MatRef, Path};
+use super::{sgemm_on, Blocking, MatRef, Path, SPLIT_WORK};
 
 /// A small deterministic generator (xorshift) of values in [-1, 1).
 struct Rng(u64);
@@ -204,6 +204,8 @@ fn gemm_small_blocks_cover_every_loop() {
             kc: 16,
             mc: 12,
             nc: 2 * nr,
+            // Split even these small shapes across threads.
+            split_work: 0,
         };
         for &(ta, tb) in &TRANSPOSES {
             for &(alpha, beta) in &[(1.0, 0.0), (1.5, -0.5)] {
@@ -237,8 +239,10 @@ fn gemm_small_blocks_cover_every_loop() {
 
 #[test]
 fn gemm_two_threads() {
+    const { assert!(200 * 300 * 70 >= SPLIT_WORK && 13 * 700 * 500 >= SPLIT_WORK) };
     for path in Path::available() {
-        for &(m, n, k) in &[(200, 130, 70), (13, 500, 300), (257, 65, 129)] {
+        // Each above the work a second thread needs (`SPLIT_WORK`).
+        for &(m, n, k) in &[(200, 300, 70), (13, 700, 500), (257, 129, 129)] {
             for &(ta, tb) in &TRANSPOSES {
                 check(path, None, (m, n, k), (ta, tb), 1.0, 0.0, n, 2, 19);
                 check(path, None, (m, n, k), (ta, tb), 0.5, 2.0, n + 3, 2, 23);
