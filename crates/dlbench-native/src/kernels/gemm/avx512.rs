@@ -39,6 +39,13 @@ pub(crate) unsafe fn kernel(
     beta: f32,
 ) {
     let mut acc: [[__m512; 4]; MR] = [[_mm512_setzero_ps(); 4]; MR];
+    // Start fetching the C tile now, so its 24 lines (likely out of cache for a large C, and
+    // rows `ldc` apart) arrive during the `kc` loop rather than stall the stores after it.
+    for i in 0..MR {
+        for j in 0..4 {
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + j * 16) as *const i8);
+        }
+    }
     let mut a = a;
     let mut b = b;
     for _ in 0..kc {
