@@ -279,12 +279,51 @@ fn threaded(
     threads: usize,
 ) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
-    let threads = threads.min(m / micro.mr).max(1);
-    if threads == 1 || m * n * k < micro.blocking.split_work {
-        blocked(micro, alpha, a, b, beta, c, ldc);
+    let (mr, nr) = (micro.mr, micro.nr);
+    let row_threads = threads.min(m / mr).max(1);
+    let col_threads = threads.min(n / nr).max(1);
+    if threads <= 1 || m * n * k < micro.blocking.split_work {
+        // SAFETY: `c` is exclusively borrowed and `sgemm_on` checked that it holds the
+        // `m x n` block with row stride `ldc`.
+        unsafe { blocked(micro, alpha, a, b, beta, CPtr(c.as_mut_ptr()), ldc) };
         return;
     }
-    let band = m.div_ceil(threads).div_ceil(micro.mr) * micro.mr;
+    if m <= micro.blocking.mc && n >= 2 * nr * col_threads && col_threads > 1 {
+        // Few rows (im2col convolutions): split the columns instead, so each thread reads
+        // only its share of `B` (with few rows, reading `B` is a large part of the work).
+        let band = n.div_ceil(col_threads).div_ceil(nr) * nr;
+        let base = CPtr(c.as_mut_ptr());
+        std::thread::scope(|scope| {
+            let mut j0 = 0;
+            while j0 < n {
+                let cols = band.min(n - j0);
+                let b_band = MatRef {
+                    data: &b.data[j0 * b.col_stride..],
+                    cols,
+                    ..b
+                };
+                let c_band = CPtr(base.0.wrapping_add(j0));
+                // SAFETY: `c` stays exclusively borrowed for the whole scope (through `base`)
+                // and holds the `m x n` block (checked in `sgemm_on`); each thread writes only
+                // columns `j0..j0 + cols` of it, disjoint from every other thread's.
+                let run = move || unsafe { blocked(micro, alpha, a, b_band, beta, c_band, ldc) };
+                if j0 + cols == n {
+                    // The calling thread takes the last band instead of idling in the join.
+                    run();
+                } else {
+                    scope.spawn(run);
+                }
+                j0 += cols;
+            }
+        });
+        return;
+    }
+    if row_threads == 1 {
+        // SAFETY: as above.
+        unsafe { blocked(micro, alpha, a, b, beta, CPtr(c.as_mut_ptr()), ldc) };
+        return;
+    }
+    let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
     std::thread::scope(|scope| {
         let mut rest = c;
         let mut i0 = 0;
@@ -299,16 +338,29 @@ fn threaded(
                 rows,
                 ..a
             };
+            // SAFETY: `mine` is this band's own exclusive sub-slice of `c` (borrowed for the
+            // whole scope), and holds its `rows x n` block.
+            let c_band = CPtr(mine.as_mut_ptr());
+            let run = move || unsafe { blocked(micro, alpha, a_band, b, beta, c_band, ldc) };
             if last {
                 // The calling thread takes the last band instead of idling in the join.
-                blocked(micro, alpha, a_band, b, beta, mine, ldc);
+                run();
             } else {
-                scope.spawn(move || blocked(micro, alpha, a_band, b, beta, mine, ldc));
+                scope.spawn(run);
             }
             i0 += rows;
         }
     });
 }
+
+/// Where `blocked` writes: the first element of its block of `C`. A raw pointer, because
+/// threads that split the columns write interleaved parts of the same rows.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+
+// SAFETY: a `CPtr` is only dereferenced inside `blocked`, whose callers hand each thread a
+// disjoint block of `C` that outlives the thread scope.
+unsafe impl Send for CPtr {}
 
 /// A heap buffer of floats whose start is 64-byte aligned (one cache line, one `zmm`), so
 /// packed panels never split vector loads across lines.
@@ -331,7 +383,11 @@ impl AlignedBuf {
 }
 
 /// The single-threaded blocked driver (see the module comment for the loop structure).
-fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
+///
+/// # Safety
+/// `c` must point to an `a.rows x b.cols` block with row stride `ldc`, valid for reads and
+/// writes, that nothing else accesses during the call. (`a` and `b` are bounds-checked views.)
+unsafe fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: CPtr, ldc: usize) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
     let Blocking { kc, mc, nc, .. } = micro.blocking;
@@ -386,14 +442,14 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
                             // the A panel holds `mr * kcb` floats and the B panel `kcb` rows
                             // of `nr` floats `ldb` apart (both sliced above, bounds-checked);
                             // the tile's last element, `at + (mr-1)*ldc + nr-1`, is at most
-                            // `(m-1)*ldc + n-1 < c.len()` (checked in `sgemm_on`).
+                            // `(m-1)*ldc + n-1`, inside the block at `c` (this fn's contract).
                             unsafe {
                                 (micro.kernel)(
                                     kcb,
                                     a_panel.as_ptr(),
                                     b_panel.as_ptr(),
                                     ldb,
-                                    c.as_mut_ptr().add(at),
+                                    c.0.add(at),
                                     ldc,
                                     alpha,
                                     beta_k,
@@ -410,7 +466,7 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
                                     a_panel.as_ptr(),
                                     b_panel.as_ptr(),
                                     ldb,
-                                    c.as_mut_ptr().add(at),
+                                    c.0.add(at),
                                     ldc,
                                     alpha,
                                     beta_k,
@@ -434,7 +490,11 @@ fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
                                 )
                             }
                             for i in 0..mrb {
-                                let row = &mut c[at + i * ldc..at + i * ldc + nrb];
+                                // SAFETY: row `ic + ir + i < m`, columns up to `jc + jr + nrb
+                                // <= n`: inside the block at `c`, accessed by no one else.
+                                let row = unsafe {
+                                    std::slice::from_raw_parts_mut(c.0.add(at + i * ldc), nrb)
+                                };
                                 for (x, &t) in row.iter_mut().zip(&tile[i * nr..i * nr + nrb]) {
                                     *x = if beta_k == 0.0 {
                                         alpha * t
