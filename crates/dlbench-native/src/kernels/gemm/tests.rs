@@ -209,29 +209,33 @@ fn gemm_small_blocks_cover_every_loop() {
         };
         for &(ta, tb) in &TRANSPOSES {
             for &(alpha, beta) in &[(1.0, 0.0), (1.5, -0.5)] {
-                let shape = (31, 2 * nr + 37, 45);
-                check(
-                    path,
-                    Some(blocking),
-                    shape,
-                    (ta, tb),
-                    alpha,
-                    beta,
-                    shape.1 + 2,
-                    1,
-                    13,
-                );
-                check(
-                    path,
-                    Some(blocking),
-                    shape,
-                    (ta, tb),
-                    alpha,
-                    beta,
-                    shape.1,
-                    2,
-                    17,
-                );
+                // 31 rows: several row blocks (packed B, row bands on 2 threads); 10 rows:
+                // one row block (B read in place when row-major, column bands on 2 threads).
+                for m in [31, 10] {
+                    let shape = (m, 4 * nr + 37, 45);
+                    check(
+                        path,
+                        Some(blocking),
+                        shape,
+                        (ta, tb),
+                        alpha,
+                        beta,
+                        shape.1 + 2,
+                        1,
+                        13,
+                    );
+                    check(
+                        path,
+                        Some(blocking),
+                        shape,
+                        (ta, tb),
+                        alpha,
+                        beta,
+                        shape.1,
+                        2,
+                        17,
+                    );
+                }
             }
         }
     }
