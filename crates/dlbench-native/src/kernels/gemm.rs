@@ -1,6 +1,25 @@
 //! Single-precision matrix multiply, `C = alpha * A B + beta * C`, on strided views (so a
 //! transpose is a view, not a copy). This file holds the interface and the portable path; the
 //! packed, register-blocked SIMD paths are chosen at run time behind the same function.
+//!
+//! The fast paths follow the BLIS / GotoBLAS structure: for each `NC`-wide column block of
+//! `B` and each `KC`-deep slice of `k`, the `KC x NC` block of `B` is packed into `NR`-wide
+//! panels; for each `MC`-tall row block of `A`, the `MC x KC` block is packed into `MR`-tall
+//! panels; then a micro-kernel accumulates each `MR x NR` tile of `C` in registers over the
+//! `KC` slice. Packing absorbs every stride (so transposes cost nothing extra) and zero-pads
+//! the edges, so the kernel always computes a full tile; edge tiles go through a small buffer.
+
+mod pack;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::OnceLock;
 
 /// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +80,437 @@ pub fn sgemm(
         "sgemm: A is {}x{}, B is {}x{}",
         a.rows, a.cols, b.rows, b.cols
     );
-    let _ = threads;
-    portable(alpha, a, b, beta, c, ldc);
+    sgemm_on(Path::chosen(), None, alpha, a, b, beta, c, ldc, threads);
+}
+
+/// An implementation of `sgemm`: one micro-kernel family, or the portable loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// 6 x 64 `zmm` tiles (AVX-512F).
+    Avx512,
+    /// 6 x 16 `ymm` tiles (AVX2 + FMA).
+    Avx2,
+    /// Plain loops: any CPU.
+    Portable,
+}
+
+impl Path {
+    /// The fastest path this CPU supports, detected once (feature detection is cheap but not
+    /// free, and `sgemm` is called per layer per step).
+    pub(crate) fn chosen() -> Path {
+        static CHOSEN: OnceLock<Path> = OnceLock::new();
+        *CHOSEN.get_or_init(|| Path::available()[0])
+    }
+
+    /// Every path this CPU can run, fastest first (tests run them all).
+    pub(crate) fn available() -> Vec<Path> {
+        let mut paths = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                paths.push(Path::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                paths.push(Path::Avx2);
+            }
+        }
+        paths.push(Path::Portable);
+        paths
+    }
+}
+
+/// Cache blocking: the depth of a `k` slice (`kc`), and the rows (`mc`) and columns (`nc`) of
+/// the packed `A` and `B` blocks; and the least work (`m * n * k`) worth a second thread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Blocking {
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+    pub split_work: usize,
+}
+
+/// A micro-kernel: `C[0..mr, 0..nr] = alpha * Apanel Bpanel + beta * C` over `kc` steps (see
+/// `avx512::kernel` for the contract).
+type KernelFn = unsafe fn(usize, *const f32, *const f32, usize, *mut f32, usize, f32, f32);
+
+/// An edge micro-kernel: `(rows, cols, ...)` then `KernelFn`'s arguments, for a partial tile
+/// written straight into `C` (see `avx512::kernel_edge`).
+type EdgeFn =
+    unsafe fn(usize, usize, usize, *const f32, *const f32, usize, *mut f32, usize, f32, f32);
+
+/// A micro-kernel with its tile shape and default blocking.
+#[derive(Clone, Copy)]
+struct Micro {
+    mr: usize,
+    nr: usize,
+    kernel: KernelFn,
+    /// Partial tiles; without one they go through a buffer and the full kernel.
+    edge: Option<EdgeFn>,
+    blocking: Blocking,
+}
+
+/// Below ~8 MFLOP (4 M multiply-adds, ~80 us on one core) a thread's start-up and join (tens
+/// of microseconds) is not repaid: measured, 128^3 ran slower on 2 threads than on 1.
+const SPLIT_WORK: usize = 1 << 22;
+
+/// The largest `mr * nr` of any kernel: the size of the edge-tile buffer.
+const MAX_TILE: usize = 6 * 64;
+
+impl Micro {
+    /// The kernel of `path`, or `None` for the portable path. Only call with a path from
+    /// `Path::available()`: the kernel's CPU features are assumed from then on.
+    fn of(path: Path) -> Option<Micro> {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => Some(Micro {
+                mr: avx512::MR,
+                nr: avx512::NR,
+                kernel: avx512::kernel,
+                edge: Some(avx512::kernel_edge),
+                // A 6 x 512 A panel (12 KiB) stays in L1 while 64 x 512 B panels (128 KiB)
+                // stream from L2; the 96 x 512 packed A block (192 KiB) sits in L2, the
+                // 512 x 2048 B block (4 MiB) in L3. Measured (in-process, interleaved, best of
+                // 4): kc = 512 beats 256 by 5-10% at n >= 1024, since each `kc` slice costs a
+                // pass over C; mc and nc matter within noise.
+                blocking: Blocking {
+                    kc: 512,
+                    mc: 96,
+                    nc: 2048,
+                    split_work: SPLIT_WORK,
+                },
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => Some(Micro {
+                mr: avx2::MR,
+                nr: avx2::NR,
+                kernel: avx2::kernel,
+                edge: None,
+                // Not tuned: this machine runs the AVX-512 path.
+                blocking: Blocking {
+                    kc: 256,
+                    mc: 96,
+                    nc: 1024,
+                    split_work: SPLIT_WORK,
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The largest index a view reads plus one (0 for an empty view).
+fn extent(v: &MatRef) -> usize {
+    if v.rows == 0 || v.cols == 0 {
+        0
+    } else {
+        (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride + 1
+    }
+}
+
+/// `sgemm` on a given path, with optional blocking (tests force small blocks to exercise
+/// every loop of the blocked driver on small shapes).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_on(
+    path: Path,
+    blocking: Option<Blocking>,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    assert_eq!(a.cols, b.rows, "sgemm: inner dimensions differ");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // These checks are what makes the raw-pointer kernels sound: every packed read comes from
+    // inside the views, and every tile written lies inside `c`.
+    assert!(
+        extent(&a) <= a.data.len(),
+        "sgemm: A reaches outside its slice"
+    );
+    assert!(
+        extent(&b) <= b.data.len(),
+        "sgemm: B reaches outside its slice"
+    );
+    assert!(ldc >= n, "sgemm: ldc {ldc} < n {n}");
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "sgemm: C ({} floats) is too short for {m}x{n} with ldc {ldc}",
+        c.len()
+    );
+    if k == 0 || alpha == 0.0 {
+        // No product to add: C = beta * C (and beta == 0 clears, NaNs included).
+        for i in 0..m {
+            for x in &mut c[i * ldc..i * ldc + n] {
+                *x = if beta == 0.0 { 0.0 } else { beta * *x };
+            }
+        }
+        return;
+    }
+    match Micro::of(path) {
+        None => portable(alpha, a, b, beta, c, ldc),
+        Some(mut micro) => {
+            if let Some(blocking) = blocking {
+                micro.blocking = blocking;
+            }
+            threaded(&micro, alpha, a, b, beta, c, ldc, threads);
+        }
+    }
+}
+
+/// Splits the rows of `C` (and `A`) into `threads` bands of whole `mr` tiles, one scoped
+/// thread each. Rows, not columns: a band of rows is a contiguous `&mut` sub-slice of `C`, so
+/// the split needs no shared mutable pointer. Each thread packs its own copy of `B`; that is
+/// `k * n` work against `m * n * k / threads` multiply-adds, cheap once the problem is big
+/// enough to split at all.
+#[allow(clippy::too_many_arguments)]
+fn threaded(
+    micro: &Micro,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let (mr, nr) = (micro.mr, micro.nr);
+    let row_threads = threads.min(m / mr).max(1);
+    let col_threads = threads.min(n / nr).max(1);
+    if threads <= 1 || m * n * k < micro.blocking.split_work {
+        // SAFETY: `c` is exclusively borrowed and `sgemm_on` checked that it holds the
+        // `m x n` block with row stride `ldc`.
+        unsafe { blocked(micro, alpha, a, b, beta, CPtr(c.as_mut_ptr()), ldc) };
+        return;
+    }
+    if m <= micro.blocking.mc && n >= 2 * nr * col_threads && col_threads > 1 {
+        // Few rows (im2col convolutions): split the columns instead, so each thread reads
+        // only its share of `B` (with few rows, reading `B` is a large part of the work).
+        let band = n.div_ceil(col_threads).div_ceil(nr) * nr;
+        let base = CPtr(c.as_mut_ptr());
+        std::thread::scope(|scope| {
+            let mut j0 = 0;
+            while j0 < n {
+                let cols = band.min(n - j0);
+                let b_band = MatRef {
+                    data: &b.data[j0 * b.col_stride..],
+                    cols,
+                    ..b
+                };
+                let c_band = CPtr(base.0.wrapping_add(j0));
+                // SAFETY: `c` stays exclusively borrowed for the whole scope (through `base`)
+                // and holds the `m x n` block (checked in `sgemm_on`); each thread writes only
+                // columns `j0..j0 + cols` of it, disjoint from every other thread's.
+                let run = move || unsafe { blocked(micro, alpha, a, b_band, beta, c_band, ldc) };
+                if j0 + cols == n {
+                    // The calling thread takes the last band instead of idling in the join.
+                    run();
+                } else {
+                    scope.spawn(run);
+                }
+                j0 += cols;
+            }
+        });
+        return;
+    }
+    if row_threads == 1 || m <= micro.blocking.mc {
+        // One row block and too few columns to split: row bands would each still read all of
+        // `B` for a few tiles, and measured no faster than one thread (32 x 2304 x 100).
+        // SAFETY: as above.
+        unsafe { blocked(micro, alpha, a, b, beta, CPtr(c.as_mut_ptr()), ldc) };
+        return;
+    }
+    let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
+    std::thread::scope(|scope| {
+        let mut rest = c;
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = band.min(m - i0);
+            let last = i0 + rows == m;
+            let take = if last { rest.len() } else { rows * ldc };
+            let (mine, tail) = rest.split_at_mut(take);
+            rest = tail;
+            let a_band = MatRef {
+                data: &a.data[i0 * a.row_stride..],
+                rows,
+                ..a
+            };
+            // SAFETY: `mine` is this band's own exclusive sub-slice of `c` (borrowed for the
+            // whole scope), and holds its `rows x n` block.
+            let c_band = CPtr(mine.as_mut_ptr());
+            let run = move || unsafe { blocked(micro, alpha, a_band, b, beta, c_band, ldc) };
+            if last {
+                // The calling thread takes the last band instead of idling in the join.
+                run();
+            } else {
+                scope.spawn(run);
+            }
+            i0 += rows;
+        }
+    });
+}
+
+/// Where `blocked` writes: the first element of its block of `C`. A raw pointer, because
+/// threads that split the columns write interleaved parts of the same rows.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+
+// SAFETY: a `CPtr` is only dereferenced inside `blocked`, whose callers hand each thread a
+// disjoint block of `C` that outlives the thread scope.
+unsafe impl Send for CPtr {}
+
+/// A heap buffer of floats whose start is 64-byte aligned (one cache line, one `zmm`), so
+/// packed panels never split vector loads across lines.
+struct AlignedBuf {
+    buf: Vec<f32>,
+    offset: usize,
+}
+
+impl AlignedBuf {
+    fn new(len: usize) -> Self {
+        let buf = vec![0.0f32; len + 16];
+        let offset = buf.as_ptr().align_offset(64).min(16);
+        AlignedBuf { buf, offset }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        let len = self.buf.len() - 16;
+        &mut self.buf[self.offset..self.offset + len]
+    }
+}
+
+/// The single-threaded blocked driver (see the module comment for the loop structure).
+///
+/// # Safety
+/// `c` must point to an `a.rows x b.cols` block with row stride `ldc`, valid for reads and
+/// writes, that nothing else accesses during the call. (`a` and `b` are bounds-checked views.)
+unsafe fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: CPtr, ldc: usize) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let (mr, nr) = (micro.mr, micro.nr);
+    let Blocking { kc, mc, nc, .. } = micro.blocking;
+    debug_assert!(mc % mr == 0 && nc % nr == 0 && mr * nr <= MAX_TILE);
+    let kc_max = kc.min(k);
+    let mut a_buf = AlignedBuf::new(kc_max * mc.min(m.div_ceil(mr) * mr));
+    // With a single block of rows (small `m`, as in im2col convolutions and batch-32 dense
+    // layers), each packed `B` panel would be read only `m / mr` times, so packing all of `B`
+    // costs about as much as the product. A row-major `B` is then read in place (each row of
+    // a panel is `nr` contiguous floats); only the ragged last panel is packed (zero-padded).
+    let direct_b = b.col_stride == 1 && m <= mc;
+    let b_cols = if direct_b {
+        nr
+    } else {
+        nc.min(n.div_ceil(nr) * nr)
+    };
+    let mut b_buf = AlignedBuf::new(kc_max * b_cols);
+    let a_pack = a_buf.as_mut_slice();
+    let b_pack = b_buf.as_mut_slice();
+    let mut tile = [0.0f32; MAX_TILE];
+    for jc in (0..n).step_by(nc) {
+        let ncb = nc.min(n - jc);
+        for pc in (0..k).step_by(kc) {
+            let kcb = kc.min(k - pc);
+            // Later k slices accumulate onto what the first one wrote.
+            let beta_k = if pc == 0 { beta } else { 1.0 };
+            // Columns of this block the kernel reads in place (a multiple of `nr`).
+            let in_place = if direct_b { ncb / nr * nr } else { 0 };
+            if in_place < ncb {
+                pack::pack_b(&b, pc, kcb, jc + in_place, ncb - in_place, nr, b_pack);
+            }
+            for ic in (0..m).step_by(mc) {
+                let mcb = mc.min(m - ic);
+                pack::pack_a(&a, ic, mcb, pc, kcb, mr, a_pack);
+                for jr in (0..ncb).step_by(nr) {
+                    let nrb = nr.min(ncb - jr);
+                    let (b_panel, ldb) = if jr < in_place {
+                        // Rows `pc..pc+kcb`, columns `jc+jr..jc+jr+nr` of `B`, in place.
+                        let start = pc * b.row_stride + jc + jr;
+                        let end = start + (kcb - 1) * b.row_stride + nr;
+                        (&b.data[start..end], b.row_stride)
+                    } else {
+                        let s = jr - in_place;
+                        (&b_pack[s * kcb..(s + nr) * kcb], nr)
+                    };
+                    for ir in (0..mcb).step_by(mr) {
+                        let mrb = mr.min(mcb - ir);
+                        let a_panel = &a_pack[ir * kcb..(ir + mr) * kcb];
+                        let at = (ic + ir) * ldc + jc + jr;
+                        if mrb == mr && nrb == nr {
+                            // SAFETY: `Micro::of` only hands out kernels of available paths;
+                            // the A panel holds `mr * kcb` floats and the B panel `kcb` rows
+                            // of `nr` floats `ldb` apart (both sliced above, bounds-checked);
+                            // the tile's last element, `at + (mr-1)*ldc + nr-1`, is at most
+                            // `(m-1)*ldc + n-1`, inside the block at `c` (this fn's contract).
+                            unsafe {
+                                (micro.kernel)(
+                                    kcb,
+                                    a_panel.as_ptr(),
+                                    b_panel.as_ptr(),
+                                    ldb,
+                                    c.0.add(at),
+                                    ldc,
+                                    alpha,
+                                    beta_k,
+                                )
+                            }
+                        } else if let Some(edge) = micro.edge {
+                            // SAFETY: as above, for the `mrb x nrb` block at `at`, whose last
+                            // element is at most `(m-1)*ldc + n-1`.
+                            unsafe {
+                                edge(
+                                    mrb,
+                                    nrb,
+                                    kcb,
+                                    a_panel.as_ptr(),
+                                    b_panel.as_ptr(),
+                                    ldb,
+                                    c.0.add(at),
+                                    ldc,
+                                    alpha,
+                                    beta_k,
+                                )
+                            }
+                        } else {
+                            // Edge tile: compute the full (zero-padded) tile into a buffer,
+                            // then merge the part that exists.
+                            // SAFETY: as above, with `tile` (MAX_TILE >= mr*nr floats, row
+                            // stride nr) as the destination; beta = 0 so it is not read.
+                            unsafe {
+                                (micro.kernel)(
+                                    kcb,
+                                    a_panel.as_ptr(),
+                                    b_panel.as_ptr(),
+                                    ldb,
+                                    tile.as_mut_ptr(),
+                                    nr,
+                                    1.0,
+                                    0.0,
+                                )
+                            }
+                            for i in 0..mrb {
+                                // SAFETY: row `ic + ir + i < m`, columns up to `jc + jr + nrb
+                                // <= n`: inside the block at `c`, accessed by no one else.
+                                let row = unsafe {
+                                    std::slice::from_raw_parts_mut(c.0.add(at + i * ldc), nrb)
+                                };
+                                for (x, &t) in row.iter_mut().zip(&tile[i * nr..i * nr + nrb]) {
+                                    *x = if beta_k == 0.0 {
+                                        alpha * t
+                                    } else {
+                                        alpha * t + beta_k * *x
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The reference path: plain loops, any strides.

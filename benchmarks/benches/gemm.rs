@@ -1,0 +1,60 @@
+//! The native sgemm on square sizes and the seed workloads' shapes, 1 and 2 threads.
+//! Throughput is counted as `2 m n k` elements, so criterion's "elem/s" reads as FLOP/s.
+//!
+//! `cargo bench -p dlbench-benchmarks --bench gemm`
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dlbench_native::kernels::gemm::{sgemm, MatRef};
+
+/// `(label, m, k, n)`.
+const SHAPES: &[(&str, usize, usize, usize)] = &[
+    ("square64", 64, 64, 64),
+    ("square128", 128, 128, 128),
+    ("square256", 256, 256, 256),
+    ("square512", 512, 512, 512),
+    ("square1024", 1024, 1024, 1024),
+    ("square2048", 2048, 2048, 2048),
+    // CNN conv2 as im2col: 64 filters x (32 channels * 3 * 3) x (13 * 13 positions * batch 32).
+    ("cnn_conv2", 64, 288, 169 * 32),
+    // CNN dense layer at batch 32: 2304 features -> 100.
+    ("dense", 32, 2304, 100),
+    // LSTM gate product at batch 32: 50 inputs -> 4 * 50 gates.
+    ("lstm", 32, 50, 200),
+];
+
+fn gemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sgemm");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1));
+    for &(label, m, k, n) in SHAPES {
+        // Values in [-1, 1): the data do not change the speed, only avoid denormals.
+        let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
+        let mut out = vec![0.0f32; m * n];
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        for threads in [1, 2] {
+            let id = BenchmarkId::new(label, format!("t{threads}"));
+            group.bench_function(id, |bench| {
+                bench.iter(|| {
+                    sgemm(
+                        1.0,
+                        MatRef::row_major(&a, m, k),
+                        MatRef::row_major(&b, k, n),
+                        0.0,
+                        &mut out,
+                        n,
+                        threads,
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm);
+criterion_main!(benches);
