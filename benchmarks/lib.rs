@@ -6,6 +6,7 @@ use std::path::Path;
 use dlbench_core::{Backend, Model, Values};
 use dlbench_harness::feed::{batch_inputs, Phase};
 use dlbench_harness::spec::Spec;
+use dlbench_native::engine::NativeBackend;
 use dlbench_native::reference::ReferenceBackend;
 
 /// The seed specs, by name.
@@ -13,7 +14,7 @@ pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];
 
 /// Every backend the benchmarks compare, side by side.
 pub fn backends() -> Vec<Box<dyn Backend>> {
-    vec![Box::new(ReferenceBackend)]
+    vec![Box::new(ReferenceBackend), Box::new(NativeBackend)]
 }
 
 /// A seed workload ready to time: its model, and one batch of `batch` rows for inference and
