@@ -9,6 +9,8 @@
 //! `KC` slice. Packing absorbs every stride (so transposes cost nothing extra) and zero-pads
 //! the edges, so the kernel always computes a full tile; edge tiles go through a small buffer.
 
+#[cfg(target_arch = "x86_64")]
+mod gemv;
 mod pack;
 
 #[cfg(target_arch = "x86_64")]
@@ -250,6 +252,14 @@ pub(crate) fn sgemm_on(
             }
         }
         return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if m == 1 && a.col_stride == 1 && path != Path::Portable && blocking.is_none() {
+        // SAFETY: a SIMD path is only chosen on CPUs with AVX2 and FMA (AVX-512 implies
+        // both), and the views were checked to lie inside their slices above.
+        if unsafe { gemv::gemv(alpha, a, b, beta, c) } {
+            return;
+        }
     }
     match Micro::of(path) {
         None => portable(alpha, a, b, beta, c, ldc),

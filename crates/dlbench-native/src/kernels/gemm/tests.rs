@@ -287,3 +287,26 @@ fn gemm_every_edge_tile() {
         }
     }
 }
+
+/// One-row products take the GEMV path on SIMD paths: both of its forms (B contiguous along
+/// columns, as `x W^T` is, or along rows), a strided A that must fall back to packing, odd
+/// lengths around the 16-lane chunks, and alpha/beta with `beta == 0` over NaN.
+#[test]
+fn gemm_one_row_products() {
+    let shapes = [
+        (1, 256, 1000),
+        (1, 1000, 256),
+        (1, 10, 30),
+        (1, 7, 17),
+        (1, 33, 1),
+    ];
+    for path in Path::available() {
+        for (s, &shape) in shapes.iter().enumerate() {
+            for (t, &tr) in TRANSPOSES.iter().enumerate() {
+                let seed = (s * 4 + t) as u64 + 101;
+                check(path, None, shape, tr, 1.0, 0.0, shape.1, 1, seed);
+                check(path, None, shape, tr, -0.5, 0.25, shape.1 + 3, 1, seed + 1);
+            }
+        }
+    }
+}
