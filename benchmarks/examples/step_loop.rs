@@ -1,0 +1,53 @@
+//! Runs one seed workload's step in a loop on one backend, for a profiler to watch:
+//! `cargo run --release -p dlbench-benchmarks --example step_loop -- cnn train native 200`
+//! (`train` or `b1` / `b32` for inference; then the backend and the number of steps).
+//! Prints the median step time; preparation happens before the loop.
+
+use std::time::Instant;
+
+use dlbench_benchmarks::{backends, Workload};
+use dlbench_core::{Mode, PrepareOptions};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [spec, what, backend, steps] = &args[..] else {
+        eprintln!("usage: step_loop SPEC train|b1|b32 BACKEND STEPS");
+        std::process::exit(2);
+    };
+    let steps: usize = steps.parse().expect("STEPS is a number");
+    let backend = backends()
+        .into_iter()
+        .find(|b| b.name() == backend)
+        .unwrap_or_else(|| panic!("no backend `{backend}` in this build"));
+    let batch = if what == "b1" { 1 } else { 32 };
+    let work = Workload::load(spec, batch);
+    let training = what == "train";
+    let options = PrepareOptions {
+        training: training.then(|| work.spec.training_config()),
+        ..PrepareOptions::default()
+    };
+    let mut session = backend.prepare(&work.model, &options).expect("prepare");
+    session
+        .load(if training {
+            &work.training
+        } else {
+            &work.inference
+        })
+        .expect("load");
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        if training {
+            session.train_step().expect("step");
+        } else {
+            session.forward(Mode::Inference).expect("forward");
+        }
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{spec} {what} {}: median {:.1} us over {steps} steps",
+        backend.name(),
+        times[steps / 2] * 1e6
+    );
+}
