@@ -261,6 +261,15 @@ pub(crate) fn sgemm_on(
             return;
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if n == 1 && ldc == 1 && b.row_stride == 1 && path != Path::Portable && blocking.is_none() {
+        // One column (a Dense layer with one unit, its dW and dx): as `Cᵀ = Bᵀ Aᵀ` it is a
+        // one-row product, and `Cᵀ` is the same contiguous slice as `C`.
+        // SAFETY: as above.
+        if unsafe { gemv::gemv(alpha, b.t(), a.t(), beta, c) } {
+            return;
+        }
+    }
     match Micro::of(path) {
         None => portable(alpha, a, b, beta, c, ldc),
         Some(mut micro) => {

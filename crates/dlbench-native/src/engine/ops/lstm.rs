@@ -98,14 +98,57 @@ impl<'a> Weights<'a> {
 }
 
 /// Everything the backward pass needs from one direction's forward pass, indexed by step `s`
-/// (not time): the time of each step, activated gates `[T, N, 4H]`, cell and hidden states
-/// `[T, N, H]`.
+/// (not time): the time of each step, activated gates `[T, N, 4H]`, cell states and their
+/// tanh, and hidden states `[T, N, H]`.
 #[derive(Debug)]
 pub struct Trace {
     order: Vec<usize>,
     gates: Vec<f32>,
     c: Vec<f32>,
+    tanh_c: Vec<f32>,
     h: Vec<f32>,
+}
+
+impl Dims {
+    /// Whether step `s`, row `n` is row `s * N + n` of x: a forward, time-major direction.
+    /// Then values by step need no reordering into x's row order, and back.
+    fn steps_in_x_order(&self, reversed: bool) -> bool {
+        !reversed && (!self.batch_first || self.t <= 1 || self.n <= 1)
+    }
+}
+
+/// `W` `[rows, cols]` transposed into a new row-major `[cols, rows]` buffer. The recurrent
+/// product multiplies by `W_hhᵀ` at every step; in row-major form `sgemm` reads it in place
+/// instead of packing it again each step.
+fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; w.len()];
+    for (r, row) in w.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
+}
+
+/// The gate activations of one row `[i | f | g | o]` (each `H` wide), in place.
+fn activate_gates(a: &mut [f32], h: usize) {
+    let (ifg, o) = a.split_at_mut(3 * h);
+    let (i_f, g) = ifg.split_at_mut(2 * h);
+    sigmoid_in_place(i_f);
+    tanh_in_place(g);
+    sigmoid_in_place(o);
+}
+
+fn sigmoid_in_place(xs: &mut [f32]) {
+    for v in xs {
+        *v = sigmoid(*v);
+    }
+}
+
+fn tanh_in_place(xs: &mut [f32]) {
+    for v in xs {
+        *v = v.tanh();
+    }
 }
 
 fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: usize) -> Trace {
@@ -115,61 +158,63 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
     } else {
         (0..dims.t).collect()
     };
-    // The input projection of every time step at once, rows in x's order.
     let rows = dims.t * nb;
-    let mut pre = vec![0.0; rows * g4];
-    sgemm(
-        1.0,
-        MatRef::row_major(x, rows, dims.i),
-        MatRef::row_major(wt.w_ih, g4, dims.i).t(),
-        0.0,
-        &mut pre,
-        g4,
-        threads,
-    );
     let bias: Vec<f32> = wt.b_ih.iter().zip(wt.b_hh).map(|(a, b)| a + b).collect();
+    // Gate pre-activations of every step: both biases, then the input projection of all
+    // steps as one product (rows in x's order), then each step's recurrent product.
     let mut gates = vec![0.0; rows * g4];
+    for row in gates.chunks_exact_mut(g4) {
+        row.copy_from_slice(&bias);
+    }
+    let x_m = MatRef::row_major(x, rows, dims.i);
+    let w_ih = MatRef::row_major(wt.w_ih, g4, dims.i).t();
+    if dims.steps_in_x_order(reversed) {
+        sgemm(1.0, x_m, w_ih, 1.0, &mut gates, g4, threads);
+    } else {
+        let mut pre = vec![0.0; rows * g4];
+        sgemm(1.0, x_m, w_ih, 0.0, &mut pre, g4, threads);
+        for (s, &t) in order.iter().enumerate() {
+            for n in 0..nb {
+                let (src, dst) = (dims.at(t, n, g4), (s * nb + n) * g4);
+                for (g, p) in gates[dst..dst + g4].iter_mut().zip(&pre[src..src + g4]) {
+                    *g += p;
+                }
+            }
+        }
+    }
+    let w_hh_t = transposed(wt.w_hh, g4, h);
     let mut cs = vec![0.0; rows * h];
+    let mut tanh_cs = vec![0.0; rows * h];
     let mut hs = vec![0.0; rows * h];
-    for (s, &t) in order.iter().enumerate() {
-        let (done, rest) = hs.split_at_mut(s * nb * h);
+    let zeros = vec![0.0; nb * h];
+    for s in 0..dims.t {
+        let step = s * nb * h..(s + 1) * nb * h;
         let step_gates = &mut gates[s * nb * g4..(s + 1) * nb * g4];
-        for n in 0..nb {
-            let src = &pre[dims.at(t, n, g4)..dims.at(t, n, g4) + g4];
-            for ((dst, p), b) in step_gates[n * g4..(n + 1) * g4]
-                .iter_mut()
-                .zip(src)
-                .zip(&bias)
-            {
-                *dst = p + b;
-            }
-        }
-        if s > 0 {
-            let h_prev = MatRef::row_major(&done[(s - 1) * nb * h..], nb, h);
-            let w_hh = MatRef::row_major(wt.w_hh, g4, h).t();
+        let c_prev = if s > 0 {
+            let h_prev = MatRef::row_major(&hs[(s - 1) * nb * h..], nb, h);
+            let w_hh = MatRef::row_major(&w_hh_t, h, g4);
             sgemm(1.0, h_prev, w_hh, 1.0, step_gates, g4, threads);
+            &cs[(s - 1) * nb * h..s * nb * h]
+        } else {
+            &zeros[..]
+        };
+        let mut c = vec![0.0; nb * h];
+        for (n, a) in step_gates.chunks_exact_mut(g4).enumerate() {
+            activate_gates(a, h);
+            let row = n * h..(n + 1) * h;
+            for (j, (c, &cp)) in c[row.clone()].iter_mut().zip(&c_prev[row]).enumerate() {
+                *c = a[F * h + j] * cp + a[I * h + j] * a[G * h + j];
+            }
         }
-        let (c_done, c_rest) = cs.split_at_mut(s * nb * h);
-        for n in 0..nb {
-            let a = &mut step_gates[n * g4..(n + 1) * g4];
-            for v in &mut a[..2 * h] {
-                *v = sigmoid(*v);
-            }
-            for v in &mut a[2 * h..3 * h] {
-                *v = v.tanh();
-            }
-            for v in &mut a[3 * h..] {
-                *v = sigmoid(*v);
-            }
-            for j in 0..h {
-                let c_prev = if s > 0 {
-                    c_done[(s - 1) * nb * h + n * h + j]
-                } else {
-                    0.0
-                };
-                let c = a[F * h + j] * c_prev + a[I * h + j] * a[G * h + j];
-                c_rest[n * h + j] = c;
-                rest[n * h + j] = a[O * h + j] * c.tanh();
+        cs[step.clone()].copy_from_slice(&c);
+        let tanh_c = &mut tanh_cs[step.clone()];
+        tanh_c.copy_from_slice(&c);
+        tanh_in_place(tanh_c);
+        for (n, a) in step_gates.chunks_exact(g4).enumerate() {
+            let row = n * h..(n + 1) * h;
+            let hs_row = &mut hs[step.start + row.start..step.start + row.end];
+            for ((out, &o), &tc) in hs_row.iter_mut().zip(&a[O * h..]).zip(&tanh_c[row]) {
+                *out = o * tc;
             }
         }
     }
@@ -177,6 +222,7 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
         order,
         gates,
         c: cs,
+        tanh_c: tanh_cs,
         h: hs,
     }
 }
@@ -220,12 +266,14 @@ pub fn lstm(attrs: &Lstm, inputs: &[&Buf], threads: usize) -> ([Buf; 3], Vec<Tra
 }
 
 /// Gradients for every input (x and each weight), given the forward traces and the gradients
-/// of Y, Y_h, Y_c (any may be `None`: that output does not reach the loss).
+/// of Y, Y_h, Y_c (any may be `None`: that output does not reach the loss). `need_x`: whether
+/// anyone wants dx (not when x is the graph's data).
 pub fn lstm_backward(
     attrs: &Lstm,
     inputs: &[&Buf],
     traces: &[Trace],
     grads: [Option<&[f32]>; 3],
+    need_x: bool,
     threads: usize,
 ) -> Grads {
     let dims = Dims::new(attrs, inputs[0]);
@@ -233,7 +281,7 @@ pub fn lstm_backward(
     let [dy, dy_h, dy_c] = grads;
     let (nb, h, g4, i_len, feat) = (dims.n, dims.h, 4 * dims.h, dims.i, dims.dirs * dims.h);
     let rows = dims.t * nb;
-    let mut dx = vec![0.0; x.len()];
+    let mut dx = need_x.then(|| vec![0.0; x.len()]);
     let mut weight_grads = Vec::with_capacity(4 * dims.dirs);
     for (d, trace) in traces.iter().enumerate() {
         let wt = Weights::of(inputs, d);
@@ -248,16 +296,19 @@ pub fn lstm_backward(
         let mut da = vec![0.0; rows * g4];
         for (s, &t) in trace.order.iter().enumerate().rev() {
             let step_da = &mut da[s * nb * g4..(s + 1) * nb * g4];
-            for n in 0..nb {
+            for (n, a) in step_da.chunks_exact_mut(g4).enumerate() {
                 let state = (s * nb + n) * h;
                 let gates = &trace.gates[(s * nb + n) * g4..(s * nb + n + 1) * g4];
-                let a = &mut step_da[n * g4..(n + 1) * g4];
-                for j in 0..h {
-                    let mut dh = dh_next[n * h + j];
-                    if let Some(dy) = dy {
-                        dh += dy[dims.at(t, n, feat) + d * h + j];
+                let dh_row = &mut dh_next[n * h..(n + 1) * h];
+                if let Some(dy) = dy {
+                    let from = dims.at(t, n, feat) + d * h;
+                    for (g, &v) in dh_row.iter_mut().zip(&dy[from..from + h]) {
+                        *g += v;
                     }
-                    let tanh_c = trace.c[state + j].tanh();
+                }
+                for j in 0..h {
+                    let dh = dh_row[j];
+                    let tanh_c = trace.tanh_c[state + j];
                     let c_prev = if s > 0 {
                         trace.c[state - nb * h + j]
                     } else {
@@ -294,27 +345,34 @@ pub fn lstm_backward(
         }
         let db = column_sums(&da, g4);
         // The same gradients in x's row order, for dW_ih and dx.
-        let mut dpre = vec![0.0; rows * g4];
-        for (s, &t) in trace.order.iter().enumerate() {
-            for n in 0..nb {
-                let src = (s * nb + n) * g4;
-                let dst = dims.at(t, n, g4);
-                dpre[dst..dst + g4].copy_from_slice(&da[src..src + g4]);
+        let dpre = if dims.steps_in_x_order(reversed(attrs, d)) {
+            da
+        } else {
+            let mut dpre = vec![0.0; rows * g4];
+            for (s, &t) in trace.order.iter().enumerate() {
+                for n in 0..nb {
+                    let src = (s * nb + n) * g4;
+                    let dst = dims.at(t, n, g4);
+                    dpre[dst..dst + g4].copy_from_slice(&da[src..src + g4]);
+                }
             }
-        }
+            dpre
+        };
         let dpre_m = MatRef::row_major(&dpre, rows, g4);
         let mut dw_ih = vec![0.0; g4 * i_len];
         let x_m = MatRef::row_major(x, rows, i_len);
         sgemm(1.0, dpre_m.t(), x_m, 0.0, &mut dw_ih, i_len, threads);
-        let w_ih = MatRef::row_major(wt.w_ih, g4, i_len);
-        sgemm(1.0, dpre_m, w_ih, 1.0, &mut dx, i_len, threads);
+        if let Some(dx) = &mut dx {
+            let w_ih = MatRef::row_major(wt.w_ih, g4, i_len);
+            sgemm(1.0, dpre_m, w_ih, 1.0, dx, i_len, threads);
+        }
         weight_grads.push(Some(dw_ih));
         weight_grads.push(Some(dw_hh));
         // Both biases enter the same sum, so they share one gradient.
         weight_grads.push(Some(db.clone()));
         weight_grads.push(Some(db));
     }
-    let mut all = vec![Some(dx)];
+    let mut all = vec![dx];
     all.extend(weight_grads);
     all
 }

@@ -179,11 +179,7 @@ pub fn backward(
                 ));
             };
             let grads = [output_grads[0], output_grads[1], output_grads[2]];
-            let mut all = lstm::lstm_backward(attrs, inputs, traces, grads, threads);
-            if !need[0] {
-                all[0] = None;
-            }
-            all
+            lstm::lstm_backward(attrs, inputs, traces, grads, need[0], threads)
         }
         Op::Add | Op::Sub | Op::Mul => {
             let (da, db) = elementwise::binary_backward(&node.op, x, inputs[1], dy);

@@ -22,6 +22,19 @@ pub(crate) fn pack_a(
     for r in 0..panels {
         let panel = &mut out[r * mr * kc..(r + 1) * mr * kc];
         let rows = mr.min(mc - r * mr);
+        if a.row_stride == 1 {
+            // A transposed view (`Xᵀ` of a row-major X, as in weight gradients): the `mr`
+            // values a panel row needs are contiguous, so copy them rather than gather each
+            // one from `col_stride` apart.
+            let first = i0 + r * mr;
+            for p in 0..kc {
+                let base = (p0 + p) * a.col_stride + first;
+                let dst = &mut panel[p * mr..(p + 1) * mr];
+                dst[..rows].copy_from_slice(&a.data[base..base + rows]);
+                dst[rows..].fill(0.0);
+            }
+            continue;
+        }
         for i in 0..rows {
             let base = (i0 + r * mr + i) * a.row_stride + p0 * a.col_stride;
             for p in 0..kc {
