@@ -12,9 +12,15 @@ use dlbench_native::reference::ReferenceBackend;
 /// The seed specs, by name.
 pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];
 
-/// Every backend the benchmarks compare, side by side.
+/// Every backend the benchmarks compare, side by side: the reference, native, and libtorch
+/// when built with the `tch` feature.
 pub fn backends() -> Vec<Box<dyn Backend>> {
-    vec![Box::new(ReferenceBackend), Box::new(NativeBackend)]
+    vec![
+        Box::new(ReferenceBackend),
+        Box::new(NativeBackend),
+        #[cfg(feature = "tch")]
+        Box::new(dlbench_tch::TchBackend),
+    ]
 }
 
 /// A seed workload ready to time: its model, and one batch of `batch` rows for inference and

@@ -1,7 +1,9 @@
-//! The native sgemm on square sizes and the seed workloads' shapes, 1 and 2 threads.
+//! The native sgemm on square sizes and the seed workloads' shapes, 1 and 2 threads, side by
+//! side with libtorch's (`mm` into a preallocated output) when built with the `tch` feature.
 //! Throughput is counted as `2 m n k` elements, so criterion's "elem/s" reads as FLOP/s.
 //!
-//! `cargo bench -p dlbench-benchmarks --bench gemm`
+//! `cargo bench -p dlbench-benchmarks --bench gemm` (add `--features tch`, with the README's
+//! libtorch environment, for libtorch)
 
 use std::time::Duration;
 
@@ -37,7 +39,9 @@ fn gemm(c: &mut Criterion) {
         let mut out = vec![0.0f32; m * n];
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         for threads in [1, 2] {
-            let id = BenchmarkId::new(label, format!("t{threads}"));
+            #[cfg(feature = "tch")]
+            libtorch_mm(&mut group, label, (m, k, n), (&a, &b), threads);
+            let id = BenchmarkId::new(label, format!("native/t{threads}"));
             group.bench_function(id, |bench| {
                 bench.iter(|| {
                     sgemm(
@@ -54,6 +58,24 @@ fn gemm(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// libtorch's own product on the same data and thread count.
+#[cfg(feature = "tch")]
+fn libtorch_mm(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    label: &str,
+    (m, k, n): (usize, usize, usize),
+    (a, b): (&[f32], &[f32]),
+    threads: usize,
+) {
+    use tch::{Device, Kind, Tensor};
+    dlbench_tch::configure_threads(threads).expect("libtorch thread count");
+    let a = Tensor::from_slice(a).reshape([m as i64, k as i64]);
+    let b = Tensor::from_slice(b).reshape([k as i64, n as i64]);
+    let out = Tensor::zeros([m as i64, n as i64], (Kind::Float, Device::Cpu));
+    let id = BenchmarkId::new(label, format!("libtorch/t{threads}"));
+    group.bench_function(id, |bench| bench.iter(|| a.mm_out(&out, &b)));
 }
 
 criterion_group!(benches, gemm);

@@ -1,43 +1,23 @@
-//! Links this crate's tests against libtorch so that they run without LD_LIBRARY_PATH, and
-//! records the libtorch version for `TchBackend::version`.
-//!
-//! torch-sys publishes the folder holding libtorch's shared libraries as `DEP_TCH_LIBTORCH_LIB`
-//! (its `links = "tch"` metadata). From it we pass the linker:
-//! - `-rpath <dir>`: the test binaries find libtorch at run time;
-//! - `--no-as-needed -ltorch_cuda`: the pip wheel's CUDA kernels live in libtorch_cuda, which
-//!   nothing references by symbol; with the default `--as-needed` the linker drops it and CUDA
-//!   is reported unavailable (tch-rs issue 980);
-//! - `-ltorch`.
-//!
-//! The `dlbench` binary needs the same arguments, so the root package's build.rs repeats them
-//! (link arguments do not propagate from a library to the binaries that use it).
+//! Links this crate's tests against libtorch so that they run without LD_LIBRARY_PATH and keep
+//! libtorch_cuda (see `dlbench-torch-link`), and records the libtorch version for
+//! `TchBackend::version`.
 //!
 //! It also compiles `cpp/end_tracing.cpp`, the one function of the TorchScript export that
 //! tch's C API lacks (ending a trace with a tuple output), against libtorch's headers beside
 //! that folder (`<lib>/../include`, as in both the pip wheel and the libtorch archive), with
 //! the compiler's default C++11 string ABI, which libtorch 2.8 and later use throughout.
 
-use std::env;
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let Ok(dir) = env::var("DEP_TCH_LIBTORCH_LIB") else {
+    let Some(dir) = dlbench_torch_link::link_libtorch() else {
         println!("cargo:rustc-env=DLBENCH_LIBTORCH_VERSION=unknown");
         return;
     };
-    let dir = Path::new(&dir);
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
-    println!("cargo:rustc-link-arg=-L{}", dir.display());
-    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-    if dir.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-    }
-    println!("cargo:rustc-link-arg=-ltorch");
-    compile_end_tracing(dir);
+    compile_end_tracing(&dir);
     println!(
         "cargo:rustc-env=DLBENCH_LIBTORCH_VERSION={}",
-        libtorch_version(dir)
+        libtorch_version(&dir)
     );
 }
 
