@@ -12,6 +12,7 @@ use dlbench_core::{
 
 use super::ops::{self, Buf, Ctx, Saved};
 use super::optim::OptimizerState;
+use crate::kernels;
 
 const NAME: &str = "native";
 
@@ -160,6 +161,8 @@ impl NativeSession {
             }
         }
         let saved = steps.iter().map(|_| Saved::Nothing).collect();
+        // Starts the kernels' threads now, so that no timed step pays for it.
+        kernels::threads::pool(options.threads);
         Ok(NativeSession {
             graph,
             names,

@@ -23,6 +23,8 @@ mod tests;
 
 use std::sync::OnceLock;
 
+use super::threads;
+
 /// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatRef<'a> {
@@ -281,11 +283,10 @@ pub(crate) fn sgemm_on(
     }
 }
 
-/// Splits the rows of `C` (and `A`) into `threads` bands of whole `mr` tiles, one scoped
-/// thread each. Rows, not columns: a band of rows is a contiguous `&mut` sub-slice of `C`, so
-/// the split needs no shared mutable pointer. Each thread packs its own copy of `B`; that is
-/// `k * n` work against `m * n * k / threads` multiply-adds, cheap once the problem is big
-/// enough to split at all.
+/// Splits the rows of `C` (and `A`) into `threads` bands of whole `mr` tiles, one task of the
+/// kernels' thread pool each (or, with few rows, the columns: see below). Each thread packs its
+/// own copy of `B`; that is `k * n` work against `m * n * k / threads` multiply-adds, cheap
+/// once the problem is big enough to split at all.
 #[allow(clippy::too_many_arguments)]
 fn threaded(
     micro: &Micro,
@@ -301,39 +302,29 @@ fn threaded(
     let (mr, nr) = (micro.mr, micro.nr);
     let row_threads = threads.min(m / mr).max(1);
     let col_threads = threads.min(n / nr).max(1);
+    let base = CPtr(c.as_mut_ptr());
     if threads <= 1 || m * n * k < micro.blocking.split_work {
         // SAFETY: `c` is exclusively borrowed and `sgemm_on` checked that it holds the
         // `m x n` block with row stride `ldc`.
-        unsafe { blocked(micro, alpha, a, b, beta, CPtr(c.as_mut_ptr()), ldc) };
+        unsafe { blocked(micro, alpha, a, b, beta, base, ldc) };
         return;
     }
     if m <= micro.blocking.mc && n >= 2 * nr * col_threads && col_threads > 1 {
         // Few rows (im2col convolutions): split the columns instead, so each thread reads
         // only its share of `B` (with few rows, reading `B` is a large part of the work).
         let band = n.div_ceil(col_threads).div_ceil(nr) * nr;
-        let base = CPtr(c.as_mut_ptr());
-        std::thread::scope(|scope| {
-            let mut j0 = 0;
-            while j0 < n {
-                let cols = band.min(n - j0);
-                let b_band = MatRef {
-                    data: &b.data[j0 * b.col_stride..],
-                    cols,
-                    ..b
-                };
-                let c_band = CPtr(base.0.wrapping_add(j0));
-                // SAFETY: `c` stays exclusively borrowed for the whole scope (through `base`)
-                // and holds the `m x n` block (checked in `sgemm_on`); each thread writes only
-                // columns `j0..j0 + cols` of it, disjoint from every other thread's.
-                let run = move || unsafe { blocked(micro, alpha, a, b_band, beta, c_band, ldc) };
-                if j0 + cols == n {
-                    // The calling thread takes the last band instead of idling in the join.
-                    run();
-                } else {
-                    scope.spawn(run);
-                }
-                j0 += cols;
-            }
+        threads::pool(threads).run(n.div_ceil(band), &|t| {
+            let j0 = t * band;
+            let cols = band.min(n - j0);
+            let b_band = MatRef {
+                data: &b.data[j0 * b.col_stride..],
+                cols,
+                ..b
+            };
+            // SAFETY: `c` stays exclusively borrowed until `run` returns (through `base`) and
+            // holds the `m x n` block (checked in `sgemm_on`); each task writes only columns
+            // `j0..j0 + cols` of it, disjoint from every other task's.
+            unsafe { blocked(micro, alpha, a, b_band, beta, base.offset(j0), ldc) }
         });
         return;
     }
@@ -341,36 +332,19 @@ fn threaded(
         // One row block and too few columns to split: row bands would each still read all of
         // `B` for a few tiles, and measured no faster than one thread (32 x 2304 x 100).
         // SAFETY: as above.
-        unsafe { blocked(micro, alpha, a, b, beta, CPtr(c.as_mut_ptr()), ldc) };
+        unsafe { blocked(micro, alpha, a, b, beta, base, ldc) };
         return;
     }
     let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
-    std::thread::scope(|scope| {
-        let mut rest = c;
-        let mut i0 = 0;
-        while i0 < m {
-            let rows = band.min(m - i0);
-            let last = i0 + rows == m;
-            let take = if last { rest.len() } else { rows * ldc };
-            let (mine, tail) = rest.split_at_mut(take);
-            rest = tail;
-            let a_band = MatRef {
-                data: &a.data[i0 * a.row_stride..],
-                rows,
-                ..a
-            };
-            // SAFETY: `mine` is this band's own exclusive sub-slice of `c` (borrowed for the
-            // whole scope), and holds its `rows x n` block.
-            let c_band = CPtr(mine.as_mut_ptr());
-            let run = move || unsafe { blocked(micro, alpha, a_band, b, beta, c_band, ldc) };
-            if last {
-                // The calling thread takes the last band instead of idling in the join.
-                run();
-            } else {
-                scope.spawn(run);
-            }
-            i0 += rows;
-        }
+    threads::pool(threads).run(m.div_ceil(band), &|t| {
+        let i0 = t * band;
+        let a_band = MatRef {
+            data: &a.data[i0 * a.row_stride..],
+            rows: band.min(m - i0),
+            ..a
+        };
+        // SAFETY: as above; each task writes only rows `i0..i0 + rows` of the block.
+        unsafe { blocked(micro, alpha, a_band, b, beta, base.offset(i0 * ldc), ldc) }
     });
 }
 
@@ -379,9 +353,17 @@ fn threaded(
 #[derive(Clone, Copy)]
 struct CPtr(*mut f32);
 
+impl CPtr {
+    /// The element `offset` floats further on (only formed for offsets inside `C`).
+    fn offset(self, offset: usize) -> CPtr {
+        CPtr(self.0.wrapping_add(offset))
+    }
+}
+
 // SAFETY: a `CPtr` is only dereferenced inside `blocked`, whose callers hand each thread a
-// disjoint block of `C` that outlives the thread scope.
+// disjoint block of `C` that outlives the parallel loop.
 unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
 
 /// A heap buffer of floats whose start is 64-byte aligned (one cache line, one `zmm`), so
 /// packed panels never split vector loads across lines.

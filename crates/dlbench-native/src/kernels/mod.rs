@@ -1,3 +1,5 @@
-//! Fast f32 kernels of the native backend, one op family per file.
+//! Fast f32 kernels of the native backend, one op family per file, and the thread pool they
+//! share.
 
 pub mod gemm;
+pub mod threads;

@@ -1,0 +1,259 @@
+//! The kernels' own thread pool: persistent workers that run the tasks of one parallel loop at
+//! a time, with the calling thread working alongside them.
+//!
+//! Spawning threads for every product (what `std::thread::scope` does) costs tens of
+//! microseconds per call, as much as a small product itself; the pool's workers are started
+//! once and then only woken. One pool exists per thread count ([`pool`]), created on first use,
+//! which a session does at `prepare` so that no training step starts a thread.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+
+/// `threads` threads in all: the caller of [`Pool::run`] and `threads - 1` workers.
+pub struct Pool {
+    threads: usize,
+    shared: Arc<Shared>,
+    /// One parallel loop at a time; callers on other threads wait here.
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signals workers that a new job (generation) is posted.
+    wake: Condvar,
+    /// Signals the caller that the last worker has left the job.
+    idle: Condvar,
+}
+
+struct State {
+    /// Bumped for every job; a worker runs each generation exactly once.
+    generation: u64,
+    job: Option<Job>,
+    /// Workers that have not yet finished the current job.
+    busy: usize,
+    /// Whether a task panicked on a worker during the current job.
+    panicked: bool,
+}
+
+/// A posted loop: `tasks` calls of `task`, indices handed out by `next`. Both pointers refer to
+/// the caller's stack frame in [`Pool::run`], which does not return before every worker has
+/// left the job (`busy == 0`), so they never dangle while a worker holds them.
+#[derive(Clone, Copy)]
+struct Job {
+    task: *const (dyn Fn(usize) + Sync),
+    next: *const AtomicUsize,
+    tasks: usize,
+}
+
+// SAFETY: the pointees are `Sync` (a `Fn + Sync` closure, an atomic) and outlive every use
+// (see `Job`).
+unsafe impl Send for Job {}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A poisoned lock only means a thread panicked while holding it; the state is a few
+    // counters that every path leaves consistent, so carry on.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Pool {
+    /// A pool of `threads` threads (at least 1): the caller plus `threads - 1` workers.
+    pub fn new(threads: usize) -> Pool {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                job: None,
+                busy: 0,
+                panicked: false,
+            }),
+            wake: Condvar::new(),
+            idle: Condvar::new(),
+        });
+        for k in 1..threads {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("dlbench-native-{k}"))
+                .spawn(move || work(&shared))
+                .expect("the OS refused to start a kernel thread");
+        }
+        Pool {
+            threads,
+            shared,
+            running: Mutex::new(()),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Calls `task(i)` for every `i` in `0..tasks`, spread over the pool's threads (the
+    /// caller's included), and returns when all are done. A panicking task is re-raised here
+    /// after the other tasks have finished.
+    pub fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        if self.threads == 1 || tasks <= 1 {
+            (0..tasks).for_each(task);
+            return;
+        }
+        let _one_at_a_time = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = AtomicUsize::new(0);
+        // SAFETY (of the lifetime erasure): see `Job`; this function waits for `busy == 0`
+        // below on every path, a panic in `task` included (it is caught first).
+        let erased: *const (dyn Fn(usize) + Sync) = unsafe {
+            std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(task)
+        };
+        {
+            let mut state = lock(&self.shared.state);
+            state.job = Some(Job {
+                task: erased,
+                next: &next,
+                tasks,
+            });
+            state.generation += 1;
+            state.busy = self.threads - 1;
+            state.panicked = false;
+        }
+        self.shared.wake.notify_all();
+        let mine = panic::catch_unwind(AssertUnwindSafe(|| claim(&next, tasks, task)));
+        let mut state = lock(&self.shared.state);
+        while state.busy > 0 {
+            state = self
+                .shared
+                .idle
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.job = None;
+        let worker_panicked = state.panicked;
+        drop(state);
+        if let Err(payload) = mine {
+            panic::resume_unwind(payload);
+        }
+        assert!(!worker_panicked, "a kernel task panicked on a pool thread");
+    }
+}
+
+/// Runs tasks until none is left.
+fn claim(next: &AtomicUsize, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= tasks {
+            return;
+        }
+        task(i);
+    }
+}
+
+/// A worker's life: wait for each new generation, take part in its job, report done.
+fn work(shared: &Shared) {
+    let mut seen = 0;
+    loop {
+        let job = {
+            let mut state = lock(&shared.state);
+            while state.generation == seen {
+                state = shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            seen = state.generation;
+            state.job.expect("a new generation always posts a job")
+        };
+        // SAFETY: the job's pointers stay valid until this worker decrements `busy` below
+        // (see `Job`).
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            claim(&*job.next, job.tasks, &*job.task)
+        }));
+        let mut state = lock(&shared.state);
+        state.panicked |= outcome.is_err();
+        state.busy -= 1;
+        if state.busy == 0 {
+            shared.idle.notify_one();
+        }
+    }
+}
+
+/// The process's pool of `threads` threads, created on first use and kept for the life of the
+/// process (a worker process runs one thread count; a few idle threads per distinct count
+/// otherwise).
+pub fn pool(threads: usize) -> &'static Pool {
+    static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
+    let threads = threads.max(1);
+    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = pools.iter().find(|p| p.threads == threads) {
+        return found;
+    }
+    let created: &'static Pool = Box::leak(Box::new(Pool::new(threads)));
+    pools.push(created);
+    created
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{pool, Pool};
+
+    #[test]
+    fn every_task_runs_exactly_once() {
+        for threads in [1, 2, 3] {
+            let pool = Pool::new(threads);
+            for tasks in [0, 1, 2, 7, 100] {
+                let counts: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                pool.run(tasks, &|i| {
+                    counts[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn tasks_really_run_on_other_threads() {
+        let pool = Pool::new(2);
+        let caller = std::thread::current().id();
+        let elsewhere = AtomicUsize::new(0);
+        // Each task waits a little so that the worker, once woken, gets some of them.
+        pool.run(64, &|_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            if std::thread::current().id() != caller {
+                elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        assert!(elsewhere.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn a_panicking_task_is_reraised_and_the_pool_still_works() {
+        let pool = Pool::new(2);
+        let result = std::panic::catch_unwind(|| {
+            pool.run(16, &|i| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                assert!(i != 5, "task 5 fails");
+            })
+        });
+        assert!(result.is_err());
+        let sum = AtomicUsize::new(0);
+        pool.run(10, &|i| {
+            sum.fetch_add(i, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 45);
+    }
+
+    #[test]
+    fn one_pool_per_thread_count() {
+        assert!(std::ptr::eq(pool(2), pool(2)));
+        assert_eq!(pool(3).threads(), 3);
+        assert_eq!(pool(0).threads(), 1);
+    }
+}
