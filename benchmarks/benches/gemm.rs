@@ -20,8 +20,13 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("square2048", 2048, 2048, 2048),
     // CNN conv2 as im2col: 64 filters x (32 channels * 3 * 3) x (13 * 13 positions * batch 32).
     ("cnn_conv2", 64, 288, 169 * 32),
-    // CNN dense layer at batch 32: 2304 features -> 100.
+    // CNN dense layer at batch 32: 2304 features -> 100, as dx = dy W would read it (B
+    // row-major) and as the forward x Wᵀ does (`_wt`: B a transposed view, packed by
+    // transposing).
     ("dense", 32, 2304, 100),
+    ("dense_wt", 32, 2304, 100),
+    // VAE encoder at batch 32: 1000 features -> 256, x Wᵀ.
+    ("vae_enc_wt", 32, 1000, 256),
     // LSTM gate product at batch 32: 50 inputs -> 4 * 50 gates.
     ("lstm", 32, 50, 200),
 ];
@@ -37,6 +42,12 @@ fn gemm(c: &mut Criterion) {
         let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
         let mut out = vec![0.0f32; m * n];
+        // `_wt` shapes hold B as Wᵀ: W is n x k, row-major.
+        let b_view = if label.ends_with("_wt") {
+            MatRef::row_major(&b, n, k).t()
+        } else {
+            MatRef::row_major(&b, k, n)
+        };
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         for threads in [1, 2] {
             #[cfg(feature = "tch")]
@@ -47,7 +58,7 @@ fn gemm(c: &mut Criterion) {
                     sgemm(
                         1.0,
                         MatRef::row_major(&a, m, k),
-                        MatRef::row_major(&b, k, n),
+                        b_view,
                         0.0,
                         &mut out,
                         n,
@@ -72,7 +83,11 @@ fn libtorch_mm(
     use tch::{Device, Kind, Tensor};
     dlbench_tch::configure_threads(threads).expect("libtorch thread count");
     let a = Tensor::from_slice(a).reshape([m as i64, k as i64]);
-    let b = Tensor::from_slice(b).reshape([k as i64, n as i64]);
+    let b = if label.ends_with("_wt") {
+        Tensor::from_slice(b).reshape([n as i64, k as i64]).tr()
+    } else {
+        Tensor::from_slice(b).reshape([k as i64, n as i64])
+    };
     let out = Tensor::zeros([m as i64, n as i64], (Kind::Float, Device::Cpu));
     let id = BenchmarkId::new(label, format!("libtorch/t{threads}"));
     group.bench_function(id, |bench| bench.iter(|| a.mm_out(&out, &b)));

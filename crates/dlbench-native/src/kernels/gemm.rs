@@ -12,6 +12,8 @@
 #[cfg(target_arch = "x86_64")]
 mod gemv;
 mod pack;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

@@ -67,6 +67,11 @@ pub(crate) fn pack_b(
         let panel = &mut out[s * nr * kc..(s + 1) * nr * kc];
         let cols = nr.min(nc - s * nr);
         let jb = j0 + s * nr;
+        #[cfg(target_arch = "x86_64")]
+        if b.row_stride == 1 && is_x86_feature_detected!("avx") {
+            transposed_panel(b, p0, kc, jb, cols, nr, panel);
+            continue;
+        }
         for p in 0..kc {
             let dst = &mut panel[p * nr..(p + 1) * nr];
             let base = (p0 + p) * b.row_stride + jb * b.col_stride;
@@ -80,5 +85,48 @@ pub(crate) fn pack_b(
             }
             dst[cols..].fill(0.0);
         }
+    }
+}
+
+/// One panel of a transposed `B` (`b[p, j]` at `data[j * col_stride + p]`): 8 x 8 blocks
+/// transposed in registers, the ragged edges one float at a time, zero columns past `cols`.
+#[cfg(target_arch = "x86_64")]
+fn transposed_panel(
+    b: &MatRef,
+    p0: usize,
+    kc: usize,
+    jb: usize,
+    cols: usize,
+    nr: usize,
+    panel: &mut [f32],
+) {
+    let stride = b.col_stride;
+    let at = |p: usize, j: usize| (jb + j) * stride + p0 + p;
+    let (full_p, full_j) = (kc / 8 * 8, cols / 8 * 8);
+    for p in (0..full_p).step_by(8) {
+        for j in (0..full_j).step_by(8) {
+            // The block's last read, row j+7 at column p+7, lies inside the view.
+            let last = at(p + 7, j + 7);
+            assert!(last < b.data.len() && (p + 7) * nr + j + 7 < panel.len());
+            // SAFETY: AVX was detected by the caller; the reads are the 8 x 8 block of the
+            // view (bounds-checked by its last element above, rows `stride` apart) and the
+            // writes the panel's 8 x 8 block (rows `nr` apart, checked likewise).
+            unsafe {
+                super::transpose::transpose8x8(
+                    b.data.as_ptr().add(at(p, j)),
+                    stride,
+                    panel.as_mut_ptr().add(p * nr + j),
+                    nr,
+                );
+            }
+        }
+    }
+    for p in 0..kc {
+        let row = &mut panel[p * nr..(p + 1) * nr];
+        let from = if p < full_p { full_j } else { 0 };
+        for (j, d) in row.iter_mut().enumerate().take(cols).skip(from) {
+            *d = b.data[at(p, j)];
+        }
+        row[cols..].fill(0.0);
     }
 }

@@ -1,0 +1,74 @@
+//! 8 x 8 block transposes for packing a transposed `B` (`x Wᵀ` in every Dense layer): the
+//! panel wants `nr` consecutive columns of `B` per row, which are `nr` different rows of the
+//! stored `W`. Gathering them one float at a time costs a load and a store per element; eight
+//! rows loaded as vectors and transposed in registers cost two instructions per eight.
+
+use std::arch::x86_64::{
+    __m256, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
+    _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+};
+
+/// `dst[q * dst_stride + r] = src[r * src_stride + q]` for `r, q` in `0..8`.
+///
+/// # Safety
+/// The CPU must support AVX; `src` must be readable at 8 rows of 8 floats `src_stride` apart,
+/// and `dst` writable at 8 rows of 8 floats `dst_stride` apart.
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn transpose8x8(
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+    // Interleave pairs of rows, then pairs of pairs, then swap 128-bit halves.
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let out = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (q, v) in out.into_iter().enumerate() {
+        _mm256_storeu_ps(dst.add(q * dst_stride), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transposes_an_8x8_block_between_strided_rows() {
+        if !is_x86_feature_detected!("avx") {
+            return;
+        }
+        let src: Vec<f32> = (0..8 * 11).map(|v| v as f32).collect();
+        let mut dst = vec![-1.0f32; 8 * 13];
+        // SAFETY: AVX checked; 8 rows of 8 floats fit at strides 11 and 13.
+        unsafe { super::transpose8x8(src.as_ptr(), 11, dst.as_mut_ptr(), 13) };
+        for q in 0..8 {
+            for r in 0..8 {
+                assert_eq!(dst[q * 13 + r], src[r * 11 + q], "({q}, {r})");
+            }
+            assert!(dst[q * 13 + 8..(q + 1) * 13].iter().all(|&v| v == -1.0));
+        }
+    }
+}
