@@ -7,16 +7,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use dlbench_core::training::LOSS;
-use dlbench_core::{Backend, Device, Error, Loss, Mode, PrepareOptions, Session, Tensor};
+use dlbench_core::{Backend, Device, Error, Loss, Mode, PrepareOptions, Session, Tensor, Values};
 use dlbench_data::metrics;
 
 use crate::agreement;
 use crate::environment::peak_rss_bytes;
 use crate::feed::{batch_inputs, Phase};
+use crate::measure::{measure_in_rounds, Timed};
 use crate::results::{InferenceRecord, RunRecord, Status, TrainingRecord};
 use crate::run::Observer;
-use crate::spec::BenchmarkSpec;
-use crate::stats::{format_ns, summarize};
+use crate::stats::{consecutive_rounds, format_ns, summarize};
 use crate::workload::Workload;
 
 /// The name of the backend every other one is checked against: the f64 reference.
@@ -219,7 +219,10 @@ fn train(
         }
     }
     let metrics = evaluate(work, session.as_mut(), &graph, config.loss)?;
-    let step_time = summarize(&raw);
+    // Consecutive blocks of steps play the part of inference's rounds: the interval widens
+    // when the machine drifted during training.
+    let raw_round = consecutive_rounds(raw.len(), work.benchmark.rounds);
+    let step_time = summarize(&raw, &raw_round);
     observer.end(&format!(
         "{label}: trained {} steps, loss {:.4} -> {:.4}, median step {}",
         work.steps,
@@ -236,6 +239,7 @@ fn train(
         metrics,
         time_to_quality_s: time_to_quality,
         raw_step_ns: raw,
+        raw_step_round: raw_round,
     })
 }
 
@@ -291,6 +295,8 @@ fn accuracy(loss: Loss, prediction: &Tensor, target: &Tensor) -> dlbench_core::R
     fraction.map_err(|e| Error::invalid(e.to_string()))
 }
 
+/// Inference latency at every batch size of the spec, measured in rounds (`measure`) in one
+/// inference session.
 fn benchmark_inference(
     work: &Workload,
     backend: &dyn Backend,
@@ -304,88 +310,71 @@ fn benchmark_inference(
         threads,
         training: None,
     };
-    let mut session = backend.prepare(&work.model, &options)?;
     let source = if !work.validation.is_empty() {
         &work.validation
     } else {
         &work.train
     };
-    let mut records = Vec::new();
-    for &batch in &work.spec.inference.batch_sizes {
-        let rows: Vec<usize> = (0..batch).map(|i| i % source.len()).collect();
-        let (x, _) = source.batch(&rows);
-        let inputs = batch_inputs(&work.model.graph, &x, None, work.spec.seed, Phase::Eval(0))?;
-        session.load(&inputs)?;
-        observer.begin(&format!("{label}: inference batch {batch}"), 100);
-        let mut run = || session.forward(Mode::Inference);
-        let timing = sample(&mut run, &work.benchmark, observer)?;
-        let summary = summarize(&timing.per_iteration_ns);
-        observer.end(&format!(
-            "{label}: inference batch {batch}: median {} ({} samples)",
-            format_ns(summary.median_ns),
-            summary.samples
-        ));
-        records.push(InferenceRecord {
-            batch,
-            throughput_per_s: batch as f64 / (summary.median_ns * 1e-9),
-            summary,
-            iterations_per_sample: timing.iterations_per_sample,
-            raw_ns: timing.per_iteration_ns,
-        });
-    }
+    let batches = &work.spec.inference.batch_sizes;
+    let inputs = batches
+        .iter()
+        .map(|&batch| {
+            let rows: Vec<usize> = (0..batch).map(|i| i % source.len()).collect();
+            let (x, _) = source.batch(&rows);
+            batch_inputs(&work.model.graph, &x, None, work.spec.seed, Phase::Eval(0))
+        })
+        .collect::<dlbench_core::Result<Vec<_>>>()?;
+    let mut subject = Inference {
+        session: backend.prepare(&work.model, &options)?,
+        inputs,
+    };
+    let list: Vec<String> = batches.iter().map(usize::to_string).collect();
+    observer.begin(
+        &format!("{label}: inference, batch {}", list.join(", ")),
+        work.benchmark.rounds as u64,
+    );
+    let timings = measure_in_rounds(&mut subject, batches.len(), &work.benchmark, observer)?;
+    let records: Vec<InferenceRecord> = batches
+        .iter()
+        .zip(timings)
+        .map(|(&batch, timing)| {
+            let summary = summarize(&timing.per_iteration_ns, &timing.round);
+            InferenceRecord {
+                batch,
+                throughput_per_s: batch as f64 / (summary.median_ns * 1e-9),
+                summary,
+                iterations_per_sample: timing.iterations_per_sample,
+                raw_ns: timing.per_iteration_ns,
+                raw_round: timing.round,
+            }
+        })
+        .collect();
+    let medians: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "batch {} median {} ({} samples)",
+                r.batch,
+                format_ns(r.summary.median_ns),
+                r.summary.samples
+            )
+        })
+        .collect();
+    observer.end(&format!("{label}: inference: {}", medians.join("; ")));
     Ok(records)
 }
 
-struct Timing {
-    per_iteration_ns: Vec<f64>,
-    iterations_per_sample: usize,
+/// One inference session and the inputs of each batch size, loaded on selection.
+struct Inference {
+    session: Box<dyn Session>,
+    inputs: Vec<Values>,
 }
 
-/// Shortest sample worth timing: well above the clock's resolution and overhead.
-const MIN_SAMPLE: Duration = Duration::from_micros(200);
-/// Samples a budget is sized for (criterion's default): enough for stable percentiles and a
-/// bootstrap, few enough to keep raw samples in the record.
-const TARGET_SAMPLES: f64 = 100.0;
-const MAX_SAMPLES: usize = 10_000;
-
-/// Warm up for `warmup_s`, then take samples until both `min_samples` and `budget_s` are
-/// reached. A sample times several iterations when one is shorter than its share of the
-/// budget (`budget_s / 100`, at least [`MIN_SAMPLE`]).
-fn sample(
-    run: &mut dyn FnMut() -> dlbench_core::Result<()>,
-    budget: &BenchmarkSpec,
-    observer: &mut dyn Observer,
-) -> dlbench_core::Result<Timing> {
-    let warmup = Instant::now();
-    let mut warm_runs = 0u32;
-    while warm_runs == 0 || warmup.elapsed().as_secs_f64() < budget.warmup_s {
-        run()?;
-        warm_runs += 1;
+impl Timed for Inference {
+    fn select(&mut self, case: usize) -> dlbench_core::Result<()> {
+        self.session.load(&self.inputs[case])
     }
-    let estimate = warmup.elapsed() / warm_runs;
-    let per_sample = MIN_SAMPLE.max(Duration::from_secs_f64(budget.budget_s / TARGET_SAMPLES));
-    let iterations =
-        (per_sample.as_nanos() / estimate.as_nanos().max(1)).clamp(1, 100_000) as usize;
-    let started = Instant::now();
-    let mut per_iteration_ns = Vec::new();
-    loop {
-        let t = Instant::now();
-        for _ in 0..iterations {
-            run()?;
-        }
-        per_iteration_ns.push(t.elapsed().as_nanos() as f64 / iterations as f64);
-        let elapsed = started.elapsed().as_secs_f64();
-        let done_by_time = (100.0 * elapsed / budget.budget_s.max(1e-9)).min(100.0);
-        let done_by_count =
-            100.0 * per_iteration_ns.len() as f64 / budget.min_samples.max(1) as f64;
-        observer.advance(done_by_time.min(done_by_count) as u64, "");
-        let enough = per_iteration_ns.len() >= budget.min_samples && elapsed >= budget.budget_s;
-        if enough || per_iteration_ns.len() >= MAX_SAMPLES {
-            break;
-        }
+    fn run(&mut self) -> dlbench_core::Result<()> {
+        self.session.forward(Mode::Inference)
     }
-    Ok(Timing {
-        per_iteration_ns,
-        iterations_per_sample: iterations,
-    })
 }

@@ -7,6 +7,7 @@ pub mod backend_run;
 pub mod conformance;
 pub mod environment;
 pub mod feed;
+pub mod measure;
 pub mod results;
 pub mod run;
 pub mod spec;

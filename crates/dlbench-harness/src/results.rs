@@ -211,6 +211,30 @@ mod non_finite {
             },
         }
     }
+
+    /// The same for the values of a map of named numbers (metrics).
+    pub mod map {
+        use std::collections::BTreeMap;
+
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        #[derive(Serialize, Deserialize)]
+        struct Number(#[serde(with = "super")] f64);
+
+        pub fn serialize<S: Serializer>(
+            map: &BTreeMap<String, f64>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_map(map.iter().map(|(name, &v)| (name, Number(v))))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<BTreeMap<String, f64>, D::Error> {
+            let map = BTreeMap::<String, Number>::deserialize(d)?;
+            Ok(map.into_iter().map(|(name, v)| (name, v.0)).collect())
+        }
+    }
 }
 
 /// Inference latency at one batch size.
@@ -222,8 +246,12 @@ pub struct InferenceRecord {
     pub throughput_per_s: f64,
     /// Iterations timed together in one sample (more than one when a run is very short).
     pub iterations_per_sample: usize,
-    /// Per-iteration time of each sample.
+    /// Per-iteration time of each sample, in the order taken.
     pub raw_ns: Vec<f64>,
+    /// The round each sample of `raw_ns` was taken in (empty in records from before rounds:
+    /// all in one).
+    #[serde(default)]
+    pub raw_round: Vec<usize>,
 }
 
 /// Training: step time, the loss trajectory and the final metrics.
@@ -235,11 +263,18 @@ pub struct TrainingRecord {
     pub step_time: Summary,
     /// The training loss of each step (before its update).
     pub losses: Vec<f64>,
-    /// Validation metrics after training: `val_loss`, and `val_accuracy` or `val_mse`.
+    /// Validation metrics after training: `val_loss`, and `val_accuracy` or `val_mse`; a
+    /// diverged model's NaN or infinity is written as in [`AgreementCheck`].
+    #[serde(with = "non_finite::map")]
     pub metrics: BTreeMap<String, f64>,
     /// Training time (steps only, evaluation excluded) until the spec's target was first met.
     pub time_to_quality_s: Option<f64>,
+    /// The time of each step, in order.
     pub raw_step_ns: Vec<f64>,
+    /// The round of each step of `raw_step_ns`: the steps cut into `step_time.rounds`
+    /// consecutive blocks (empty in records from before rounds: all in one).
+    #[serde(default)]
+    pub raw_step_round: Vec<usize>,
 }
 
 impl Results {
@@ -270,5 +305,69 @@ impl Results {
     /// True when every run that was asked for succeeded.
     pub fn all_ok(&self) -> bool {
         self.runs.iter().all(|r| r.status == Status::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::summarize;
+
+    fn trained(metrics: BTreeMap<String, f64>) -> RunRecord {
+        let mut record =
+            RunRecord::without_results("native", Device::Cpu, 1, Status::Ok, "unused".to_string());
+        record.training = Some(TrainingRecord {
+            batch: 32,
+            steps: 2,
+            step_median_ns: 1.5,
+            step_time: summarize(&[1.0, 2.0], &[0, 1]),
+            losses: vec![0.7, 0.6],
+            metrics,
+            time_to_quality_s: None,
+            raw_step_ns: vec![1.0, 2.0],
+            raw_step_round: vec![0, 1],
+        });
+        record
+    }
+
+    #[test]
+    fn non_finite_metrics_survive_json() {
+        let metrics = BTreeMap::from([
+            ("val_loss".to_string(), f64::NAN),
+            ("val_mse".to_string(), f64::INFINITY),
+            ("val_accuracy".to_string(), f64::NEG_INFINITY),
+            ("val_binary_accuracy".to_string(), 0.25),
+        ]);
+        let json = serde_json::to_string(&trained(metrics)).unwrap();
+        assert!(json.contains(r#""val_loss":"NaN""#), "{json}");
+        let back: RunRecord = serde_json::from_str(&json).unwrap();
+        let metrics = &back.training.as_ref().unwrap().metrics;
+        assert!(metrics["val_loss"].is_nan());
+        assert_eq!(metrics["val_mse"], f64::INFINITY);
+        assert_eq!(metrics["val_accuracy"], f64::NEG_INFINITY);
+        assert_eq!(metrics["val_binary_accuracy"], 0.25);
+    }
+
+    #[test]
+    fn finite_metrics_are_plain_numbers() {
+        let record = trained(BTreeMap::from([("val_loss".to_string(), 0.5)]));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["training"]["metrics"]["val_loss"], 0.5);
+        assert_eq!(serde_json::from_value::<RunRecord>(json).unwrap(), record);
+    }
+
+    #[test]
+    fn a_record_from_before_rounds_reads_as_one_round() {
+        let mut json = serde_json::to_value(trained(BTreeMap::new())).unwrap();
+        let training = json["training"].as_object_mut().unwrap();
+        training.remove("raw_step_round");
+        training["step_time"]
+            .as_object_mut()
+            .unwrap()
+            .remove("rounds");
+        let back: RunRecord = serde_json::from_value(json).unwrap();
+        let training = back.training.unwrap();
+        assert!(training.raw_step_round.is_empty());
+        assert_eq!(training.step_time.rounds, 1);
     }
 }

@@ -280,6 +280,9 @@ pub struct BenchmarkSpec {
     /// Seconds to keep sampling for (after `min_samples`); default 3.
     #[serde(deserialize_with = "de::positive_number")]
     pub budget_s: f64,
+    /// Rounds the samples are spread over, each timing every batch size in turn; default 10.
+    #[serde(deserialize_with = "de::positive")]
+    pub rounds: usize,
 }
 
 impl Default for BenchmarkSpec {
@@ -288,6 +291,7 @@ impl Default for BenchmarkSpec {
             warmup_s: 0.5,
             min_samples: 10,
             budget_s: 3.0,
+            rounds: 10,
         }
     }
 }

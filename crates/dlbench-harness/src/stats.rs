@@ -1,7 +1,16 @@
 //! Robust summaries of timing samples: median, percentiles, MAD and a bootstrap interval.
+//!
+//! Samples are taken in rounds spread over the whole measurement (see `measure`), and the
+//! interval of the median is a cluster bootstrap over those rounds: on a shared machine the
+//! largest error is drift between moments of the run (other processes, clocks), and samples
+//! of one moment are not independent of each other. Resampling whole rounds makes the
+//! interval as wide as the rounds disagree, which a bootstrap of single samples cannot see.
 
 use dlbench_core::rng::Stream;
 use serde::{Deserialize, Serialize};
+
+/// Bootstrap resamples behind an interval.
+const RESAMPLES: usize = 1000;
 
 /// A summary of nanosecond samples; the raw samples travel beside it in the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,8 +21,17 @@ pub struct Summary {
     pub p99_ns: f64,
     /// Median absolute deviation from the median.
     pub mad_ns: f64,
-    /// 95% bootstrap interval of the median (percentile method, 1,000 resamples).
+    /// 95% interval of the median: percentile bootstrap (1,000 seeded resamples) over whole
+    /// rounds when there are `rounds` >= 2, else over single samples.
     pub median_ci95_ns: [f64; 2],
+    /// Rounds the samples were taken in: the clusters the interval resamples.
+    #[serde(default = "one_round")]
+    pub rounds: usize,
+}
+
+/// Records written before rounds took all their samples in one.
+fn one_round() -> usize {
+    1
 }
 
 /// The `q`-quantile (0..=1) of sorted data, linear between closest ranks.
@@ -36,35 +54,75 @@ pub fn median(values: &[f64]) -> f64 {
     quantile(&sorted(values), 0.5)
 }
 
-/// Summarises samples; the bootstrap is seeded, so the same samples give the same interval.
-pub fn summarize(samples: &[f64]) -> Summary {
+/// The round of each of `n` chronological samples cut into `rounds` consecutive blocks of
+/// (nearly) equal size: how a training run's step times are grouped.
+pub fn consecutive_rounds(n: usize, rounds: usize) -> Vec<usize> {
+    let rounds = rounds.clamp(1, n.max(1));
+    (0..n).map(|i| i * rounds / n).collect()
+}
+
+/// Summarises samples, `round[i]` being the round sample `i` was taken in (empty: all in one).
+/// The bootstrap is seeded, so the same samples give the same interval.
+pub fn summarize(samples: &[f64], round: &[usize]) -> Summary {
+    assert!(
+        round.is_empty() || round.len() == samples.len(),
+        "one round per sample"
+    );
     let s = sorted(samples);
     let med = quantile(&s, 0.5);
     let deviations: Vec<f64> = s.iter().map(|x| (x - med).abs()).collect();
-    let mut stream = Stream::new(0, "bootstrap", 0);
-    let n = s.len();
-    let medians: Vec<f64> = (0..if n > 1 { 1000 } else { 0 })
-        .map(|_| {
-            let resample: Vec<f64> = (0..n)
-                .map(|_| s[((stream.uniform() * n as f64) as usize).min(n - 1)])
-                .collect();
-            median(&resample)
-        })
-        .collect();
-    let medians = sorted(&medians);
-    let ci = if medians.is_empty() {
-        [med, med]
-    } else {
-        [quantile(&medians, 0.025), quantile(&medians, 0.975)]
-    };
+    let mut clusters = clusters_by_round(samples, round);
+    let rounds = clusters.len();
+    if rounds < 2 {
+        // One round says nothing about drift: fall back to the bootstrap of single samples.
+        clusters = samples.iter().map(|&x| vec![x]).collect();
+    }
+    let ci = cluster_bootstrap_ci95(&clusters).unwrap_or([med, med]);
     Summary {
-        samples: n,
+        samples: s.len(),
         median_ns: med,
         p90_ns: quantile(&s, 0.9),
         p99_ns: quantile(&s, 0.99),
         mad_ns: median(&deviations),
         median_ci95_ns: ci,
+        rounds: rounds.max(1),
     }
+}
+
+/// The samples of each round that has any, in round order.
+fn clusters_by_round(samples: &[f64], round: &[usize]) -> Vec<Vec<f64>> {
+    if round.is_empty() {
+        return vec![samples.to_vec()];
+    }
+    let mut clusters = vec![Vec::new(); round.iter().max().map_or(0, |r| r + 1)];
+    for (&x, &r) in samples.iter().zip(round) {
+        clusters[r].push(x);
+    }
+    clusters.retain(|c| !c.is_empty());
+    clusters
+}
+
+/// The 95% percentile interval of the median of the pooled samples when whole clusters are
+/// drawn with replacement ([`RESAMPLES`] times, seeded); `None` for fewer than two samples.
+pub fn cluster_bootstrap_ci95(clusters: &[Vec<f64>]) -> Option<[f64; 2]> {
+    let n = clusters.len();
+    if n == 0 || clusters.iter().map(Vec::len).sum::<usize>() < 2 {
+        return None;
+    }
+    let mut stream = Stream::new(0, "bootstrap", 0);
+    let mut pooled = Vec::new();
+    let medians: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            pooled.clear();
+            for _ in 0..n {
+                let pick = ((stream.uniform() * n as f64) as usize).min(n - 1);
+                pooled.extend_from_slice(&clusters[pick]);
+            }
+            median(&pooled)
+        })
+        .collect();
+    let medians = sorted(&medians);
+    Some([quantile(&medians, 0.025), quantile(&medians, 0.975)])
 }
 
 /// `1.23 ms`, `456 us`, `78 ns`.
@@ -93,11 +151,90 @@ mod tests {
     fn summary_is_robust_to_an_outlier() {
         let mut v: Vec<f64> = (0..99).map(|i| 100.0 + (i % 5) as f64).collect();
         v.push(1e9);
-        let s = summarize(&v);
+        let s = summarize(&v, &[]);
         assert_eq!(s.median_ns, 102.0);
         assert!(s.mad_ns <= 2.0);
         assert!(s.median_ci95_ns[0] <= 102.0 && s.median_ci95_ns[1] >= 102.0);
         assert!(s.p99_ns > 1000.0);
-        assert_eq!(summarize(&v), s, "the bootstrap is seeded");
+        assert_eq!(s.rounds, 1);
+        assert_eq!(summarize(&v, &[]), s, "the bootstrap is seeded");
+    }
+
+    /// `rounds` rounds of `per_round` noisy samples around 100, plus `shift(round)`.
+    fn in_rounds(rounds: usize, per_round: usize, shift: impl Fn(usize) -> f64) -> Summaries {
+        let mut noise = Stream::new(7, "noise", 0);
+        let (mut samples, mut round) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            for _ in 0..per_round {
+                samples.push(100.0 + 4.0 * noise.uniform() + shift(r));
+                round.push(r);
+            }
+        }
+        Summaries {
+            by_round: summarize(&samples, &round),
+            by_sample: summarize(&samples, &[]),
+        }
+    }
+
+    struct Summaries {
+        by_round: Summary,
+        by_sample: Summary,
+    }
+
+    fn width(s: &Summary) -> f64 {
+        s.median_ci95_ns[1] - s.median_ci95_ns[0]
+    }
+
+    #[test]
+    fn rounds_that_disagree_widen_the_interval() {
+        // The machine slowed down by 10% for three rounds out of ten.
+        let s = in_rounds(10, 10, |r| if (3..6).contains(&r) { 10.0 } else { 0.0 });
+        assert_eq!(s.by_round.rounds, 10);
+        assert_eq!(s.by_round.median_ns, s.by_sample.median_ns);
+        assert!(
+            width(&s.by_round) > 3.0 * width(&s.by_sample),
+            "rounds {:?}, samples {:?}",
+            s.by_round.median_ci95_ns,
+            s.by_sample.median_ci95_ns
+        );
+        // A bootstrap that can draw the slow rounds more often than they came reaches them.
+        assert!(s.by_round.median_ci95_ns[1] > 104.0, "{:?}", s.by_round);
+        assert!(s.by_sample.median_ci95_ns[1] < 104.0, "{:?}", s.by_sample);
+    }
+
+    #[test]
+    fn rounds_that_agree_give_about_the_interval_of_single_samples() {
+        let s = in_rounds(10, 10, |_| 0.0);
+        let ratio = width(&s.by_round) / width(&s.by_sample);
+        assert!(
+            (0.5..2.0).contains(&ratio),
+            "rounds {:?}, samples {:?}",
+            s.by_round.median_ci95_ns,
+            s.by_sample.median_ci95_ns
+        );
+        let [lo, hi] = s.by_round.median_ci95_ns;
+        assert!(lo <= s.by_round.median_ns && s.by_round.median_ns <= hi);
+        assert_eq!(in_rounds(10, 10, |_| 0.0).by_round, s.by_round, "seeded");
+    }
+
+    #[test]
+    fn one_round_falls_back_to_single_samples() {
+        let samples: Vec<f64> = (0..50).map(|i| 100.0 + (i % 7) as f64).collect();
+        let one = summarize(&samples, &vec![3; samples.len()]);
+        assert_eq!(one, summarize(&samples, &[]));
+        assert_eq!(one.rounds, 1);
+        assert!(width(&one) > 0.0);
+    }
+
+    #[test]
+    fn consecutive_rounds_are_equal_blocks_in_order() {
+        assert_eq!(consecutive_rounds(6, 3), [0, 0, 1, 1, 2, 2]);
+        assert_eq!(consecutive_rounds(5, 2), [0, 0, 0, 1, 1]);
+        assert_eq!(
+            consecutive_rounds(2, 10),
+            [0, 1],
+            "no more rounds than samples"
+        );
+        assert!(consecutive_rounds(0, 10).is_empty());
     }
 }

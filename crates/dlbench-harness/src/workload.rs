@@ -41,6 +41,7 @@ impl Workload {
                 warmup_s: 0.02,
                 min_samples: 3,
                 budget_s: 0.1,
+                ..benchmark
             };
         }
         Ok(Workload {

@@ -1,12 +1,14 @@
 //! The run loop with deliberately broken backends: a backend that errors, one that panics and
 //! one that cannot train each become their own record, and every other result is kept.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use dlbench_core::{Backend, Capabilities, Device, Model, PrepareOptions, Result, Session};
 use dlbench_harness::results::Status;
 use dlbench_harness::run::{run, Observer, RunOptions};
 use dlbench_harness::spec::Spec;
+use dlbench_harness::stats::{consecutive_rounds, summarize};
 use dlbench_native::reference::ReferenceBackend;
 use dlbench_testkit::faults::{Fault, FaultyBackend};
 
@@ -130,4 +132,40 @@ fn the_same_spec_gives_the_same_losses_and_metrics() {
     );
     assert_eq!(ta.losses, tb.losses);
     assert_eq!(ta.metrics, tb.metrics);
+}
+
+#[test]
+fn timings_are_taken_in_rounds_and_their_intervals_resample_them() {
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
+    let options = RunOptions {
+        quick: true,
+        ..RunOptions::default()
+    };
+    let mut spec = mlp();
+    spec.benchmark.rounds = 4;
+    let results = run(&spec, &registry, &options, &mut Silent).unwrap();
+    let record = &results.runs[0];
+    assert_eq!(record.inference.len(), spec.inference.batch_sizes.len());
+    for inference in &record.inference {
+        assert_eq!(inference.raw_round.len(), inference.raw_ns.len());
+        assert!(inference.raw_round.windows(2).all(|w| w[0] <= w[1]));
+        let rounds: BTreeSet<usize> = inference.raw_round.iter().copied().collect();
+        assert_eq!(rounds, (0..4).collect(), "every batch size in every round");
+        assert_eq!(inference.summary.rounds, 4);
+        // The record holds what it takes to recompute the summary.
+        assert_eq!(
+            summarize(&inference.raw_ns, &inference.raw_round),
+            inference.summary
+        );
+    }
+    let training = record.training.as_ref().unwrap();
+    assert_eq!(
+        training.raw_step_round,
+        consecutive_rounds(training.raw_step_ns.len(), 4)
+    );
+    assert_eq!(training.step_time.rounds, 4);
+    assert_eq!(
+        summarize(&training.raw_step_ns, &training.raw_step_round),
+        training.step_time
+    );
 }

@@ -117,8 +117,12 @@ fn seed_specs_take_the_documented_defaults() {
     );
     assert_eq!(spec.benchmark.warmup_s, 0.5);
     assert_eq!(
-        (spec.benchmark.min_samples, spec.benchmark.budget_s),
-        (10, 3.0)
+        (
+            spec.benchmark.min_samples,
+            spec.benchmark.budget_s,
+            spec.benchmark.rounds
+        ),
+        (10, 3.0, 10)
     );
     assert!(spec.train.shuffle);
     assert!(matches!(spec.model, ModelSpec::Graph(_)));
@@ -232,6 +236,11 @@ fn a_wrong_type_or_value_is_located() {
     );
     let message = err(&MLP.replace("units: 10,", "units: 10.5,"));
     assert_contains(&message, &["test.yaml:5:", "expected a positive integer"]);
+    let message = err(&format!("{MLP}benchmark: {{rounds: 0}}\n"));
+    assert_contains(
+        &message,
+        &["benchmark.rounds", "expected a positive integer"],
+    );
     let message = err(&format!("{MLP}devices: [gpu]\n"));
     assert_contains(&message, &["unknown device `gpu`"]);
 }
