@@ -390,12 +390,23 @@ pub fn run_suite(
     reference: &dyn Backend,
     expected_failures: &[(&str, &str)],
 ) -> SuiteReport {
+    run_suite_on(backend, Device::Cpu, reference, expected_failures)
+}
+
+/// [`run_suite`] with `backend` on `device` (the reference always runs on the CPU), so that
+/// one test body covers every device a backend reports.
+pub fn run_suite_on(
+    backend: &dyn Backend,
+    device: Device,
+    reference: &dyn Backend,
+    expected_failures: &[(&str, &str)],
+) -> SuiteReport {
     let all = cases();
     let reports = all
         .iter()
         .map(|case| {
             let run = catch_unwind(AssertUnwindSafe(|| {
-                case.run(backend, reference, Device::Cpu, 1)
+                case.run(backend, reference, device, 1)
             }));
             let outcome = match run {
                 Ok(Ok(agreement)) => Ok(agreement),
@@ -419,7 +430,10 @@ pub fn run_suite(
         .map(|(name, _)| name.to_string())
         .collect();
     SuiteReport {
-        backend: backend.name().to_string(),
+        backend: match device {
+            Device::Cpu => backend.name().to_string(),
+            _ => format!("{} on {device}", backend.name()),
+        },
         cases: reports,
         unknown_expected,
     }
@@ -440,7 +454,17 @@ pub fn assert_conforms(
     reference: &dyn Backend,
     expected_failures: &[(&str, &str)],
 ) -> SuiteReport {
-    let report = run_suite(backend, reference, expected_failures);
+    assert_conforms_on(backend, Device::Cpu, reference, expected_failures)
+}
+
+/// [`assert_conforms`] with `backend` on `device`.
+pub fn assert_conforms_on(
+    backend: &dyn Backend,
+    device: Device,
+    reference: &dyn Backend,
+    expected_failures: &[(&str, &str)],
+) -> SuiteReport {
+    let report = run_suite_on(backend, device, reference, expected_failures);
     if !report.conforms() {
         panic!("{}", report.problems());
     }
