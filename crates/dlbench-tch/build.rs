@@ -3,7 +3,8 @@
 //! `TchBackend::version`.
 //!
 //! It also compiles `cpp/end_tracing.cpp`, the one function of the TorchScript export that
-//! tch's C API lacks (ending a trace with a tuple output), against libtorch's headers beside
+//! tch's C API lacks (ending a trace with a tuple output), and `cpp/precision.cpp` (IEEE
+//! float32 on CUDA, which tch cannot set either), against libtorch's headers beside
 //! that folder (`<lib>/../include`, as in both the pip wheel and the libtorch archive), with
 //! the compiler's default C++11 string ABI, which libtorch 2.8 and later use throughout.
 
@@ -14,17 +15,20 @@ fn main() {
         println!("cargo:rustc-env=DLBENCH_LIBTORCH_VERSION=unknown");
         return;
     };
-    compile_end_tracing(&dir);
+    compile_shim(&dir);
     println!(
         "cargo:rustc-env=DLBENCH_LIBTORCH_VERSION={}",
         libtorch_version(&dir)
     );
 }
 
-/// Builds `cpp/end_tracing.cpp` into a static library linked into this crate.
-fn compile_end_tracing(lib: &Path) {
-    let source = "cpp/end_tracing.cpp";
-    println!("cargo:rerun-if-changed={source}");
+/// Builds our C++ (`cpp/end_tracing.cpp`, `cpp/precision.cpp`) into a static library linked
+/// into this crate.
+fn compile_shim(lib: &Path) {
+    let sources = ["cpp/end_tracing.cpp", "cpp/precision.cpp"];
+    for source in sources {
+        println!("cargo:rerun-if-changed={source}");
+    }
     let include = lib.parent().unwrap_or(lib).join("include");
     cc::Build::new()
         .cpp(true)
@@ -34,8 +38,8 @@ fn compile_end_tracing(lib: &Path) {
         .include(include.join("torch/csrc/api/include"))
         // libtorch's headers are not warning-free; ours is checked by reading.
         .warnings(false)
-        .file(source)
-        .compile("dlbench_end_tracing");
+        .files(sources)
+        .compile("dlbench_tch_shim");
 }
 
 /// The version of the libtorch in `lib`: a pip wheel has `torch/version.py` beside `torch/lib`,

@@ -13,6 +13,7 @@
 //! into a TorchScript file that `torch.jit.load` runs at any batch size.
 
 mod convert;
+mod ffi;
 mod ops;
 mod session;
 mod torchscript;
@@ -82,6 +83,9 @@ impl Backend for TchBackend {
                     ),
                 ));
             }
+        }
+        if let Device::Cuda(_) = options.device {
+            ffi::ieee_float32_on_cuda()?;
         }
         configure_threads(options.threads)?;
         Ok(Box::new(TchSession::new(

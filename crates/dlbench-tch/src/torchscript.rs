@@ -24,8 +24,6 @@ use tch::{Kind, Tensor};
 use crate::convert::{self, torch_error};
 use crate::session::{run_nodes, DeviceValues};
 
-mod ffi;
-
 /// The batch size the module is traced at. Any batch works afterwards; 1 is the smallest
 /// example and the one a size-specialising op would betray first in the tests.
 const TRACE_BATCH: usize = 1;
@@ -65,7 +63,7 @@ pub fn export_torchscript(model: &Model, path: &Path) -> Result<()> {
 }
 
 /// Traces the model into a module in eval mode, on the CPU.
-fn trace(model: &Model) -> Result<ffi::Module> {
+fn trace(model: &Model) -> Result<crate::ffi::Module> {
     model.validate()?;
     let graph = &model.graph;
     let infos = graph.infer()?;
@@ -97,7 +95,7 @@ fn trace(model: &Model) -> Result<ffi::Module> {
         inputs.insert(input.value.name.clone(), example(input, on)?);
     }
     let _no_grad = tch::no_grad_guard();
-    let tracing = ffi::Tracing::start(&identifier(&graph.name, "m_"), &examples)?;
+    let tracing = crate::ffi::Tracing::start(&identifier(&graph.name, "m_"), &examples)?;
     // On an error the trace is dropped, which abandons it.
     let outputs = outputs(graph, &infos, &inputs, &params)?;
     // Named after the graph inputs, as `torch.jit.trace` names them after Python's arguments;

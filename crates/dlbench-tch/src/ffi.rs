@@ -1,4 +1,5 @@
-//! The tracer through torch-sys's C API, plus `cpp/end_tracing.cpp` (built by build.rs).
+//! What tch does not bind, through torch-sys's C API and our C++ (`cpp/`, built by build.rs):
+//! the tracer that ends with one output, and IEEE float32 on CUDA.
 //!
 //! tch's `CModule::create_by_tracing` ends a trace with one graph output per tensor, which
 //! TorchScript cannot save when there are several; and a `CModule` cannot be built from a
@@ -29,6 +30,20 @@ extern "C" {
     ) -> *mut c_char;
     /// `free`, for the strings of `dlbench_end_tracing` and torch-sys's last error.
     fn dlbench_free_string(s: *mut c_char);
+    /// Asks for IEEE float32 in CUDA convolutions, RNNs and products (no TF32); NULL on
+    /// success, else a malloc'd message.
+    fn dlbench_ieee_float32_on_cuda() -> *mut c_char;
+}
+
+/// Full float32 precision on CUDA (libtorch lets cuDNN use TF32 by default; see
+/// `cpp/precision.cpp`). Process-wide; idempotent.
+pub(crate) fn ieee_float32_on_cuda() -> Result<()> {
+    // SAFETY: no arguments; the returned string, if any, is taken (and freed) once.
+    let message = take_string(unsafe { dlbench_ieee_float32_on_cuda() });
+    match message {
+        None => Ok(()),
+        Some(message) => Err(backend_error("setting IEEE float32 on CUDA", &message)),
+    }
 }
 
 fn backend_error(what: &str, message: &str) -> Error {
@@ -67,7 +82,7 @@ fn c_string(what: &str, text: &str) -> Result<CString> {
 }
 
 /// A TorchScript module owned here, freed on drop.
-pub(super) struct Module(*mut CModule_);
+pub(crate) struct Module(*mut CModule_);
 
 impl Drop for Module {
     fn drop(&mut self) {
@@ -78,14 +93,14 @@ impl Drop for Module {
 
 impl Module {
     /// `module.eval()`: a traced module keeps PyTorch's `training` flag, which users read.
-    pub(super) fn set_eval(&self) -> Result<()> {
+    pub(crate) fn set_eval(&self) -> Result<()> {
         // SAFETY: a live module pointer.
         unsafe { torch_sys::atm_eval(self.0) };
         last_error("switching the traced module to eval mode")
     }
 
     /// `module.save(path)`: a TorchScript archive.
-    pub(super) fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let what = format!("saving TorchScript to {}", path.display());
         let text = path
             .to_str()
@@ -100,7 +115,7 @@ impl Module {
 /// A trace in progress on this thread: libtorch records every op on the example tensors.
 /// Ended by [`Tracing::end`]; dropped before (the traced walk failed), it is abandoned, so
 /// that a later trace on this thread can start.
-pub(super) struct Tracing<'a> {
+pub(crate) struct Tracing<'a> {
     module: Option<Module>,
     /// The traced arguments, kept alive (and unmoved) while the trace refers to them.
     _examples: &'a [Tensor],
@@ -108,7 +123,7 @@ pub(super) struct Tracing<'a> {
 
 impl<'a> Tracing<'a> {
     /// Starts tracing a module named `name` whose method takes `examples`.
-    pub(super) fn start(name: &str, examples: &'a [Tensor]) -> Result<Self> {
+    pub(crate) fn start(name: &str, examples: &'a [Tensor]) -> Result<Self> {
         let what = "starting the TorchScript trace";
         let c_name = c_string(what, name)?;
         let inputs: Vec<*mut C_tensor> = examples.iter().map(|t| t.as_ptr().cast_mut()).collect();
@@ -131,7 +146,7 @@ impl<'a> Tracing<'a> {
     /// Ends the trace: `outputs` (one, or several as a tuple) become what method `fn_name`
     /// returns, its arguments are named `arg_names` (identifiers), and the module is handed
     /// over.
-    pub(super) fn end(
+    pub(crate) fn end(
         mut self,
         fn_name: &str,
         arg_names: &[String],
@@ -187,5 +202,15 @@ fn end(module: &Module, fn_name: &str, arg_names: &[String], outputs: &[Tensor])
     match take_string(error) {
         Some(message) => Err(backend_error(what, &message)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// libtorch accepts the request on any machine (CUDA or not) and again when repeated.
+    #[test]
+    fn ieee_float32_on_cuda_is_accepted_twice() {
+        super::ieee_float32_on_cuda().unwrap();
+        super::ieee_float32_on_cuda().unwrap();
     }
 }
