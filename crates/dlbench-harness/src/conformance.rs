@@ -405,9 +405,7 @@ pub fn run_suite_on(
     let reports = all
         .iter()
         .map(|case| {
-            let run = catch_unwind(AssertUnwindSafe(|| {
-                case.run(backend, reference, device, 1)
-            }));
+            let run = catch_unwind(AssertUnwindSafe(|| case.run(backend, reference, device, 1)));
             let outcome = match run {
                 Ok(Ok(agreement)) => Ok(agreement),
                 Ok(Err(e)) => Err(e.to_string()),

@@ -2,4 +2,5 @@
 //! share.
 
 pub mod gemm;
+pub mod math;
 pub mod threads;

@@ -4,8 +4,10 @@ use dlbench_core::ir::shape::normalize_axis;
 use dlbench_core::{Mode, Op};
 
 use super::Buf;
+use crate::kernels::math;
 
-/// Split by sign so exp never overflows into inf/inf.
+/// Split by sign so exp never overflows into inf/inf. (One float at a time, for callers
+/// that cannot batch; slices go through [`math::sigmoid`].)
 pub(super) fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -15,44 +17,46 @@ pub(super) fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// Applies `f` to every element; one closure per op keeps the match out of the loop.
-fn map(x: &Buf, f: impl Fn(f32) -> f32) -> Buf {
-    Buf::new(x.shape.clone(), x.data.iter().map(|&v| f(v)).collect())
+/// `f` of each pair of elements: a plain zip loop, which the compiler vectorises.
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect()
 }
 
 /// The element-wise ops; any other op passes `x` through unchanged (the dispatcher never
 /// sends one).
 pub fn unary(op: &Op, x: &Buf) -> Buf {
-    match op {
+    let vectorised = |kernel: fn(&[f32], &mut [f32])| {
+        let mut y = vec![0.0; x.data.len()];
+        kernel(&x.data, &mut y);
+        y
+    };
+    let y = match op {
         // NaN must come out as NaN, as in PyTorch.
-        Op::Relu => map(x, |v| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
-        Op::Sigmoid => map(x, sigmoid),
-        Op::Tanh => map(x, f32::tanh),
-        Op::Exp => map(x, f32::exp),
+        Op::Relu => x
+            .data
+            .iter()
+            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
+            .collect(),
+        Op::Sigmoid => vectorised(math::sigmoid),
+        Op::Tanh => vectorised(math::tanh),
+        Op::Exp => vectorised(math::exp),
         Op::Scale { factor } => {
             let factor = *factor as f32;
-            map(x, |v| factor * v)
+            x.data.iter().map(|&v| factor * v).collect()
         }
-        _ => x.clone(),
-    }
+        _ => x.data.clone(),
+    };
+    Buf::new(x.shape.clone(), y)
 }
 
 /// Given x, y = unary(x) and dy.
 pub fn unary_backward(op: &Op, x: &Buf, y: &Buf, dy: &[f32]) -> Vec<f32> {
-    let zip = |f: &dyn Fn(f32, f32, f32) -> f32| -> Vec<f32> {
-        x.data
-            .iter()
-            .zip(&y.data)
-            .zip(dy)
-            .map(|((&x, &y), &g)| f(x, y, g))
-            .collect()
-    };
     match op {
         // The subgradient at exactly 0 is 0, as in PyTorch.
-        Op::Relu => zip(&|x, _, g| if x > 0.0 { g } else { 0.0 }),
-        Op::Sigmoid => zip(&|_, y, g| g * y * (1.0 - y)),
-        Op::Tanh => zip(&|_, y, g| g * (1.0 - y * y)),
-        Op::Exp => zip(&|_, y, g| g * y),
+        Op::Relu => zip_map(&x.data, dy, |x, g| if x > 0.0 { g } else { 0.0 }),
+        Op::Sigmoid => zip_map(&y.data, dy, |y, g| g * y * (1.0 - y)),
+        Op::Tanh => zip_map(&y.data, dy, |y, g| g * (1.0 - y * y)),
+        Op::Exp => zip_map(&y.data, dy, |y, g| g * y),
         Op::Scale { factor } => {
             let factor = *factor as f32;
             dy.iter().map(|g| g * factor).collect()
@@ -72,61 +76,114 @@ fn split_at_axis(axis: i64, shape: &[usize]) -> (usize, usize, usize) {
     )
 }
 
-/// Softmax (or LogSoftmax if `log`) along `axis` (negative counts from the end).
+/// Softmax (or LogSoftmax if `log`) along `axis` (negative counts from the end), in three
+/// passes so that the exponentials run as one vectorised call over the whole buffer:
+/// subtract each group's max (which keeps every exp in (0, 1]: no overflow), exp, then
+/// normalise each group.
 pub fn softmax(axis: i64, x: &Buf, log: bool) -> Buf {
-    let (outer, len, inner) = split_at_axis(axis, &x.shape);
-    let xs = &x.data;
-    let mut y = vec![0.0; xs.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| (o * len + j) * inner + i;
-            // Subtracting the max keeps every exp in (0, 1]: no overflow.
-            let max = (0..len)
-                .map(|j| xs[at(j)])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for j in 0..len {
-                let e = (xs[at(j)] - max).exp();
-                y[at(j)] = e;
-                sum += e;
-            }
-            if log {
-                let ln_sum = sum.ln();
-                for j in 0..len {
-                    y[at(j)] = xs[at(j)] - max - ln_sum;
-                }
-            } else {
-                let inv = 1.0 / sum;
-                for j in 0..len {
-                    y[at(j)] *= inv;
-                }
-            }
+    let (_, len, inner) = split_at_axis(axis, &x.shape);
+    let block = len * inner;
+    let mut y = vec![0.0; x.data.len()];
+    if block == 0 {
+        return Buf::new(x.shape.clone(), y);
+    }
+    let mut per_group = vec![0.0f32; inner];
+    for (xb, yb) in x.data.chunks_exact(block).zip(y.chunks_exact_mut(block)) {
+        group_max(xb, &mut per_group);
+        yb.copy_from_slice(xb);
+        for_each_in_group(yb, &per_group, |v, max| *v -= max);
+    }
+    if log {
+        let mut exps = vec![0.0; y.len()];
+        math::exp(&y, &mut exps);
+        for (yb, eb) in y.chunks_exact_mut(block).zip(exps.chunks_exact(block)) {
+            group_sum(eb, &mut per_group);
+            per_group.iter_mut().for_each(|s| *s = s.ln());
+            for_each_in_group(yb, &per_group, |v, ln_sum| *v -= ln_sum);
+        }
+    } else {
+        math::exp_in_place(&mut y);
+        for yb in y.chunks_exact_mut(block) {
+            group_sum(yb, &mut per_group);
+            per_group.iter_mut().for_each(|s| *s = 1.0 / *s);
+            for_each_in_group(yb, &per_group, |v, inv| *v *= inv);
         }
     }
     Buf::new(x.shape.clone(), y)
 }
 
+// A softmax block is `len` rows of `inner` floats, one group per column: the axis runs down
+// the rows. The helpers below take one value per group; `inner == 1` (the axis is the last
+// one, the common case) is one group per block, walked as a plain slice.
+
+/// `maxes[i]` = the largest element of group (column) `i` of `block`. NaNs are skipped, as
+/// `f32::max` does; they come back through `x - max`.
+fn group_max(block: &[f32], maxes: &mut [f32]) {
+    if let [max] = maxes {
+        *max = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        return;
+    }
+    maxes.fill(f32::NEG_INFINITY);
+    for row in block.chunks_exact(maxes.len()) {
+        maxes.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v));
+    }
+}
+
+/// `sums[i]` = the sum of group (column) `i` of `block`.
+fn group_sum(block: &[f32], sums: &mut [f32]) {
+    if let [sum] = sums {
+        *sum = block.iter().sum();
+        return;
+    }
+    sums.fill(0.0);
+    for row in block.chunks_exact(sums.len()) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+}
+
+/// `f(v, per_group[i])` for every element `v` of group (column) `i` of `block`.
+fn for_each_in_group(block: &mut [f32], per_group: &[f32], f: impl Fn(&mut f32, f32)) {
+    if let [value] = per_group {
+        block.iter_mut().for_each(|v| f(v, *value));
+        return;
+    }
+    for row in block.chunks_exact_mut(per_group.len()) {
+        row.iter_mut().zip(per_group).for_each(|(v, &g)| f(v, g));
+    }
+}
+
 /// Given y = softmax(x) (or log_softmax) and dy.
 pub fn softmax_backward(axis: i64, y: &Buf, dy: &[f32], log: bool) -> Vec<f32> {
-    let (outer, len, inner) = split_at_axis(axis, &y.shape);
-    let ys = &y.data;
-    let mut dx = vec![0.0; ys.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| (o * len + j) * inner + i;
-            if log {
-                // d log_softmax_j / d x_k = [j == k] - softmax_k
-                let total: f32 = (0..len).map(|j| dy[at(j)]).sum();
-                for j in 0..len {
-                    dx[at(j)] = dy[at(j)] - ys[at(j)].exp() * total;
-                }
-            } else {
-                // d softmax_j / d x_k = softmax_j ([j == k] - softmax_k)
-                let dot: f32 = (0..len).map(|j| dy[at(j)] * ys[at(j)]).sum();
-                for j in 0..len {
-                    dx[at(j)] = ys[at(j)] * (dy[at(j)] - dot);
-                }
-            }
+    let (_, len, inner) = split_at_axis(axis, &y.shape);
+    let block = len * inner;
+    let mut dx = vec![0.0; y.data.len()];
+    if block == 0 {
+        return dx;
+    }
+    let mut per_group = vec![0.0f32; inner];
+    if log {
+        // d log_softmax_j / d x_k = [j == k] - softmax_k: dx = dy - p sum(dy), p = e^y.
+        math::exp(&y.data, &mut dx);
+        for (db, gb) in dx.chunks_exact_mut(block).zip(dy.chunks_exact(block)) {
+            group_sum(gb, &mut per_group);
+            for_each_in_group(db, &per_group, |p, total| *p *= -total);
+            db.iter_mut().zip(gb).for_each(|(d, &g)| *d += g);
+        }
+    } else {
+        // d softmax_j / d x_k = softmax_j ([j == k] - softmax_k): dx = p (dy - sum(dy p)).
+        for ((db, gb), pb) in dx
+            .chunks_exact_mut(block)
+            .zip(dy.chunks_exact(block))
+            .zip(y.data.chunks_exact(block))
+        {
+            db.iter_mut()
+                .zip(gb)
+                .zip(pb)
+                .for_each(|((d, &g), &p)| *d = g * p);
+            group_sum(db, &mut per_group);
+            db.iter_mut().zip(gb).for_each(|(d, &g)| *d = g);
+            for_each_in_group(db, &per_group, |d, dot| *d -= dot);
+            db.iter_mut().zip(pb).for_each(|(d, &p)| *d *= p);
         }
     }
     dx
@@ -166,4 +223,124 @@ pub fn dropout_backward(p: f64, mask: &Buf, dy: &[f32]) -> Vec<f32> {
         .zip(&mask.data)
         .map(|(g, m)| g * m * scale)
         .collect()
+}
+
+/// Softmax and log-softmax along every axis of a `[2, 3, 4]` tensor (the last axis is the
+/// contiguous special case) against f64, forward and backward; and the element-wise ops
+/// against f64 across slice lengths that leave vector tails.
+#[cfg(test)]
+mod tests {
+    use dlbench_core::Op;
+
+    use super::{softmax, softmax_backward, split_at_axis, unary, Buf};
+
+    fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let ok = (f64::from(g) - w).abs() <= 1e-6 * w.abs() + 1e-7;
+            assert!(ok, "{what}[{i}]: got {g:e}, want {w:e}");
+        }
+    }
+
+    /// `f(group)` for each softmax group of `xs` along `axis`, written back in place.
+    fn per_group(
+        axis: i64,
+        shape: &[usize],
+        xs: &[f64],
+        f: impl Fn(&[f64]) -> Vec<f64>,
+    ) -> Vec<f64> {
+        let (outer, len, inner) = split_at_axis(axis, shape);
+        let mut out = xs.to_vec();
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |j: usize| (o * len + j) * inner + i;
+                let group: Vec<f64> = (0..len).map(|j| xs[at(j)]).collect();
+                for (j, v) in f(&group).into_iter().enumerate() {
+                    out[at(j)] = v;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn softmax_matches_f64_along_every_axis() {
+        let shape = vec![2, 3, 4];
+        let xs: Vec<f32> = (0..24)
+            .map(|i| ((i * 7 % 24) as f32 - 11.0) * 1.3)
+            .collect();
+        let dy: Vec<f32> = (0..24)
+            .map(|i| ((i * 5 % 24) as f32 - 12.0) * 0.1)
+            .collect();
+        let x = Buf::new(shape.clone(), xs.clone());
+        let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&v| f64::from(v)).collect() };
+        for axis in [0, 1, 2, -1] {
+            let probs = per_group(axis, &shape, &wide(&xs), |g| {
+                let max = g.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = g.iter().map(|v| (v - max).exp()).sum();
+                g.iter().map(|v| (v - max).exp() / sum).collect()
+            });
+            let y = softmax(axis, &x, false);
+            assert_close(&format!("softmax axis {axis}"), &y.data, &probs);
+            let log_y = softmax(axis, &x, true);
+            let logs: Vec<f64> = probs.iter().map(|p| p.ln()).collect();
+            assert_close(&format!("log_softmax axis {axis}"), &log_y.data, &logs);
+
+            // dx_j = p_j (dy_j - sum(dy p)) and dy_j - p_j sum(dy), per group.
+            let dyw = wide(&dy);
+            let (outer, len, inner) = split_at_axis(axis, &shape);
+            let (mut dsoft, mut dlog) = (vec![0.0; 24], vec![0.0; 24]);
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |j: usize| (o * len + j) * inner + i;
+                    let dot: f64 = (0..len).map(|j| dyw[at(j)] * probs[at(j)]).sum();
+                    let total: f64 = (0..len).map(|j| dyw[at(j)]).sum();
+                    for j in 0..len {
+                        dsoft[at(j)] = probs[at(j)] * (dyw[at(j)] - dot);
+                        dlog[at(j)] = dyw[at(j)] - probs[at(j)] * total;
+                    }
+                }
+            }
+            let got = softmax_backward(axis, &y, &dy, false);
+            assert_close(&format!("softmax backward axis {axis}"), &got, &dsoft);
+            let got = softmax_backward(axis, &log_y, &dy, true);
+            assert_close(&format!("log_softmax backward axis {axis}"), &got, &dlog);
+        }
+    }
+
+    #[test]
+    fn elementwise_ops_match_f64_with_pytorchs_edges() {
+        let mut xs: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.7).collect();
+        xs.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            100.0,
+            -100.0,
+        ]);
+        let x = Buf::new(vec![xs.len()], xs.clone());
+        let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+        let relu = |v: f64| if v > 0.0 || v.is_nan() { v } else { 0.0 };
+        let cases: [(Op, &dyn Fn(f64) -> f64); 5] = [
+            (Op::Sigmoid, &sigmoid),
+            (Op::Tanh, &f64::tanh),
+            (Op::Exp, &f64::exp),
+            (Op::Relu, &relu),
+            (Op::Scale { factor: -2.5 }, &|v| -2.5 * v),
+        ];
+        for (op, f) in cases {
+            let y = unary(&op, &x);
+            for (&v, &g) in xs.iter().zip(&y.data) {
+                let w = f(f64::from(v));
+                let ok = if w.is_nan() {
+                    g.is_nan()
+                } else if w.is_infinite() || (w as f32).is_infinite() {
+                    g == w as f32
+                } else {
+                    (f64::from(g) - w).abs() <= 1e-6 * w.abs() + 1e-38
+                };
+                assert!(ok, "{op:?}({v}): got {g:e}, want {w:e}");
+            }
+        }
+    }
 }

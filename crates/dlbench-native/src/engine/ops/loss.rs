@@ -1,22 +1,27 @@
 //! Losses: MSE, cross-entropy (logits, i64 labels), BCE (probabilities, and logits), VAE ELBO.
 //!
 //! PyTorch's default reductions and backward formulas, as in the reference. Each element is
-//! computed in f32 from f32 inputs, but the sums over the batch are accumulated in f64: a
-//! long f32 sum would drift from the reference by more than the agreement tolerance.
+//! computed in f32 from f32 inputs, its logs and exps by the vectorised [`math`] kernels
+//! (within a few f32 ULPs, far inside the agreement tolerance), in chunks that stay in L1;
+//! but the sums over the batch are accumulated in f64: a long f32 sum would drift from the
+//! reference by more than the agreement tolerance.
 
 use dlbench_core::Op;
 
 use super::{Buf, Grads};
+use crate::kernels::math;
 
 /// PyTorch's BCELoss floor on each log, so that `p = 0` or `p = 1` gives a finite loss.
-const LOG_FLOOR: f64 = -100.0;
+const LOG_FLOOR: f32 = -100.0;
 
 /// PyTorch's floor on `p (1 - p)` in BCELoss's backward (a `float` in ATen's `Loss.cpp`).
-const BCE_GRAD_EPS: f64 = 1e-12_f32 as f64;
+const BCE_GRAD_EPS: f32 = 1e-12;
 
-/// `ln v` clamped at [`LOG_FLOOR`]; NaN passes through so a diverged input stays visible.
-fn clamped_ln(v: f64) -> f64 {
-    let ln = v.ln();
+/// Elements per chunk of the per-element passes: a few 1 KiB scratch arrays, in L1.
+const CHUNK: usize = 256;
+
+/// `ln` clamped at [`LOG_FLOOR`]; NaN passes through so a diverged input stays visible.
+fn clamp_ln(ln: f32) -> f32 {
     if ln < LOG_FLOOR {
         LOG_FLOOR
     } else {
@@ -24,22 +29,135 @@ fn clamped_ln(v: f64) -> f64 {
     }
 }
 
-/// One element of BCE on a probability: the loss, d/dp and d/dt (PyTorch's formulas; see
-/// the reference's `bce_term`).
-fn bce_term(p: f64, t: f64) -> (f64, f64, f64) {
-    let (lp, lq) = (clamped_ln(p), clamped_ln(1.0 - p));
-    let loss = -(t * lp + (1.0 - t) * lq);
-    let dp = (p - t) / (p * (1.0 - p)).max(BCE_GRAD_EPS);
-    let dt = -(p / (1.0 - p)).ln();
-    (loss, dp, dt)
+/// The sum of `xs` in f64, in 8 independent lanes so that it vectorises.
+fn wide_sum(xs: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = xs.chunks_exact(lanes.len());
+    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f64::from(v);
+        }
+    }
+    lanes.iter().sum::<f64>() + rest
+}
+
+/// Where the per-element gradients of a sum of terms go, scaled by `scale` (the reduction's
+/// `1 / n` times the incoming gradient).
+struct ElementGrads<'a> {
+    scale: f32,
+    /// d/d the first operand (the probabilities, or the logits).
+    first: &'a mut [f32],
+    /// d/d the target, if anyone wants it (a data input usually does not).
+    target: Option<&'a mut [f32]>,
+}
+
+impl<'a> ElementGrads<'a> {
+    /// Gradients into `first` and `target` (if any), when `wanted`.
+    fn wanted(
+        wanted: bool,
+        scale: f32,
+        first: &'a mut [f32],
+        target: Option<&'a mut [f32]>,
+    ) -> Option<Self> {
+        wanted.then_some(ElementGrads {
+            scale,
+            first,
+            target,
+        })
+    }
+}
+
+/// The sum over elements of BCE on probabilities `p` against targets `t` (if `sum`, else 0),
+/// and with `grads`, each element's d/dp and d/dt (PyTorch's formulas; see the reference's
+/// `bce_term`). d/dp needs no logs: a backward pass that does not want d/dt takes none.
+fn bce_sum(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
+    let want_dt = grads.as_ref().is_some_and(|g| g.target.is_some());
+    let (mut ln_p, mut ln_q, mut terms) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
+    let mut total = 0.0;
+    for (c, (p, t)) in p.chunks(CHUNK).zip(t.chunks(CHUNK)).enumerate() {
+        let k = p.len();
+        let (ln_p, ln_q, terms) = (&mut ln_p[..k], &mut ln_q[..k], &mut terms[..k]);
+        if sum || want_dt {
+            math::ln(p, ln_p);
+            ln_q.iter_mut().zip(p).for_each(|(q, &p)| *q = 1.0 - p);
+            math::ln_in_place(ln_q);
+        }
+        if sum {
+            for (((term, &lp), &lq), &t) in terms.iter_mut().zip(&*ln_p).zip(&*ln_q).zip(t) {
+                *term = -(t * clamp_ln(lp) + (1.0 - t) * clamp_ln(lq));
+            }
+            total += wide_sum(terms);
+        }
+        let Some(g) = grads.as_mut() else { continue };
+        let scale = g.scale;
+        let range = c * CHUNK..c * CHUNK + k;
+        for ((dp, &p), &t) in g.first[range.clone()].iter_mut().zip(p).zip(t) {
+            *dp = scale * ((p - t) / (p * (1.0 - p)).max(BCE_GRAD_EPS));
+        }
+        if let Some(target) = g.target.as_mut() {
+            // -ln(p / (1 - p)), from the logs in hand; unclamped, so infinite at p = 0 or 1.
+            for ((dt, &lp), &lq) in target[range].iter_mut().zip(&*ln_p).zip(&*ln_q) {
+                *dt = scale * (lq - lp);
+            }
+        }
+    }
+    total
+}
+
+/// The sum over elements of BCE on logits `z` against targets `t` (if `sum`, else 0), and
+/// with `grads`, each element's d/dz and d/dt.
+fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
+    let (mut e, mut ln_u, mut terms) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
+    let mut total = 0.0;
+    for (c, (z, t)) in z.chunks(CHUNK).zip(t.chunks(CHUNK)).enumerate() {
+        let k = z.len();
+        let (e, ln_u, terms) = (&mut e[..k], &mut ln_u[..k], &mut terms[..k]);
+        e.iter_mut().zip(z).for_each(|(e, &z)| *e = -z.abs());
+        math::exp_in_place(e);
+        if sum {
+            // max(z, 0) - z t + ln(1 + e^-|z|) is ln(1 + e^z) - z t without overflow.
+            ln_u.iter_mut().zip(&*e).for_each(|(u, &e)| *u = 1.0 + e);
+            math::ln_in_place(ln_u);
+            let per_element = terms.iter_mut().zip(z).zip(t).zip(e.iter().zip(&*ln_u));
+            for (((term, &z), &t), (&e, &ln_u)) in per_element {
+                // ln(1 + e) without losing a small e to the rounding of u = 1 + e:
+                // ln(u) e / (u - 1) (Goldberg), or e itself where u rounded to 1.
+                let u = 1.0 + e;
+                let ln_1p = if u == 1.0 { e } else { ln_u * (e / (u - 1.0)) };
+                *term = z.max(0.0) - z * t + ln_1p;
+            }
+            total += wide_sum(terms);
+        }
+        let Some(g) = grads.as_mut() else { continue };
+        let scale = g.scale;
+        let range = c * CHUNK..c * CHUNK + k;
+        for (((dz, &z), &t), &e) in g.first[range.clone()].iter_mut().zip(z).zip(t).zip(&*e) {
+            // The sigmoid from the same e = e^-|z| <= 1 (never inf / inf).
+            let sigmoid = if z >= 0.0 { 1.0 } else { e } / (1.0 + e);
+            *dz = scale * (sigmoid - t);
+        }
+        if let Some(target) = g.target.as_mut() {
+            for (dt, &z) in target[range].iter_mut().zip(z) {
+                *dt = -scale * z;
+            }
+        }
+    }
+    total
 }
 
 /// PyTorch refuses probabilities outside [0, 1]; NaN is let through to show up in the loss.
 fn check_probabilities(p: &[f32], what: &str) -> Result<(), String> {
-    match p.iter().position(|v| !(0.0..=1.0).contains(v)) {
-        Some(e) => Err(format!("{what} {} at element {e} is outside [0, 1]", p[e])),
-        None => Ok(()),
+    // Branch-free per chunk, so that the common all-valid case vectorises; only a failing
+    // chunk is searched.
+    let outside = |v: &f32| !(0.0..=1.0).contains(v);
+    for (c, chunk) in p.chunks(CHUNK).enumerate() {
+        if chunk.iter().fold(false, |bad, v| bad | outside(v)) {
+            let e = c * CHUNK + chunk.iter().position(outside).unwrap_or(0);
+            return Err(format!("{what} {} at element {e} is outside [0, 1]", p[e]));
+        }
     }
+    Ok(())
 }
 
 /// The label of each row of `[N, C]` logits, checked to lie in `0..C`.
@@ -58,125 +176,118 @@ fn labels(logits: &Buf, labels: &Buf) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// Scaled f64 gradients, narrowed to f32.
-fn narrow(g: Vec<f64>) -> Vec<f32> {
-    g.into_iter().map(|v| v as f32).collect()
+/// What [`evaluate`] computes.
+#[derive(Debug, Clone, Copy)]
+enum Want<'a> {
+    /// The loss.
+    Loss,
+    /// The gradients of `dloss * loss` with respect to the inputs `need` marks (the others,
+    /// and labels, get `None`); the loss itself may be left uncomputed.
+    Grads { dloss: f32, need: &'a [bool] },
 }
 
-/// The loss and the gradient of the loss with respect to each input (`None` for labels);
-/// gradients are only computed when `grads` is set.
-fn evaluate(op: &Op, inputs: &[&Buf], grads: bool) -> Result<(f64, Grads), String> {
-    let wide = |b: &Buf| -> Vec<f64> { b.data.iter().map(|&v| f64::from(v)).collect() };
+/// The loss (under `Want::Loss`) and the gradients (under `Want::Grads`; empty otherwise).
+fn evaluate(op: &Op, inputs: &[&Buf], want: Want) -> Result<(f64, Grads), String> {
+    let (sum, dloss, need) = match want {
+        Want::Loss => (true, 0.0, &[][..]),
+        Want::Grads { dloss, need } => (false, dloss, need),
+    };
+    let grads = !sum;
+    let needed = |input: usize| grads && need.get(input).copied().unwrap_or(true);
+    // A gradient buffer, empty when not wanted.
+    let zeros = |len: usize| vec![0.0f32; if grads { len } else { 0 }];
     match op {
         Op::MseLoss => {
             let (p, t) = (&inputs[0].data, &inputs[1].data);
             let n = p.len() as f64;
-            let loss = p
-                .iter()
-                .zip(t)
-                .map(|(&a, &b)| {
+            if sum {
+                let squares = p.iter().zip(t).map(|(&a, &b)| {
                     let d = f64::from(a) - f64::from(b);
                     d * d
-                })
-                .sum::<f64>()
-                / n;
-            if !grads {
-                return Ok((loss, Vec::new()));
+                });
+                return Ok((squares.sum::<f64>() / n, Vec::new()));
             }
-            let scale = (2.0 / n) as f32;
+            let scale = (2.0 / n) as f32 * dloss;
             let dp: Vec<f32> = p.iter().zip(t).map(|(a, b)| scale * (a - b)).collect();
-            let dt = dp.iter().map(|g| -g).collect();
-            Ok((loss, vec![Some(dp), Some(dt)]))
+            let dt = needed(1).then(|| dp.iter().map(|g| -g).collect());
+            Ok((0.0, vec![Some(dp), dt]))
         }
         Op::CrossEntropyLoss => {
             let labels = labels(inputs[0], inputs[1])?;
             let classes = inputs[0].shape[1];
             let z = &inputs[0].data;
             let n = labels.len() as f64;
+            if classes == 0 || labels.is_empty() {
+                return Ok((f64::NAN, vec![Some(zeros(z.len())), None]));
+            }
+            // Shift each row by its max (every exp in (0, 1]), then one vectorised exp.
+            let maxes: Vec<f32> = z
+                .chunks_exact(classes)
+                .map(|row| row.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+                .collect();
+            let mut exps = z.clone();
+            for (row, &max) in exps.chunks_exact_mut(classes).zip(&maxes) {
+                row.iter_mut().for_each(|v| *v -= max);
+            }
+            math::exp_in_place(&mut exps);
             let mut loss = 0.0;
-            let mut dz = vec![0.0f32; if grads { z.len() } else { 0 }];
-            for (r, &label) in labels.iter().enumerate() {
-                let row = &z[r * classes..(r + 1) * classes];
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
-                let lse = f64::from(max) + sum.ln();
-                loss += lse - f64::from(row[label]);
-                if grads {
-                    for c in 0..classes {
-                        let prob = f64::from(row[c] - max).exp() / sum;
-                        let onehot = if c == label { 1.0 } else { 0.0 };
-                        dz[r * classes + c] = ((prob - onehot) / n) as f32;
-                    }
+            let mut dz = zeros(z.len());
+            let rows = labels.iter().zip(exps.chunks_exact(classes)).enumerate();
+            for (r, (&label, row)) in rows {
+                let exp_sum = wide_sum(row);
+                if sum {
+                    let lse = f64::from(maxes[r]) + exp_sum.ln();
+                    loss += lse - f64::from(z[r * classes + label]);
+                } else {
+                    // (softmax - onehot) / n
+                    let scale = (1.0 / (exp_sum * n)) as f32 * dloss;
+                    let out = &mut dz[r * classes..(r + 1) * classes];
+                    out.iter_mut().zip(row).for_each(|(d, &e)| *d = scale * e);
+                    out[label] -= (1.0 / n) as f32 * dloss;
                 }
             }
             Ok((loss / n, vec![Some(dz), None]))
         }
         Op::BceLoss => {
-            check_probabilities(&inputs[0].data, "probability")?;
-            let (p, t) = (wide(inputs[0]), wide(inputs[1]));
+            let (p, t) = (&inputs[0].data, &inputs[1].data);
+            check_probabilities(p, "probability")?;
             let n = p.len() as f64;
-            let mut loss = 0.0;
-            let (mut dp, mut dt) = (vec![0.0; p.len()], vec![0.0; t.len()]);
-            for e in 0..p.len() {
-                let (l, gp, gt) = bce_term(p[e], t[e]);
-                loss += l;
-                dp[e] = gp / n;
-                dt[e] = gt / n;
-            }
-            Ok((loss / n, vec![Some(narrow(dp)), Some(narrow(dt))]))
+            let (mut dp, mut dt) = (zeros(p.len()), needed(1).then(|| zeros(t.len())));
+            let to = ElementGrads::wanted(grads, dloss / n as f32, &mut dp, dt.as_deref_mut());
+            let loss = bce_sum(p, t, sum, to);
+            Ok((loss / n, vec![Some(dp), dt]))
         }
         Op::BceWithLogitsLoss => {
-            let (z, t) = (wide(inputs[0]), wide(inputs[1]));
+            let (z, t) = (&inputs[0].data, &inputs[1].data);
             let n = z.len() as f64;
-            let mut loss = 0.0;
-            let (mut dz, mut dt) = (vec![0.0; z.len()], vec![0.0; t.len()]);
-            for e in 0..z.len() {
-                let (z, t) = (z[e], t[e]);
-                // max(z, 0) + ln(1 + e^-|z|) is ln(1 + e^z) without overflow for large |z|.
-                loss += z.max(0.0) - z * t + (-z.abs()).exp().ln_1p();
-                let sigmoid = if z >= 0.0 {
-                    1.0 / (1.0 + (-z).exp())
-                } else {
-                    z.exp() / (1.0 + z.exp())
-                };
-                dz[e] = (sigmoid - t) / n;
-                dt[e] = -z / n;
-            }
-            Ok((loss / n, vec![Some(narrow(dz)), Some(narrow(dt))]))
+            let (mut dz, mut dt) = (zeros(z.len()), needed(1).then(|| zeros(t.len())));
+            let to = ElementGrads::wanted(grads, dloss / n as f32, &mut dz, dt.as_deref_mut());
+            let loss = bce_with_logits_sum(z, t, sum, to);
+            Ok((loss / n, vec![Some(dz), dt]))
         }
         Op::VaeElboLoss => {
-            check_probabilities(&inputs[0].data, "reconstruction")?;
-            let (recon, mu, logvar, x) = (
-                wide(inputs[0]),
-                wide(inputs[1]),
-                wide(inputs[2]),
-                wide(inputs[3]),
-            );
+            let [recon, mu, logvar, x] = [0, 1, 2, 3].map(|i| &inputs[i].data);
+            check_probabilities(recon, "reconstruction")?;
             let n = inputs[0].shape[0] as f64;
-            let mut total = 0.0;
-            let (mut drecon, mut dx) = (vec![0.0; recon.len()], vec![0.0; x.len()]);
-            for e in 0..recon.len() {
-                let (l, gp, gt) = bce_term(recon[e], x[e]);
-                total += l;
-                drecon[e] = gp / n;
-                dx[e] = gt / n;
+            let scale = dloss / n as f32;
+            let (mut drecon, mut dx) = (zeros(recon.len()), needed(3).then(|| zeros(x.len())));
+            let to = ElementGrads::wanted(grads, scale, &mut drecon, dx.as_deref_mut());
+            let bce = bce_sum(recon, x, sum, to);
+            // KL(N(mu, e^logvar) || N(0, 1)) = -1/2 sum(1 + logvar - mu^2 - e^logvar).
+            let mut var = vec![0.0; logvar.len()];
+            math::exp(logvar, &mut var);
+            if sum {
+                let kl_terms: Vec<f32> = mu
+                    .iter()
+                    .zip(logvar)
+                    .zip(&var)
+                    .map(|((&m, &lv), &v)| -0.5 * (1.0 + lv - m * m - v))
+                    .collect();
+                return Ok(((bce + wide_sum(&kl_terms)) / n, Vec::new()));
             }
-            let (mut dmu, mut dlogvar) = (vec![0.0; mu.len()], vec![0.0; logvar.len()]);
-            for e in 0..mu.len() {
-                let (m, lv) = (mu[e], logvar[e]);
-                total += -0.5 * (1.0 + lv - m * m - lv.exp());
-                dmu[e] = m / n;
-                dlogvar[e] = 0.5 * (lv.exp() - 1.0) / n;
-            }
-            Ok((
-                total / n,
-                vec![
-                    Some(narrow(drecon)),
-                    Some(narrow(dmu)),
-                    Some(narrow(dlogvar)),
-                    Some(narrow(dx)),
-                ],
-            ))
+            let dmu = mu.iter().map(|&m| scale * m).collect();
+            let dlogvar = var.iter().map(|&v| scale * (0.5 * (v - 1.0))).collect();
+            Ok((0.0, vec![Some(drecon), Some(dmu), Some(dlogvar), dx]))
         }
         other => Err(format!("{} is not a loss", other.name())),
     }
@@ -184,22 +295,215 @@ fn evaluate(op: &Op, inputs: &[&Buf], grads: bool) -> Result<(f64, Grads), Strin
 
 /// The scalar loss (shape `[]`). Errors only for bad data, e.g. a label out of range.
 pub fn loss(op: &Op, inputs: &[&Buf]) -> Result<Buf, String> {
-    let (value, _) = evaluate(op, inputs, false)?;
+    let (value, _) = evaluate(op, inputs, Want::Loss)?;
     Ok(Buf::new(Vec::new(), vec![value as f32]))
 }
 
-/// Gradients of `dloss * loss` with respect to each input (`None` for labels).
-pub fn loss_backward(op: &Op, inputs: &[&Buf], dloss: f32) -> Result<Grads, String> {
-    let (_, grads) = evaluate(op, inputs, true)?;
-    Ok(grads
-        .into_iter()
-        .map(|g| {
-            g.map(|mut g| {
-                if dloss != 1.0 {
-                    g.iter_mut().for_each(|v| *v *= dloss);
+/// Gradients of `dloss * loss` with respect to each input that `need` marks (`None` for the
+/// others, and for labels).
+pub fn loss_backward(op: &Op, inputs: &[&Buf], dloss: f32, need: &[bool]) -> Result<Grads, String> {
+    let (_, grads) = evaluate(op, inputs, Want::Grads { dloss, need })?;
+    Ok(grads)
+}
+
+/// The f32 losses against PyTorch's formulas in f64 (written out here, independent of the
+/// reference), on the edges where f32 could go wrong: probabilities of exactly 0 and 1 (the
+/// log floor, infinite d/dt), saturated logits, and slices long enough to cross chunks.
+#[cfg(test)]
+mod tests {
+    use super::{evaluate, Buf, Op, Want};
+
+    /// Agreement to f32 accuracy: infinities exactly, NaN with NaN. The absolute term allows
+    /// for cancellation in f32 (`sigmoid(z) - t`, `ln(1 - p) - ln(p)` near p = 1/2), which
+    /// PyTorch's f32 kernels share; the relative term is 100 times tighter than the
+    /// conformance suite's.
+    fn close(got: f64, want: f64) -> bool {
+        if want.is_nan() || want.is_infinite() {
+            return got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+        }
+        (got - want).abs() <= 1e-5 * want.abs() + 1e-7
+    }
+
+    fn buf(data: &[f32]) -> Buf {
+        Buf::new(vec![data.len()], data.to_vec())
+    }
+
+    /// The loss and the gradients (with d/d the target) of `op` on `inputs`.
+    fn run(op: &Op, inputs: &[Buf]) -> (f64, Vec<Vec<f32>>) {
+        let refs: Vec<&Buf> = inputs.iter().collect();
+        let (loss, _) = evaluate(op, &refs, Want::Loss).unwrap();
+        let need = vec![true; inputs.len()];
+        let grads = Want::Grads {
+            dloss: 1.0,
+            need: &need,
+        };
+        let (_, g) = evaluate(op, &refs, grads).unwrap();
+        (loss, g.into_iter().map(Option::unwrap).collect())
+    }
+
+    fn assert_all_close(what: &str, got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!(close(f64::from(g), w), "{what}[{i}]: got {g:e}, want {w:e}");
+        }
+    }
+
+    /// BCE on one probability: the loss, d/dp, d/dt (PyTorch's formulas).
+    fn bce64(p: f64, t: f64) -> (f64, f64, f64) {
+        let ln = |v: f64| v.ln().max(-100.0);
+        let loss = -(t * ln(p) + (1.0 - t) * ln(1.0 - p));
+        let dp = (p - t) / (p * (1.0 - p)).max(f64::from(1e-12f32));
+        (loss, dp, -(p / (1.0 - p)).ln())
+    }
+
+    #[test]
+    fn bce_matches_f64_at_the_edges_of_0_and_1() {
+        let ps = [0.0, 1e-30, 1e-40, 1e-7, 0.3, 0.5, 0.999_999_9, 1.0];
+        for p in ps {
+            for t in [0.0, 0.25, 1.0] {
+                let (loss, g) = run(&Op::BceLoss, &[buf(&[p]), buf(&[t])]);
+                let (l, dp, dt) = bce64(f64::from(p), f64::from(t));
+                assert!(close(loss, l), "p {p:e}, t {t}: loss {loss:e}, want {l:e}");
+                assert_all_close(&format!("p {p:e} t {t} dp"), &g[0], &[dp]);
+                assert_all_close(&format!("p {p:e} t {t} dt"), &g[1], &[dt]);
+            }
+        }
+    }
+
+    #[test]
+    fn bce_with_logits_matches_f64_when_saturated() {
+        for z in [
+            -200.0, -90.0, -20.0, -1e-3, 0.0, 1e-8, 3.0, 20.0, 90.0, 200.0,
+        ] {
+            for t in [0.0, 0.5, 1.0] {
+                let (loss, g) = run(&Op::BceWithLogitsLoss, &[buf(&[z]), buf(&[t])]);
+                let (z, t) = (f64::from(z), f64::from(t));
+                // Where t = 1 and z is large, the loss is ln(1 + e^-z) alone: ~2e-9 at z = 20.
+                let l = z.max(0.0) - z * t + (-z.abs()).exp().ln_1p();
+                let sigmoid = 1.0 / (1.0 + (-z).exp());
+                // Relative down to f32's normal range: the loss is a sum of terms >= 0, tiny
+                // when saturated.
+                let error = (loss - l).abs();
+                assert!(
+                    error <= 1e-5 * l + f64::from(f32::MIN_POSITIVE),
+                    "z {z}, t {t}: loss {loss:e}, want {l:e}"
+                );
+                assert_all_close(&format!("z {z} t {t} dz"), &g[0], &[sigmoid - t]);
+                assert_all_close(&format!("z {z} t {t} dt"), &g[1], &[-z]);
+            }
+        }
+    }
+
+    /// Deterministic values in (0, 1), every `every`-th one exactly 0 or 1.
+    fn unit_values(len: usize, seed: u64, every: usize) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|i| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                match i % every {
+                    0 => (i / every % 2) as f32,
+                    _ => ((s >> 40) as f32 + 0.5) / (1u64 << 24) as f32,
                 }
-                g
             })
-        })
-        .collect())
+            .collect()
+    }
+
+    #[test]
+    fn vae_elbo_matches_f64_across_chunks_and_skips_unwanted_target_gradients() {
+        let (rows, cols, latent) = (3, 301, 7);
+        let recon = Buf::new(vec![rows, cols], unit_values(rows * cols, 1, 97));
+        let x = Buf::new(vec![rows, cols], unit_values(rows * cols, 2, 1000));
+        let mu: Vec<f32> = unit_values(rows * latent, 3, 1000)
+            .iter()
+            .map(|v| 4.0 * v - 2.0)
+            .collect();
+        let lv: Vec<f32> = unit_values(rows * latent, 4, 1000)
+            .iter()
+            .map(|v| 6.0 * v - 3.0)
+            .collect();
+        let (mu, lv) = (
+            Buf::new(vec![rows, latent], mu),
+            Buf::new(vec![rows, latent], lv),
+        );
+        let inputs = [recon, mu, lv, x];
+        let (loss, g) = run(&Op::VaeElboLoss, &inputs);
+
+        let n = rows as f64;
+        let wide = |b: &Buf| -> Vec<f64> { b.data.iter().map(|&v| f64::from(v)).collect() };
+        let [recon, mu, lv, x] = [0, 1, 2, 3].map(|i| wide(&inputs[i]));
+        let terms: Vec<(f64, f64, f64)> =
+            recon.iter().zip(&x).map(|(&p, &t)| bce64(p, t)).collect();
+        let kl: f64 = mu
+            .iter()
+            .zip(&lv)
+            .map(|(m, v)| -0.5 * (1.0 + v - m * m - v.exp()))
+            .sum();
+        let want = (terms.iter().map(|t| t.0).sum::<f64>() + kl) / n;
+        assert!(close(loss, want), "loss {loss}, want {want}");
+        let scaled = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|g| g / n).collect() };
+        assert_all_close(
+            "drecon",
+            &g[0],
+            &scaled(terms.iter().map(|t| t.1).collect()),
+        );
+        assert_all_close("dmu", &g[1], &scaled(mu.clone()));
+        assert_all_close(
+            "dlogvar",
+            &g[2],
+            &scaled(lv.iter().map(|v| 0.5 * (v.exp() - 1.0)).collect()),
+        );
+        assert_all_close("dx", &g[3], &scaled(terms.iter().map(|t| t.2).collect()));
+
+        let refs: Vec<&Buf> = inputs.iter().collect();
+        let need = [true, true, true, false];
+        let grads = Want::Grads {
+            dloss: 2.0,
+            need: &need,
+        };
+        let (_, g2) = evaluate(&Op::VaeElboLoss, &refs, grads).unwrap();
+        assert!(g2[3].is_none(), "d/dx computed though not needed");
+        let doubled: Vec<f32> = g[0].iter().map(|v| 2.0 * v).collect();
+        assert_eq!(
+            g2[0].as_deref(),
+            Some(&doubled[..]),
+            "dloss scales the gradients"
+        );
+    }
+
+    #[test]
+    fn cross_entropy_matches_f64_on_spread_logits() {
+        let z = [1000.0, 0.0, -1000.0, 2.5, -3.0, 0.5, 88.0, 89.0, 90.0];
+        let labels = [2i64, 0, 1];
+        let inputs = [
+            Buf::new(vec![3, 3], z.to_vec()),
+            Buf::labels(vec![3], labels.to_vec()),
+        ];
+        let (loss, g) = {
+            let refs: Vec<&Buf> = inputs.iter().collect();
+            let (loss, _) = evaluate(&Op::CrossEntropyLoss, &refs, Want::Loss).unwrap();
+            let need = [true, false];
+            let grads = Want::Grads {
+                dloss: 1.0,
+                need: &need,
+            };
+            (
+                loss,
+                evaluate(&Op::CrossEntropyLoss, &refs, grads).unwrap().1,
+            )
+        };
+        let (mut want, mut dz) = (0.0, Vec::new());
+        for (row, &label) in z.chunks(3).zip(&labels) {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
+            want += max + sum.ln() - row[label as usize];
+            for (c, v) in row.iter().enumerate() {
+                let onehot = if c == label as usize { 1.0 } else { 0.0 };
+                dz.push(((v - max).exp() / sum - onehot) / 3.0);
+            }
+        }
+        assert!(close(loss, want / 3.0), "loss {loss}, want {}", want / 3.0);
+        assert_all_close("dz", g[0].as_deref().unwrap(), &dz);
+        assert!(g[1].is_none());
+    }
 }

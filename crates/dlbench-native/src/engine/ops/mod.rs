@@ -190,7 +190,7 @@ pub fn backward(
         | Op::BceLoss
         | Op::BceWithLogitsLoss
         | Op::VaeElboLoss => {
-            loss::loss_backward(&node.op, inputs, dy[0]).map_err(node_error(node))?
+            loss::loss_backward(&node.op, inputs, dy[0], need).map_err(node_error(node))?
         }
     })
 }
