@@ -6,17 +6,6 @@ use dlbench_core::{Mode, Op};
 use super::Buf;
 use crate::kernels::math;
 
-/// Split by sign so exp never overflows into inf/inf. (One float at a time, for callers
-/// that cannot batch; slices go through [`math::sigmoid`].)
-pub(super) fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
 /// `f` of each pair of elements: a plain zip loop, which the compiler vectorises.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect()

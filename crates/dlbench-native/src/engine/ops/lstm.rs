@@ -9,10 +9,10 @@
 
 use dlbench_core::ir::{Direction, Lstm};
 
-use super::activation::sigmoid;
 use super::linear::column_sums;
 use super::{Buf, Grads};
 use crate::kernels::gemm::{sgemm, MatRef};
+use crate::kernels::math::{self, sigmoid_in_place, tanh_in_place};
 
 /// Gate blocks within the `4H` rows of the weights, in PyTorch's order.
 const I: usize = 0;
@@ -139,18 +139,6 @@ fn activate_gates(a: &mut [f32], h: usize) {
     sigmoid_in_place(o);
 }
 
-fn sigmoid_in_place(xs: &mut [f32]) {
-    for v in xs {
-        *v = sigmoid(*v);
-    }
-}
-
-fn tanh_in_place(xs: &mut [f32]) {
-    for v in xs {
-        *v = v.tanh();
-    }
-}
-
 fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: usize) -> Trace {
     let (nb, h, g4) = (dims.n, dims.h, 4 * dims.h);
     let order: Vec<usize> = if reversed {
@@ -208,8 +196,7 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
         }
         cs[step.clone()].copy_from_slice(&c);
         let tanh_c = &mut tanh_cs[step.clone()];
-        tanh_c.copy_from_slice(&c);
-        tanh_in_place(tanh_c);
+        math::tanh(&c, tanh_c);
         for (n, a) in step_gates.chunks_exact(g4).enumerate() {
             let row = n * h..(n + 1) * h;
             let hs_row = &mut hs[step.start + row.start..step.start + row.end];
