@@ -64,38 +64,30 @@ fn sgd_step(cfg: &Sgd, param: &mut [f32], grad: &[f32], slot: &mut Slot) {
         cfg.dampening as f32,
         cfg.weight_decay as f32,
     );
-    // PyTorch skips the decay term when it is zero; adding `0 * p` would turn an infinite
-    // parameter into NaN where PyTorch does not. The options are fixed for the whole update,
-    // so each loop below is branch-free and vectorises.
-    let decayed = |p: f32, g: f32| {
+    if cfg.momentum != 0.0 && slot.steps == 1 {
+        slot.first = vec![0.0; grad.len()];
+    }
+    for (i, (p, &g)) in param.iter_mut().zip(grad).enumerate() {
+        let mut g = g;
+        // PyTorch skips the decay term when it is zero; adding `0 * p` would turn an infinite
+        // parameter into NaN where PyTorch does not.
         if cfg.weight_decay != 0.0 {
-            g + decay * p
-        } else {
-            g
+            g += decay * *p;
         }
-    };
-    if cfg.momentum == 0.0 {
-        for (p, &g) in param.iter_mut().zip(grad) {
-            *p += -lr * decayed(*p, g);
+        if cfg.momentum != 0.0 {
+            if slot.steps == 1 {
+                slot.first[i] = g;
+            } else {
+                slot.first[i] = slot.first[i] * momentum + (1.0 - dampening) * g;
+            }
+            let b = slot.first[i];
+            if cfg.nesterov {
+                g += momentum * b;
+            } else {
+                g = b;
+            }
         }
-        return;
-    }
-    if slot.steps == 1 {
-        // The buffer starts as the first (decayed) gradient itself.
-        slot.first = param
-            .iter()
-            .zip(grad)
-            .map(|(&p, &g)| decayed(p, g))
-            .collect();
-    }
-    let first_step = slot.steps == 1;
-    for ((p, &g), b) in param.iter_mut().zip(grad).zip(slot.first.iter_mut()) {
-        let g = decayed(*p, g);
-        if !first_step {
-            *b = *b * momentum + (1.0 - dampening) * g;
-        }
-        let step = if cfg.nesterov { g + momentum * *b } else { *b };
-        *p += -lr * step;
+        *p += -lr * g;
     }
 }
 
