@@ -8,6 +8,8 @@
 //! Results are built a plane at a time (a few KiB, in L1) straight into the output vector, so
 //! no full-size buffer is cleared and then overwritten.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(test)]
 mod tests;
 
@@ -187,12 +189,11 @@ pub fn avg_pool_backward(t: &Tiles, dy: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// The 2 x 2 maximum of one plane, written so that it vectorizes: per window, the sequential
-/// strict-`>` comparisons of `Tiles::argmax` as selects.
-#[inline(always)]
-fn max_2x2_body(t: &Tiles, plane: &[f32], y: &mut [f32]) {
+/// The 2 x 2 maximum of one plane: per window, the sequential strict-`>` comparisons of
+/// `Tiles::argmax`.
+fn max_2x2_portable(t: &Tiles, plane: &[f32], y: &mut [f32]) {
     let ow = t.out[1];
-    for (oy, y_row) in y.chunks_exact_mut(ow.max(1)).enumerate() {
+    for (oy, y_row) in y.chunks_exact_mut(ow).enumerate() {
         let r0 = &plane[2 * oy * t.width..][..2 * ow];
         let r1 = &plane[(2 * oy + 1) * t.width..][..2 * ow];
         for ((d, top), bottom) in y_row
@@ -210,10 +211,9 @@ fn max_2x2_body(t: &Tiles, plane: &[f32], y: &mut [f32]) {
 
 /// The 2 x 2 backward pass of one plane: each window's gradient to its first maximum, zeros
 /// elsewhere in the window (`dx` arrives cleared, for the rows and columns no window covers).
-#[inline(always)]
-fn max_2x2_backward_body(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
+fn max_2x2_backward_portable(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (w, ow) = (t.width, t.out[1]);
-    for (oy, g_row) in dy.chunks_exact(ow.max(1)).enumerate() {
+    for (oy, g_row) in dy.chunks_exact(ow).enumerate() {
         let r0 = &plane[2 * oy * w..][..2 * ow];
         let r1 = &plane[(2 * oy + 1) * w..][..2 * ow];
         let (d0, d1) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
@@ -242,41 +242,22 @@ fn max_2x2_backward_body(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
 fn max_2x2(isa: Isa, t: &Tiles, plane: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
-        // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F.
-        unsafe { max_2x2_avx512(t, plane, y) };
+        // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; `plane` and `y` are
+        // a whole input plane and output plane of `t` (checked by the callers).
+        unsafe { avx512::max_2x2(t, plane, y) };
         return;
     }
     let _ = isa;
-    max_2x2_body(t, plane, y);
+    max_2x2_portable(t, plane, y);
 }
 
 fn max_2x2_backward(isa: Isa, t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
-        // SAFETY: as in `max_2x2`.
-        unsafe { max_2x2_backward_avx512(t, plane, dy, dx) };
+        // SAFETY: as in `max_2x2`, with `dy` an output plane and `dx` an input plane.
+        unsafe { avx512::max_2x2_backward(t, plane, dy, dx) };
         return;
     }
     let _ = isa;
-    max_2x2_backward_body(t, plane, dy, dx);
-}
-
-/// `max_2x2_body` compiled for AVX-512 (the compiler vectorizes the same loop wider).
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn max_2x2_avx512(t: &Tiles, plane: &[f32], y: &mut [f32]) {
-    max_2x2_body(t, plane, y);
-}
-
-/// `max_2x2_backward_body` compiled for AVX-512.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn max_2x2_backward_avx512(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
-    max_2x2_backward_body(t, plane, dy, dx);
+    max_2x2_backward_portable(t, plane, dy, dx);
 }

@@ -10,7 +10,7 @@ use dlbench_core::ir::Conv2d;
 use super::Buf;
 use crate::kernels::dot::dot_rows_add;
 use crate::kernels::gemm::{sgemm, MatRef};
-use crate::kernels::im2col::{col2im_add, im2col, im2row, tap_of_channels_last, Lowering};
+use crate::kernels::im2col::{col2im_add, im2col, im2row, Lowering};
 
 /// Taps per output (rows of the column matrix) below which the weight gradient is computed as
 /// dot products of rows (`dW[o, t] = dY[o, :] · col[t, :]`) rather than by `sgemm`, whose
@@ -153,6 +153,8 @@ pub fn conv2d_backward(
     let mut dcol = vec![0.0; if need_dx { rows * plane } else { 0 }];
     let image_len = g.c * g.low.height * g.low.width;
     let mut dx = need_dx.then(|| Vec::with_capacity(g.n * image_len));
+    // Summed in f64 an image at a time, while its part of `dy` is in cache.
+    let mut db = vec![0.0f64; if has_bias { g.o } else { 0 }];
     for n in 0..g.n {
         if let Some(dx) = &mut dx {
             // This image's gradient, cleared while in cache, then accumulated onto.
@@ -162,6 +164,14 @@ pub fn conv2d_backward(
             let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
             let at = g.output_at(n, grp);
             let dy_g = &dy[at..at + opg * plane];
+            if has_bias {
+                for (sum, row) in db[grp * opg..]
+                    .iter_mut()
+                    .zip(dy_g.chunks_exact(plane.max(1)))
+                {
+                    *sum += sum_f64(row);
+                }
+            }
             let w_range = grp * opg * rows..(grp + 1) * opg * rows;
             if dot_taps {
                 im2col(&g.low, image, &mut lowered);
@@ -195,16 +205,21 @@ pub fn conv2d_backward(
         }
     }
     if !dot_taps {
+        // Column `kernel_tap * channels + c` of each row goes to `c * kernel_taps + kernel_tap`
+        // (`tap_of_channels_last`, without its divisions per element).
+        let (channels, kernel_taps) = (g.low.channels, g.low.kernel[0] * g.low.kernel[1]);
         for (out, row) in dw
             .chunks_exact_mut(rows)
             .zip(dw_channels_last.chunks_exact(rows))
         {
-            for (t, &v) in row.iter().enumerate() {
-                out[tap_of_channels_last(&g.low, t)] = v;
+            for (kernel_tap, taps) in row.chunks_exact(channels).enumerate() {
+                for (c, &v) in taps.iter().enumerate() {
+                    out[c * kernel_taps + kernel_tap] = v;
+                }
             }
         }
     }
-    let db = has_bias.then(|| bias_gradient(dy, g.o, plane));
+    let db = has_bias.then(|| db.into_iter().map(|v| v as f32).collect());
     (dx, dw, db)
 }
 
@@ -222,22 +237,20 @@ fn transposed_weights(g: &Geometry, w: &[f32]) -> Vec<f32> {
     w_t
 }
 
-/// The sum of `dy` over the batch and the positions, per output channel, accumulated in f64.
-fn bias_gradient(dy: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+/// The sum of `row` in f64.
+fn sum_f64(row: &[f32]) -> f64 {
     /// Independent partial sums, so the additions do not form one chain of dependent adds.
     const LANES: usize = 8;
-    let mut db = vec![0.0f64; channels];
-    // Each (n, o) plane is one row of `dy`.
-    for (i, row) in dy.chunks_exact(plane.max(1)).enumerate() {
-        let mut lanes = [0.0f64; LANES];
-        let chunks = row.chunks_exact(LANES);
-        let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
-        for chunk in chunks {
-            for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                *lane += f64::from(v);
-            }
+    let mut lanes = [0.0f64; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f64::from(v);
         }
-        db[i % channels] += lanes.iter().sum::<f64>() + rest;
     }
-    db.into_iter().map(|v| v as f32).collect()
+    lanes.iter().sum::<f64>() + rest
 }
+
+#[cfg(test)]
+mod tests;

@@ -87,6 +87,44 @@ fn max_pool_matches_naive_windows() {
     }
 }
 
+/// Signed zeros and NaN: the first maximum in row-major order under strict `>` decides the
+/// value (which zero, whether NaN) and where the gradient goes, on every path alike.
+#[test]
+fn max_pool_keeps_the_first_maximum_of_zeros_and_nan() {
+    let palette = [0.0f32, -0.0, 0.0, -1.0, f32::NAN, -0.0];
+    for t in cases() {
+        let len = t.planes * t.height * t.width;
+        let x: Vec<f32> = (0..len)
+            .map(|i| palette[(i * 7 + i / 5) % palette.len()])
+            .collect();
+        let out_len = t.planes * t.out[0] * t.out[1];
+        let dy = values(3, out_len, 1 << 20);
+        let mut want_y = vec![0.0f32; out_len];
+        let mut want_dx = vec![0.0f32; len];
+        for_each_window(&t, |yi, win| {
+            let first_max = win
+                .iter()
+                .copied()
+                .fold(win[0], |b, i| if x[i] > x[b] { i } else { b });
+            want_y[yi] = x[first_max];
+            want_dx[first_max] = dy[yi];
+        });
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for isa in Isa::available() {
+            assert_eq!(
+                bits(&max_pool_on(isa, &t, &x)),
+                bits(&want_y),
+                "{isa:?} forward {t:?}"
+            );
+            assert_eq!(
+                bits(&max_pool_backward_on(isa, &t, &x, &dy)),
+                bits(&want_dx),
+                "{isa:?} backward {t:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn avg_pool_matches_naive_windows() {
     for (case, t) in cases().iter().enumerate() {
