@@ -66,18 +66,15 @@ impl Tiles {
         assert_eq!(y, self.planes * self.out_len(), "pool: output length");
     }
 
-    /// The window-relative index (`ky * kw + kx`) of the first maximum of window `(oy, ox)`
-    /// of `plane`, in row-major order: strict `>` keeps the earliest of equal values (where
+    /// The window-relative index (`ky * kw + kx`) of the first maximum of window `i` of
+    /// `plane`, in row-major order: strict `>` keeps the earliest of equal values (where
     /// PyTorch sends the gradient on ties), and a NaN wins only as the first element.
-    #[inline(always)]
-    fn argmax(&self, plane: &[f32], oy: usize, ox: usize) -> usize {
-        let [kh, kw] = self.kernel;
-        let at = |i: usize| plane[(oy * kh + i / kw) * self.width + ox * kw + i % kw];
-        let (mut best, mut value) = (0, at(0));
-        for i in 1..kh * kw {
-            let v = at(i);
+    fn argmax(&self, plane: &[f32], i: usize) -> usize {
+        let (mut best, mut value) = (0, plane[element(self, i, 0)]);
+        for k in 1..self.kernel[0] * self.kernel[1] {
+            let v = plane[element(self, i, k)];
             if v > value {
-                (best, value) = (i, v);
+                (best, value) = (k, v);
             }
         }
         best
@@ -92,9 +89,11 @@ fn grow(out: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut out[start..]
 }
 
-/// The maximum of each window.
-pub fn max_pool(t: &Tiles, x: &[f32]) -> Vec<f32> {
-    max_pool_on(Isa::chosen(), t, x)
+/// The maximum of each window; with `keep_argmax` (and windows of at most 256 elements),
+/// also each window's first maximum as a window-relative index `ky * kw + kx`, for
+/// `max_pool_backward_from_argmax`.
+pub fn max_pool(t: &Tiles, x: &[f32], keep_argmax: bool) -> (Vec<f32>, Option<Vec<u8>>) {
+    max_pool_on(Isa::chosen(), t, x, keep_argmax)
 }
 
 /// The output gradient of each window goes to its first maximum; other elements get 0.
@@ -102,24 +101,49 @@ pub fn max_pool_backward(t: &Tiles, x: &[f32], dy: &[f32]) -> Vec<f32> {
     max_pool_backward_on(Isa::chosen(), t, x, dy)
 }
 
-pub(crate) fn max_pool_on(isa: Isa, t: &Tiles, x: &[f32]) -> Vec<f32> {
-    t.check(x.len(), t.planes * t.out_len());
-    let mut y = Vec::with_capacity(t.planes * t.out_len());
+/// As `max_pool_backward`, from the argmax `max_pool` kept (without reading the input).
+pub fn max_pool_backward_from_argmax(t: &Tiles, argmax: &[u8], dy: &[f32]) -> Vec<f32> {
+    max_pool_backward_from_argmax_on(Isa::chosen(), t, argmax, dy)
+}
+
+/// Where window `i` of a plane has its element `k` (window-relative, row-major).
+fn element(t: &Tiles, i: usize, k: usize) -> usize {
+    let [kh, kw] = t.kernel;
+    let (oy, ox) = (i / t.out[1], i % t.out[1]);
+    (oy * kh + k / kw) * t.width + ox * kw + k % kw
+}
+
+pub(crate) fn max_pool_on(
+    isa: Isa,
+    t: &Tiles,
+    x: &[f32],
+    keep_argmax: bool,
+) -> (Vec<f32>, Option<Vec<u8>>) {
+    let out_len = t.out_len();
+    t.check(x.len(), t.planes * out_len);
+    let mut y = Vec::with_capacity(t.planes * out_len);
+    let mut argmax = (keep_argmax && t.kernel[0] * t.kernel[1] <= 256)
+        .then(|| Vec::with_capacity(t.planes * out_len));
     for plane in x.chunks_exact(t.plane_len().max(1)).take(t.planes) {
-        let dst = grow(&mut y, t.out_len());
+        let dst = grow(&mut y, out_len);
+        let mut best = argmax.as_mut().map(|a: &mut Vec<u8>| {
+            let start = a.len();
+            a.resize(start + out_len, 0);
+            &mut a[start..]
+        });
         if t.kernel == [2, 2] {
-            max_2x2(isa, t, plane, dst);
-        } else {
-            for (i, d) in dst.iter_mut().enumerate() {
-                let (oy, ox) = (i / t.out[1], i % t.out[1]);
-                let best = t.argmax(plane, oy, ox);
-                *d = plane[(oy * t.kernel[0] + best / t.kernel[1]) * t.width
-                    + ox * t.kernel[1]
-                    + best % t.kernel[1]];
+            max_2x2(isa, t, plane, dst, best);
+            continue;
+        }
+        for (i, d) in dst.iter_mut().enumerate() {
+            let k = t.argmax(plane, i);
+            *d = plane[element(t, i, k)];
+            if let Some(best) = &mut best {
+                best[i] = k as u8;
             }
         }
     }
-    y
+    (y, argmax)
 }
 
 pub(crate) fn max_pool_backward_on(isa: Isa, t: &Tiles, x: &[f32], dy: &[f32]) -> Vec<f32> {
@@ -133,17 +157,47 @@ pub(crate) fn max_pool_backward_on(isa: Isa, t: &Tiles, x: &[f32], dy: &[f32]) -
         let dst = grow(&mut dx, t.plane_len());
         if t.kernel == [2, 2] {
             max_2x2_backward(isa, t, plane, g, dst);
-        } else {
-            for (i, &gi) in g.iter().enumerate() {
-                let (oy, ox) = (i / t.out[1], i % t.out[1]);
-                let best = t.argmax(plane, oy, ox);
-                let at = (oy * t.kernel[0] + best / t.kernel[1]) * t.width
-                    + ox * t.kernel[1]
-                    + best % t.kernel[1];
-                dst[at] = gi;
-            }
+            continue;
+        }
+        for (i, &gi) in g.iter().enumerate() {
+            dst[element(t, i, t.argmax(plane, i))] = gi;
         }
     }
+    dx
+}
+
+pub(crate) fn max_pool_backward_from_argmax_on(
+    isa: Isa,
+    t: &Tiles,
+    argmax: &[u8],
+    dy: &[f32],
+) -> Vec<f32> {
+    let out_len = t.out_len();
+    t.check(t.planes * t.plane_len(), dy.len());
+    assert_eq!(argmax.len(), dy.len(), "pool: argmax length");
+    let mut dx = Vec::with_capacity(t.planes * t.plane_len());
+    let planes = argmax
+        .chunks_exact(out_len.max(1))
+        .zip(dy.chunks_exact(out_len.max(1)));
+    for (best, g) in planes {
+        let dst = grow(&mut dx, t.plane_len());
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && t.kernel == [2, 2] {
+            // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; the kernel checks
+            // the plane lengths against `t`.
+            unsafe { avx512::max_2x2_backward_from_argmax(t, best, g, dst) };
+            continue;
+        }
+        let window = t.kernel[0] * t.kernel[1];
+        for (i, (&k, &gi)) in best.iter().zip(g).enumerate() {
+            assert!(
+                usize::from(k) < window,
+                "pool: argmax {k} outside a window of {window}"
+            );
+            dst[element(t, i, usize::from(k))] = gi;
+        }
+    }
+    let _ = isa;
     dx
 }
 
@@ -189,22 +243,25 @@ pub fn avg_pool_backward(t: &Tiles, dy: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// The 2 x 2 maximum of one plane: per window, the sequential strict-`>` comparisons of
-/// `Tiles::argmax`.
-fn max_2x2_portable(t: &Tiles, plane: &[f32], y: &mut [f32]) {
+/// The 2 x 2 maximum of one plane (and its argmax, if wanted): per window, the sequential
+/// strict-`>` comparisons of `Tiles::argmax`.
+fn max_2x2_portable(t: &Tiles, plane: &[f32], y: &mut [f32], mut argmax: Option<&mut [u8]>) {
     let ow = t.out[1];
     for (oy, y_row) in y.chunks_exact_mut(ow).enumerate() {
         let r0 = &plane[2 * oy * t.width..][..2 * ow];
         let r1 = &plane[(2 * oy + 1) * t.width..][..2 * ow];
-        for ((d, top), bottom) in y_row
-            .iter_mut()
-            .zip(r0.chunks_exact(2))
-            .zip(r1.chunks_exact(2))
-        {
-            let mut m = top[0];
-            m = if top[1] > m { top[1] } else { m };
-            m = if bottom[0] > m { bottom[0] } else { m };
-            *d = if bottom[1] > m { bottom[1] } else { m };
+        let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        for (ox, (d, (top, bottom))) in y_row.iter_mut().zip(windows).enumerate() {
+            let (mut m, mut best) = (top[0], 0);
+            for (k, v) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
+                if v > m {
+                    (m, best) = (v, k);
+                }
+            }
+            *d = m;
+            if let Some(a) = &mut argmax {
+                a[oy * ow + ox] = best;
+            }
         }
     }
 }
@@ -239,22 +296,22 @@ fn max_2x2_backward_portable(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32
     }
 }
 
-fn max_2x2(isa: Isa, t: &Tiles, plane: &[f32], y: &mut [f32]) {
+fn max_2x2(isa: Isa, t: &Tiles, plane: &[f32], y: &mut [f32], argmax: Option<&mut [u8]>) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
-        // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; `plane` and `y` are
-        // a whole input plane and output plane of `t` (checked by the callers).
-        unsafe { avx512::max_2x2(t, plane, y) };
+        // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; the kernel checks
+        // the plane lengths against `t`.
+        unsafe { avx512::max_2x2(t, plane, y, argmax) };
         return;
     }
     let _ = isa;
-    max_2x2_portable(t, plane, y);
+    max_2x2_portable(t, plane, y, argmax);
 }
 
 fn max_2x2_backward(isa: Isa, t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
-        // SAFETY: as in `max_2x2`, with `dy` an output plane and `dx` an input plane.
+        // SAFETY: as in `max_2x2`.
         unsafe { avx512::max_2x2_backward(t, plane, dy, dx) };
         return;
     }

@@ -2,7 +2,7 @@
 
 use dlbench_core::ir::Pool2d;
 
-use super::Buf;
+use super::{Buf, Saved};
 use crate::kernels::pool::{self as tiles, Tiles};
 
 /// One output position's window on one axis, in input coordinates.
@@ -112,10 +112,14 @@ fn argmax(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize>
     best
 }
 
-/// The maximum of each window over the real input; padding counts as -inf.
-pub fn max_pool2d(p: &Pool2d, x: &Buf) -> Buf {
+/// The maximum of each window over the real input; padding counts as -inf. With
+/// `keep_argmax` (a training forward), whole-window pooling keeps where each maximum was,
+/// so the backward pass need not read the input again.
+pub fn max_pool2d(p: &Pool2d, x: &Buf, keep_argmax: bool) -> (Buf, Saved) {
     if let Some(t) = tiles(p, x) {
-        return Buf::new(pooled_shape(x, &t), tiles::max_pool(&t, &x.data));
+        let (y, argmax) = tiles::max_pool(&t, &x.data, keep_argmax);
+        let saved = argmax.map_or(Saved::Nothing, Saved::PoolArgmax);
+        return (Buf::new(pooled_shape(x, &t), y), saved);
     }
     let win = Windows::new(p, x);
     let mut y = vec![f32::NEG_INFINITY; win.output_len()];
@@ -124,13 +128,16 @@ pub fn max_pool2d(p: &Pool2d, x: &Buf) -> Buf {
             y[yi] = x.data[t];
         }
     });
-    Buf::new(win.output_shape(x), y)
+    (Buf::new(win.output_shape(x), y), Saved::Nothing)
 }
 
 /// The gradient goes to the first maximum of each window (PyTorch's choice on ties).
-pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
+pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], saved: &Saved) -> Vec<f32> {
     if let Some(t) = tiles(p, x) {
-        return tiles::max_pool_backward(&t, &x.data, dy);
+        return match saved {
+            Saved::PoolArgmax(argmax) => tiles::max_pool_backward_from_argmax(&t, argmax, dy),
+            _ => tiles::max_pool_backward(&t, &x.data, dy),
+        };
     }
     let win = Windows::new(p, x);
     let mut dx = vec![0.0; x.data.len()];

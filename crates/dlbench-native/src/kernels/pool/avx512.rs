@@ -1,12 +1,13 @@
 //! The 2 x 2 max-pooling kernels in AVX-512F: 16 windows at a time, the two input rows'
 //! even and odd columns separated by lane permutes, then the window's four values compared in
-//! row-major order exactly as the scalar code does (`vmaxps(v, m)` is `v > m ? v : m`, NaN
-//! and signed zeros included).
+//! row-major order exactly as the scalar code does (`v > m ? v : m`, so NaN and signed zeros
+//! come out the same), and gradients interleaved back by the inverse permutes.
 
 use std::arch::x86_64::{
-    __m512, __m512i, __mmask16, _mm512_cmp_ps_mask, _mm512_loadu_si512, _mm512_mask_blend_ps,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps, _mm512_max_ps,
-    _mm512_permutex2var_ps, _CMP_GT_OQ,
+    __m512, __m512i, __mmask16, _mm512_cmp_ps_mask, _mm512_cmpeq_epi32_mask, _mm512_cvtepu8_epi32,
+    _mm512_loadu_si512, _mm512_mask_blend_ps, _mm512_mask_cvtepi32_storeu_epi8,
+    _mm512_mask_mov_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps,
+    _mm512_permutex2var_ps, _mm512_set1_epi32, _mm512_setzero_si512, _mm_loadu_si128, _CMP_GT_OQ,
 };
 
 use super::Tiles;
@@ -24,108 +25,206 @@ fn indices(f: impl Fn(i32) -> i32) -> __m512i {
     unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }
 }
 
-/// The even and odd columns of the `2n` floats at `row` (`n <= 16` windows).
-///
-/// # Safety
-/// AVX-512F; `row` readable for `2n` floats.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn split(row: *const f32, n: usize, even: __m512i, odd: __m512i) -> (__m512, __m512) {
-    // SAFETY: the lanes loaded are the `2n` floats at `row` (the second vector's address is
-    // only formed, with wrapping arithmetic, when it loads nothing).
-    let (lo, hi) = unsafe {
-        (
-            _mm512_maskz_loadu_ps(first((2 * n).min(16)), row),
-            _mm512_maskz_loadu_ps(first((2 * n).saturating_sub(16)), row.wrapping_add(16)),
-        )
-    };
-    (
-        _mm512_permutex2var_ps(lo, even, hi),
-        _mm512_permutex2var_ps(lo, odd, hi),
-    )
+/// The lane permutations: `even` / `odd` split 32 consecutive floats into their even and odd
+/// columns, `low` / `high` interleave two vectors back into 32.
+struct Permutes {
+    even: __m512i,
+    odd: __m512i,
+    low: __m512i,
+    high: __m512i,
 }
 
-/// As `super::max_2x2_portable`.
+impl Permutes {
+    fn new() -> Self {
+        Permutes {
+            even: indices(|i| 2 * i),
+            odd: indices(|i| 2 * i + 1),
+            low: indices(|i| i / 2 + 16 * (i % 2)),
+            high: indices(|i| 8 + i / 2 + 16 * (i % 2)),
+        }
+    }
+}
+
+/// Where `n <= 16` windows of a row of windows lie: the offsets of their top-left elements in
+/// the plane (`top`, and `top + width` below), and the load / store masks of the 2n floats
+/// per input row.
+#[derive(Clone, Copy)]
+struct Span {
+    top: usize,
+    width: usize,
+    n: usize,
+}
+
+impl Span {
+    fn masks(&self) -> (__mmask16, __mmask16) {
+        (
+            first((2 * self.n).min(16)),
+            first((2 * self.n).saturating_sub(16)),
+        )
+    }
+}
+
+/// The windows' elements in row-major order: top-left, top-right, bottom-left, bottom-right.
 ///
 /// # Safety
-/// AVX-512F; `plane` is an input plane of `t` and `y` an output plane, `t.kernel == [2, 2]`.
+/// AVX-512F; the plane at `plane` holds both input rows of the span's `2n` columns.
+#[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn max_2x2(t: &Tiles, plane: &[f32], y: &mut [f32]) {
+unsafe fn load(plane: *const f32, s: Span, p: &Permutes) -> [__m512; 4] {
+    let (lo, hi) = s.masks();
+    let split = |at: usize| {
+        // SAFETY: the lanes loaded are the `2n` floats of the span in one input row (the
+        // second vector's address is only formed, with wrapping arithmetic, when it loads
+        // nothing).
+        let (a, b) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(lo, plane.add(at)),
+                _mm512_maskz_loadu_ps(hi, plane.wrapping_add(at + 16)),
+            )
+        };
+        (
+            _mm512_permutex2var_ps(a, p.even, b),
+            _mm512_permutex2var_ps(a, p.odd, b),
+        )
+    };
+    let ((a, b), (c, d)) = (split(s.top), split(s.top + s.width));
+    [a, b, c, d]
+}
+
+/// Each window's maximum, and which element is its first maximum (one mask per element):
+/// the last one strictly greater than all before it.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn first_max([a, b, c, d]: [__m512; 4]) -> (__m512, [__mmask16; 4]) {
+    let beats_a = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a);
+    let m = _mm512_mask_blend_ps(beats_a, a, b);
+    let beats_ab = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(c, m);
+    let m = _mm512_mask_blend_ps(beats_ab, m, c);
+    let beats_abc = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, m);
+    let m = _mm512_mask_blend_ps(beats_abc, m, d);
+    let wins = [
+        !(beats_a | beats_ab | beats_abc),
+        beats_a & !beats_ab & !beats_abc,
+        beats_ab & !beats_abc,
+        beats_abc,
+    ];
+    (m, wins)
+}
+
+/// Writes gradient `g` of each window to the element `wins` marks, zeros to the others.
+///
+/// # Safety
+/// AVX-512F; the plane at `dx` holds both input rows of the span's `2n` columns.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_grads(dx: *mut f32, s: Span, g: __m512, wins: [__mmask16; 4], p: &Permutes) {
+    let (lo, hi) = s.masks();
+    let [ga, gb, gc, gd] = wins.map(|w| _mm512_maskz_mov_ps(w, g));
+    for (at, left, right) in [(s.top, ga, gb), (s.top + s.width, gc, gd)] {
+        // SAFETY: the lanes stored are the `2n` floats of the span in one input row.
+        unsafe {
+            _mm512_mask_storeu_ps(dx.add(at), lo, _mm512_permutex2var_ps(left, p.low, right));
+            let upper = _mm512_permutex2var_ps(left, p.high, right);
+            _mm512_mask_storeu_ps(dx.wrapping_add(at + 16), hi, upper);
+        }
+    }
+}
+
+/// Calls `f(span, output offset)` for each run of up to 16 windows.
+fn for_each_span(t: &Tiles, mut f: impl FnMut(Span, usize)) {
     let (w, ow) = (t.width, t.out[1]);
-    assert!(plane.len() >= t.height * w && y.len() >= t.out[0] * ow && 2 * t.out[0] <= t.height);
-    let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
     for oy in 0..t.out[0] {
         for ox in (0..ow).step_by(16) {
             let n = (ow - ox).min(16);
-            // SAFETY: input rows `2oy` and `2oy + 1 < height`, columns `2ox..2(ox + n) <= w`;
-            // output row `oy`, columns `ox..ox + n <= ow`.
-            unsafe {
-                let (a, b) = split(plane.as_ptr().add(2 * oy * w + 2 * ox), n, even, odd);
-                let (c, d) = split(plane.as_ptr().add((2 * oy + 1) * w + 2 * ox), n, even, odd);
-                let m = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, a)));
-                _mm512_mask_storeu_ps(y.as_mut_ptr().add(oy * ow + ox), first(n), m);
-            }
+            let top = 2 * oy * w + 2 * ox;
+            f(Span { top, width: w, n }, oy * ow + ox);
         }
     }
+}
+
+/// Checks the plane lengths the kernels index by.
+fn check(t: &Tiles, plane: usize, out: usize) {
+    assert!(t.kernel == [2, 2] && 2 * t.out[0] <= t.height && 2 * t.out[1] <= t.width);
+    assert!(plane >= t.height * t.width && out >= t.out[0] * t.out[1]);
+}
+
+/// As `super::max_2x2_portable`, also writing each window's argmax (0..4) if `argmax` is
+/// given.
+///
+/// # Safety
+/// AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn max_2x2(t: &Tiles, plane: &[f32], y: &mut [f32], argmax: Option<&mut [u8]>) {
+    check(t, plane.len(), y.len());
+    let p = Permutes::new();
+    let (xp, yp) = (plane.as_ptr(), y.as_mut_ptr());
+    let mut argmax = argmax.map(|a| {
+        assert!(a.len() >= t.out[0] * t.out[1]);
+        a.as_mut_ptr()
+    });
+    for_each_span(t, |s, out| {
+        // SAFETY: the span lies inside the plane and its `n` outputs inside `y` and
+        // `argmax` (`check`).
+        unsafe {
+            let (m, wins) = first_max(load(xp, s, &p));
+            _mm512_mask_storeu_ps(yp.add(out), first(s.n), m);
+            if let Some(a) = &mut argmax {
+                let mut idx = _mm512_setzero_si512();
+                for (k, w) in wins.into_iter().enumerate().skip(1) {
+                    idx = _mm512_mask_mov_epi32(idx, w, _mm512_set1_epi32(k as i32));
+                }
+                _mm512_mask_cvtepi32_storeu_epi8(a.add(out).cast(), first(s.n), idx);
+            }
+        }
+    });
 }
 
 /// As `super::max_2x2_backward_portable`.
 ///
 /// # Safety
-/// As `max_2x2`, with `dy` an output plane and `dx` an input plane.
+/// AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn max_2x2_backward(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (w, ow) = (t.width, t.out[1]);
-    let plane_len = t.height * w;
-    assert!(plane.len() >= plane_len && dx.len() >= plane_len && 2 * t.out[0] <= t.height);
-    assert!(dy.len() >= t.out[0] * ow);
-    let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
-    // Interleaving back: lane 2i from the first operand's lane i, 2i + 1 from the second's.
-    let low = indices(|i| i / 2 + 16 * (i % 2));
-    let high = indices(|i| 8 + i / 2 + 16 * (i % 2));
-    for oy in 0..t.out[0] {
-        for ox in (0..ow).step_by(16) {
-            let n = (ow - ox).min(16);
-            let (m_lo, m_hi) = (first((2 * n).min(16)), first((2 * n).saturating_sub(16)));
-            // SAFETY: as in `max_2x2`, for reading `plane` and `dy` and writing `dx`.
-            unsafe {
-                let r0 = 2 * oy * w + 2 * ox;
-                let r1 = r0 + w;
-                let (a, b) = split(plane.as_ptr().add(r0), n, even, odd);
-                let (c, d) = split(plane.as_ptr().add(r1), n, even, odd);
-                let g = _mm512_maskz_loadu_ps(first(n), dy.as_ptr().add(oy * ow + ox));
-                // Which element wins: the last one strictly greater than all before it.
-                let beats_a = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a);
-                let m = _mm512_mask_blend_ps(beats_a, a, b);
-                let beats_ab = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(c, m);
-                let m = _mm512_mask_blend_ps(beats_ab, m, c);
-                let beats_abc = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, m);
-                let wins_d = beats_abc;
-                let wins_c = beats_ab & !wins_d;
-                let wins_b = beats_a & !beats_ab & !wins_d;
-                let wins_a = !(beats_a | beats_ab | beats_abc);
-                let (ga, gb) = (
-                    _mm512_maskz_mov_ps(wins_a, g),
-                    _mm512_maskz_mov_ps(wins_b, g),
-                );
-                let (gc, gd) = (
-                    _mm512_maskz_mov_ps(wins_c, g),
-                    _mm512_maskz_mov_ps(wins_d, g),
-                );
-                let out = dx.as_mut_ptr();
-                _mm512_mask_storeu_ps(out.add(r0), m_lo, _mm512_permutex2var_ps(ga, low, gb));
-                _mm512_mask_storeu_ps(
-                    out.wrapping_add(r0 + 16),
-                    m_hi,
-                    _mm512_permutex2var_ps(ga, high, gb),
-                );
-                _mm512_mask_storeu_ps(out.add(r1), m_lo, _mm512_permutex2var_ps(gc, low, gd));
-                _mm512_mask_storeu_ps(
-                    out.wrapping_add(r1 + 16),
-                    m_hi,
-                    _mm512_permutex2var_ps(gc, high, gd),
-                );
-            }
+    check(t, plane.len(), dy.len());
+    assert!(dx.len() >= t.height * t.width);
+    let p = Permutes::new();
+    let (xp, gp, dp) = (plane.as_ptr(), dy.as_ptr(), dx.as_mut_ptr());
+    for_each_span(t, |s, out| {
+        // SAFETY: as in `max_2x2`, with `dx` shaped as the plane and `dy` as the output.
+        unsafe {
+            let (_, wins) = first_max(load(xp, s, &p));
+            let g = _mm512_maskz_loadu_ps(first(s.n), gp.add(out));
+            store_grads(dp, s, g, wins, &p);
         }
-    }
+    });
+}
+
+/// As `super::max_2x2_backward_portable`, from the argmax `max_2x2` saved.
+///
+/// # Safety
+/// AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn max_2x2_backward_from_argmax(
+    t: &Tiles,
+    argmax: &[u8],
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    check(t, t.height * t.width, dy.len());
+    assert!(argmax.len() >= dy.len() && dx.len() >= t.height * t.width);
+    let p = Permutes::new();
+    let (gp, dp) = (dy.as_ptr(), dx.as_mut_ptr());
+    for_each_span(t, |s, out| {
+        // Through a 16-byte buffer: the last run of a plane may end near the buffer's end.
+        let mut bytes = [0u8; 16];
+        bytes[..s.n].copy_from_slice(&argmax[out..out + s.n]);
+        // SAFETY: as in `max_2x2_backward`; `bytes` is 16 readable bytes.
+        unsafe {
+            let idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(bytes.as_ptr().cast()));
+            let wins: [__mmask16; 4] =
+                std::array::from_fn(|k| _mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(k as i32)));
+            let g = _mm512_maskz_loadu_ps(first(s.n), gp.add(out));
+            store_grads(dp, s, g, wins, &p);
+        }
+    });
 }

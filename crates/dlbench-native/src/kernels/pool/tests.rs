@@ -2,7 +2,10 @@
 //! others, with input rows and columns past the last window, and with values drawn from a few
 //! levels so that windows hold ties (the gradient must go to the first maximum).
 
-use super::{avg_pool, avg_pool_backward, max_pool_backward_on, max_pool_on, Isa, Tiles};
+use super::{
+    avg_pool, avg_pool_backward, max_pool_backward_from_argmax_on, max_pool_backward_on,
+    max_pool_on, Isa, Tiles,
+};
 
 /// Values from a fixed xorshift sequence: `levels` distinct values in [-1, 1) (ties when
 /// `levels` is small).
@@ -59,31 +62,53 @@ fn for_each_window(t: &Tiles, mut f: impl FnMut(usize, Vec<usize>)) {
     }
 }
 
+/// Checks every path's forward (with and without argmax), its argmax, and both backward
+/// passes against the naive first maximum of each window, bitwise (NaN and signed zeros
+/// included).
+fn check_max_pool(t: &Tiles, x: &[f32], dy: &[f32]) {
+    let out_len = dy.len();
+    let mut want_y = vec![0.0f32; out_len];
+    let mut want_argmax = vec![0u8; out_len];
+    let mut want_dx = vec![0.0f32; x.len()];
+    for_each_window(t, |yi, win| {
+        let first_max = (0..win.len()).fold(0, |b, k| if x[win[k]] > x[win[b]] { k } else { b });
+        want_y[yi] = x[win[first_max]];
+        want_argmax[yi] = first_max as u8;
+        want_dx[win[first_max]] = dy[yi];
+    });
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for isa in Isa::available() {
+        let (y, argmax) = max_pool_on(isa, t, x, true);
+        assert_eq!(bits(&y), bits(&want_y), "{isa:?} forward {t:?}");
+        assert_eq!(
+            argmax.as_deref(),
+            Some(&want_argmax[..]),
+            "{isa:?} argmax {t:?}"
+        );
+        let (y, argmax) = max_pool_on(isa, t, x, false);
+        assert_eq!(
+            (bits(&y), argmax),
+            (bits(&want_y), None),
+            "{isa:?} forward {t:?}"
+        );
+        let dx = max_pool_backward_on(isa, t, x, dy);
+        assert_eq!(bits(&dx), bits(&want_dx), "{isa:?} backward {t:?}");
+        let dx = max_pool_backward_from_argmax_on(isa, t, &want_argmax, dy);
+        assert_eq!(
+            bits(&dx),
+            bits(&want_dx),
+            "{isa:?} backward from argmax {t:?}"
+        );
+    }
+}
+
 #[test]
 fn max_pool_matches_naive_windows() {
     for (case, t) in cases().iter().enumerate() {
         let len = t.planes * t.height * t.width;
         let x = values(case as u64 + 1, len, 5);
-        let out_len = t.planes * t.out[0] * t.out[1];
-        let dy = values(case as u64 + 100, out_len, 1 << 20);
-        let mut want_y = vec![0.0; out_len];
-        let mut want_dx = vec![0.0; len];
-        for_each_window(t, |yi, win| {
-            let first_max = win
-                .iter()
-                .copied()
-                .fold(win[0], |b, i| if x[i] > x[b] { i } else { b });
-            want_y[yi] = x[first_max];
-            want_dx[first_max] = dy[yi];
-        });
-        for isa in Isa::available() {
-            assert_eq!(max_pool_on(isa, t, &x), want_y, "{isa:?} forward {t:?}");
-            assert_eq!(
-                max_pool_backward_on(isa, t, &x, &dy),
-                want_dx,
-                "{isa:?} backward {t:?}"
-            );
-        }
+        let dy = values(case as u64 + 100, t.planes * t.out[0] * t.out[1], 1 << 20);
+        check_max_pool(t, &x, &dy);
     }
 }
 
@@ -97,31 +122,8 @@ fn max_pool_keeps_the_first_maximum_of_zeros_and_nan() {
         let x: Vec<f32> = (0..len)
             .map(|i| palette[(i * 7 + i / 5) % palette.len()])
             .collect();
-        let out_len = t.planes * t.out[0] * t.out[1];
-        let dy = values(3, out_len, 1 << 20);
-        let mut want_y = vec![0.0f32; out_len];
-        let mut want_dx = vec![0.0f32; len];
-        for_each_window(&t, |yi, win| {
-            let first_max = win
-                .iter()
-                .copied()
-                .fold(win[0], |b, i| if x[i] > x[b] { i } else { b });
-            want_y[yi] = x[first_max];
-            want_dx[first_max] = dy[yi];
-        });
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        for isa in Isa::available() {
-            assert_eq!(
-                bits(&max_pool_on(isa, &t, &x)),
-                bits(&want_y),
-                "{isa:?} forward {t:?}"
-            );
-            assert_eq!(
-                bits(&max_pool_backward_on(isa, &t, &x, &dy)),
-                bits(&want_dx),
-                "{isa:?} backward {t:?}"
-            );
-        }
+        let dy = values(3, t.planes * t.out[0] * t.out[1], 1 << 20);
+        check_max_pool(&t, &x, &dy);
     }
 }
 
