@@ -4,10 +4,10 @@
 //! come out the same), and gradients interleaved back by the inverse permutes.
 
 use std::arch::x86_64::{
-    __m512, __m512i, __mmask16, _mm512_cmp_ps_mask, _mm512_cmpeq_epi32_mask, _mm512_cvtepu8_epi32,
-    _mm512_loadu_si512, _mm512_mask_blend_ps, _mm512_mask_cvtepi32_storeu_epi8,
-    _mm512_mask_mov_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps,
-    _mm512_permutex2var_ps, _mm512_set1_epi32, _mm512_setzero_si512, _mm_loadu_si128, _CMP_GT_OQ,
+    __m512, __m512i, __mmask16, _mm512_cmp_ps_mask, _mm512_cmpeq_epi32_mask, _mm512_cvtepi32_epi8,
+    _mm512_cvtepu8_epi32, _mm512_loadu_si512, _mm512_mask_blend_ps, _mm512_mask_mov_epi32,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps, _mm512_permutex2var_ps,
+    _mm512_set1_epi32, _mm512_setzero_si512, _mm_loadu_si128, _mm_storeu_si128, _CMP_GT_OQ,
 };
 
 use super::Tiles;
@@ -158,22 +158,28 @@ pub(super) unsafe fn max_2x2(t: &Tiles, plane: &[f32], y: &mut [f32], argmax: Op
     check(t, plane.len(), y.len());
     let p = Permutes::new();
     let (xp, yp) = (plane.as_ptr(), y.as_mut_ptr());
-    let mut argmax = argmax.map(|a| {
-        assert!(a.len() >= t.out[0] * t.out[1]);
-        a.as_mut_ptr()
-    });
+    let mut argmax = argmax.inspect(|a| assert!(a.len() >= t.out[0] * t.out[1]));
     for_each_span(t, |s, out| {
-        // SAFETY: the span lies inside the plane and its `n` outputs inside `y` and
-        // `argmax` (`check`).
-        unsafe {
+        // SAFETY: the span lies inside the plane and its `n` outputs inside `y` (`check`).
+        let idx = unsafe {
             let (m, wins) = first_max(load(xp, s, &p));
             _mm512_mask_storeu_ps(yp.add(out), first(s.n), m);
-            if let Some(a) = &mut argmax {
-                let mut idx = _mm512_setzero_si512();
-                for (k, w) in wins.into_iter().enumerate().skip(1) {
-                    idx = _mm512_mask_mov_epi32(idx, w, _mm512_set1_epi32(k as i32));
-                }
-                _mm512_mask_cvtepi32_storeu_epi8(a.add(out).cast(), first(s.n), idx);
+            let mut idx = _mm512_setzero_si512();
+            for (k, w) in wins.into_iter().enumerate().skip(1) {
+                idx = _mm512_mask_mov_epi32(idx, w, _mm512_set1_epi32(k as i32));
+            }
+            _mm512_cvtepi32_epi8(idx)
+        };
+        if let Some(a) = &mut argmax {
+            // 16 bytes stored in place (those past the run are rewritten by the next run), or
+            // near the end of the plane through a buffer. (A masked narrowing store, `vpmovdb`
+            // to memory, measured several times slower.)
+            let mut bytes = [0u8; 16];
+            let run = a.get_mut(out..out + 16).unwrap_or(&mut bytes);
+            // SAFETY: `run` is 16 writable bytes.
+            unsafe { _mm_storeu_si128(run.as_mut_ptr().cast(), idx) };
+            if a.len() < out + 16 {
+                a[out..out + s.n].copy_from_slice(&bytes[..s.n]);
             }
         }
     });
@@ -215,12 +221,19 @@ pub(super) unsafe fn max_2x2_backward_from_argmax(
     let p = Permutes::new();
     let (gp, dp) = (dy.as_ptr(), dx.as_mut_ptr());
     for_each_span(t, |s, out| {
-        // Through a 16-byte buffer: the last run of a plane may end near the buffer's end.
+        // 16 bytes read in place, or (near the end of the plane) through a buffer. (Copying
+        // every run to a buffer stalls the load on store-to-load forwarding.)
         let mut bytes = [0u8; 16];
-        bytes[..s.n].copy_from_slice(&argmax[out..out + s.n]);
-        // SAFETY: as in `max_2x2_backward`; `bytes` is 16 readable bytes.
+        let run = match argmax.get(out..out + 16) {
+            Some(run) => run,
+            None => {
+                bytes[..s.n].copy_from_slice(&argmax[out..out + s.n]);
+                &bytes
+            }
+        };
+        // SAFETY: as in `max_2x2_backward`; `run` is 16 readable bytes.
         unsafe {
-            let idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(bytes.as_ptr().cast()));
+            let idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(run.as_ptr().cast()));
             let wins: [__mmask16; 4] =
                 std::array::from_fn(|k| _mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(k as i32)));
             let g = _mm512_maskz_loadu_ps(first(s.n), gp.add(out));
