@@ -1,9 +1,16 @@
 //! 2-D convolution (cross-correlation, PyTorch semantics), OIHW weights, as one `sgemm` per
 //! image and group on the lowered input: `Y = W col` (im2col), `dW += dY col^T` (im2row,
 //! the transposed lowering, which `sgemm` reads in place; its taps are channels-last, so dW
-//! is reordered once at the end), `dcol = W^T dY` raised onto the input by col2im. One image's column matrix (tens to hundreds of KiB) stays in L2 between
-//! its lowering and its product; lowering the whole batch into one wide product was measured
-//! no faster once the per-image output is written in place (see `conv2d`).
+//! is reordered once at the end), `dcol = W^T dY` raised onto the input by col2im.
+//!
+//! One image's column matrix (tens to hundreds of KiB) stays in L2 between its lowering and
+//! its product, and each product writes its image's output in place. Lowering the whole
+//! batch into one wide product instead was measured (seed CNN, batch 32, forward) at 2.43 ms
+//! against 2.48 ms for the second layer, before counting the 6 MiB column matrix's trip
+//! through memory, and 0.30 against 0.28 ms for the first (the output then needs a transpose
+//! to NCHW): not worth a second code path.
+
+use std::cell::RefCell;
 
 use dlbench_core::ir::Conv2d;
 
@@ -13,10 +20,13 @@ use crate::kernels::gemm::{sgemm, MatRef};
 use crate::kernels::im2col::{col2im_add, im2col, im2row, Lowering};
 
 /// Taps per output (rows of the column matrix) below which the weight gradient is computed as
-/// dot products of rows (`dW[o, t] = dY[o, :] · col[t, :]`) rather than by `sgemm`, whose
-/// 64-wide tiles would be mostly padding. Measured on the seed CNN's first layer (9 taps,
-/// 900 positions): 0.13 ms per batch of 32 as dot products, 0.9 ms through `sgemm`.
-const DOT_TAPS: usize = 32;
+/// dot products of rows (`dW[o, t] = dY[o, :] · col[t, :]`) rather than by `sgemm`: fewer
+/// taps than one 64-wide `sgemm` tile leave every tile partly empty. Measured (batch of 32,
+/// lowering included): 9 taps on 30x30 outputs, 32 filters, 0.28 ms against 2.4 ms; 36 taps
+/// on 14x14, 0.22 against 0.43 ms; at 72 taps the dot products still win with 32 filters
+/// (0.44 against 0.58 ms) but lose with 64 (1.15 against 0.96 ms), and at 288 taps (the seed
+/// CNN's second layer) take twice as long.
+const DOT_TAPS: usize = 64;
 
 /// Sizes of one convolution, read from the input and weight shapes.
 struct Geometry {
@@ -92,40 +102,42 @@ pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, threads: usize)
     // Built an image at a time: each image's block is written (bias or zeros) just before its
     // product accumulates onto it, while it is still in cache.
     let mut y = Vec::with_capacity(g.n * g.o * plane);
-    let mut col = vec![0.0; if g.low.is_identity() { 0 } else { rows * plane }];
-    for n in 0..g.n {
-        for grp in 0..g.groups {
-            let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
-            let lowered: &[f32] = if g.low.is_identity() {
-                image
-            } else {
-                im2col(&g.low, image, &mut col);
-                &col
-            };
-            let at = y.len();
-            let beta = match b {
-                Some(b) => {
-                    for &bias in &b.data[grp * opg..(grp + 1) * opg] {
-                        y.resize(y.len() + plane, bias);
+    let col_len = if g.low.is_identity() { 0 } else { rows * plane };
+    with_scratch(col_len, |col| {
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
+                let lowered: &[f32] = if g.low.is_identity() {
+                    image
+                } else {
+                    im2col(&g.low, image, col);
+                    col
+                };
+                let at = y.len();
+                let beta = match b {
+                    Some(b) => {
+                        for &bias in &b.data[grp * opg..(grp + 1) * opg] {
+                            y.resize(y.len() + plane, bias);
+                        }
+                        1.0
                     }
-                    1.0
-                }
-                None => {
-                    y.resize(at + opg * plane, 0.0);
-                    0.0
-                }
-            };
-            sgemm(
-                1.0,
-                g.weights(&w.data, grp),
-                MatRef::row_major(lowered, rows, plane),
-                beta,
-                &mut y[at..],
-                plane,
-                threads,
-            );
+                    None => {
+                        y.resize(at + opg * plane, 0.0);
+                        0.0
+                    }
+                };
+                sgemm(
+                    1.0,
+                    g.weights(&w.data, grp),
+                    MatRef::row_major(lowered, rows, plane),
+                    beta,
+                    &mut y[at..],
+                    plane,
+                    threads,
+                );
+            }
         }
-    }
+    });
     Buf::new(vec![g.n, g.o, g.low.out[0], g.low.out[1]], y)
 }
 
@@ -145,65 +157,69 @@ pub fn conv2d_backward(
     let mut dw = vec![0.0; w.data.len()];
     // Through `sgemm`, dW comes out with im2row's channels-last taps, reordered at the end.
     let mut dw_channels_last = vec![0.0; if dot_taps { 0 } else { w.data.len() }];
-    // The lowered input: im2col for the dot products, im2row for `sgemm`.
-    let mut lowered = vec![0.0; rows * plane];
     // W^T of each group, `[C/g * kh * kw, O/g]`: `sgemm` packs a row-major A faster than a
     // transposed view, and this is done once per call rather than once per image.
     let w_t = need_dx.then(|| transposed_weights(&g, &w.data));
-    let mut dcol = vec![0.0; if need_dx { rows * plane } else { 0 }];
     let image_len = g.c * g.low.height * g.low.width;
     let mut dx = need_dx.then(|| Vec::with_capacity(g.n * image_len));
     // Summed in f64 an image at a time, while its part of `dy` is in cache.
     let mut db = vec![0.0f64; if has_bias { g.o } else { 0 }];
-    for n in 0..g.n {
-        if let Some(dx) = &mut dx {
-            // This image's gradient, cleared while in cache, then accumulated onto.
-            dx.resize(dx.len() + image_len, 0.0);
-        }
-        for grp in 0..g.groups {
-            let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
-            let at = g.output_at(n, grp);
-            let dy_g = &dy[at..at + opg * plane];
-            if has_bias {
-                for (sum, row) in db[grp * opg..]
-                    .iter_mut()
-                    .zip(dy_g.chunks_exact(plane.max(1)))
-                {
-                    *sum += sum_f64(row);
+    // The lowered input (im2col for the dot products, im2row for `sgemm`) and, if wanted,
+    // the column gradient.
+    let scratch_len = rows * plane * if need_dx { 2 } else { 1 };
+    with_scratch(scratch_len, |scratch| {
+        let (lowered, dcol) = scratch.split_at_mut(rows * plane);
+        for n in 0..g.n {
+            if let Some(dx) = &mut dx {
+                // This image's gradient, cleared while in cache, then accumulated onto.
+                dx.resize(dx.len() + image_len, 0.0);
+            }
+            for grp in 0..g.groups {
+                let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
+                let at = g.output_at(n, grp);
+                let dy_g = &dy[at..at + opg * plane];
+                if has_bias {
+                    for (sum, row) in db[grp * opg..]
+                        .iter_mut()
+                        .zip(dy_g.chunks_exact(plane.max(1)))
+                    {
+                        *sum += sum_f64(row);
+                    }
                 }
-            }
-            let w_range = grp * opg * rows..(grp + 1) * opg * rows;
-            if dot_taps {
-                im2col(&g.low, image, &mut lowered);
-                dot_rows_add(dy_g, &lowered, opg, rows, plane, &mut dw[w_range], rows);
-            } else {
-                // dW_g += dy_g col^T: [O/g, oh*ow] x [oh*ow, C/g*kh*kw].
-                im2row(&g.low, image, &mut lowered);
-                sgemm(
-                    1.0,
-                    MatRef::row_major(dy_g, opg, plane),
-                    MatRef::row_major(&lowered, plane, rows),
-                    1.0,
-                    &mut dw_channels_last[w_range],
-                    rows,
-                    threads,
-                );
-            }
-            if let (Some(dx), Some(w_t)) = (&mut dx, &w_t) {
-                let w_t_g = MatRef::row_major(&w_t[grp * rows * opg..][..rows * opg], rows, opg);
-                let dy_m = MatRef::row_major(dy_g, opg, plane);
-                let dx_g = &mut dx[g.input_at(n, grp)..][..g.low.input_len()];
-                if g.low.is_identity() {
-                    // The column matrix is the input: its gradient is dx itself (still zero).
-                    sgemm(1.0, w_t_g, dy_m, 0.0, dx_g, plane, threads);
+                let w_range = grp * opg * rows..(grp + 1) * opg * rows;
+                if dot_taps {
+                    im2col(&g.low, image, lowered);
+                    dot_rows_add(dy_g, lowered, opg, rows, plane, &mut dw[w_range], rows);
                 } else {
-                    // dcol = W_g^T dy_g, then added onto the input it was read from.
-                    sgemm(1.0, w_t_g, dy_m, 0.0, &mut dcol, plane, threads);
-                    col2im_add(&g.low, &dcol, dx_g);
+                    // dW_g += dy_g col^T: [O/g, oh*ow] x [oh*ow, C/g*kh*kw].
+                    im2row(&g.low, image, lowered);
+                    sgemm(
+                        1.0,
+                        MatRef::row_major(dy_g, opg, plane),
+                        MatRef::row_major(lowered, plane, rows),
+                        1.0,
+                        &mut dw_channels_last[w_range],
+                        rows,
+                        threads,
+                    );
+                }
+                if let (Some(dx), Some(w_t)) = (&mut dx, &w_t) {
+                    let w_t_g =
+                        MatRef::row_major(&w_t[grp * rows * opg..][..rows * opg], rows, opg);
+                    let dy_m = MatRef::row_major(dy_g, opg, plane);
+                    let dx_g = &mut dx[g.input_at(n, grp)..][..g.low.input_len()];
+                    if g.low.is_identity() {
+                        // The column matrix is the input: its gradient is dx itself (still zero).
+                        sgemm(1.0, w_t_g, dy_m, 0.0, dx_g, plane, threads);
+                    } else {
+                        // dcol = W_g^T dy_g, then added onto the input it was read from.
+                        sgemm(1.0, w_t_g, dy_m, 0.0, dcol, plane, threads);
+                        col2im_add(&g.low, dcol, dx_g);
+                    }
                 }
             }
         }
-    }
+    });
     if !dot_taps {
         // Column `kernel_tap * channels + c` of each row goes to `c * kernel_taps + kernel_tap`
         // (`tap_of_channels_last`, without its divisions per element).
@@ -221,6 +237,23 @@ pub fn conv2d_backward(
     }
     let db = has_bias.then(|| db.into_iter().map(|v| v as f32).collect());
     (dx, dw, db)
+}
+
+thread_local! {
+    /// Lowering buffers reused from call to call: every lowering overwrites all of what it
+    /// uses, so they are neither cleared nor reallocated per call (at batch 1 that was a
+    /// visible share of an inference).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` floats of this thread's scratch buffer (contents unspecified).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
 }
 
 /// Each group's weights transposed, `[C/g * kh * kw, O/g]` row-major, groups one after the

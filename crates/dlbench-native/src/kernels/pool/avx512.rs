@@ -18,7 +18,9 @@ fn first(n: usize) -> __mmask16 {
 }
 
 /// A vector of lane indices for `_mm512_permutex2var_ps` (0..16: first operand, 16..32:
-/// second).
+/// second). (A target-feature function, so that the load is inlined: called from plain code,
+/// the intrinsic was an out-of-line call costing as much as a plane's kernel.)
+#[target_feature(enable = "avx512f")]
 fn indices(f: impl Fn(i32) -> i32) -> __m512i {
     let idx: [i32; 16] = std::array::from_fn(|i| f(i as i32));
     // SAFETY: `idx` is 16 readable i32s (unaligned loads are allowed).
@@ -35,6 +37,7 @@ struct Permutes {
 }
 
 impl Permutes {
+    #[target_feature(enable = "avx512f")]
     fn new() -> Self {
         Permutes {
             even: indices(|i| 2 * i),
