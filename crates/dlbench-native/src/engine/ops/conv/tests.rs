@@ -1,7 +1,7 @@
 //! The engine's convolution against the f64 reference on geometries that reach every path:
-//! weight gradients as row dot products (few taps) and through `sgemm` with im2row's
+//! weight gradients as row dot products (under 64 taps) and through `sgemm` with im2row's
 //! channels-last runs (8+ channels) and block transposes (fewer), the identity lowering of a
-//! 1x1 kernel, and padding, stride, dilation and groups on each. (The conformance suite's
+//! 1x1 kernel, and padding, stride, dilation and groups among them. (The conformance suite's
 //! conv cases all have few taps; the seed CNN's second layer is the only `sgemm` one there.)
 
 use dlbench_core::ir::Conv2d;
@@ -78,10 +78,10 @@ fn cases() -> Vec<Case> {
             bias: true,
         },
         Case {
-            about: "2 channels, 50 taps: sgemm, block transposes, dilation",
+            about: "2 channels, 70 taps: sgemm, block transposes, dilation",
             input: [2, 2, 13, 12],
             filters: 6,
-            kernel: [5, 5],
+            kernel: [5, 7],
             attrs: attrs([1, 1], [2, 3], [2, 1], 1),
             bias: false,
         },
@@ -94,15 +94,15 @@ fn cases() -> Vec<Case> {
             bias: true,
         },
         Case {
-            about: "1x1 on 40 channels: identity lowering",
-            input: [2, 40, 4, 5],
+            about: "1x1 on 80 channels: identity lowering, sgemm",
+            input: [2, 80, 4, 5],
             filters: 6,
             kernel: [1, 1],
             attrs: plain,
             bias: true,
         },
         Case {
-            about: "1x1 with stride 2: not the identity",
+            about: "1x1 with stride 2 on 40 channels: not the identity, dot products",
             input: [2, 40, 5, 5],
             filters: 3,
             kernel: [1, 1],
