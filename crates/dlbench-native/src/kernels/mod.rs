@@ -1,6 +1,10 @@
 //! Fast f32 kernels of the native backend, one op family per file, and the thread pool they
 //! share.
 
+pub mod dot;
 pub mod gemm;
+pub mod im2col;
+mod isa;
 pub mod math;
+pub mod pool;
 pub mod threads;

@@ -55,6 +55,8 @@ pub enum Saved {
     Nothing,
     /// Per direction: the activated gates and the states of every step.
     Lstm(Vec<lstm::Trace>),
+    /// Max pooling over whole windows: where each window's maximum is (`kernels::pool`).
+    PoolArgmax(Vec<u8>),
 }
 
 /// Settings every kernel call shares.
@@ -90,7 +92,10 @@ pub fn forward(
             inputs.get(2).copied(),
             threads,
         )),
-        Op::MaxPool2d(p) => one(pool::max_pool2d(p, x)),
+        Op::MaxPool2d(p) => {
+            let (y, saved) = pool::max_pool2d(p, x, ctx.mode == Mode::Training);
+            (vec![y], saved)
+        }
         Op::AvgPool2d(p) => one(pool::avg_pool2d(p, x)),
         Op::Flatten { .. } | Op::Reshape { .. } => one(layout::reshape(&out_shapes[0], x)),
         Op::Transpose { perm } => one(layout::transpose(perm, x)),
@@ -151,7 +156,7 @@ pub fn backward(
             grads.extend(db.map(Some));
             grads
         }
-        Op::MaxPool2d(p) => vec![Some(pool::max_pool2d_backward(p, x, dy))],
+        Op::MaxPool2d(p) => vec![Some(pool::max_pool2d_backward(p, x, dy, saved))],
         Op::AvgPool2d(p) => vec![Some(pool::avg_pool2d_backward(p, x, dy))],
         Op::Flatten { .. } | Op::Reshape { .. } => vec![Some(dy.to_vec())],
         Op::Transpose { perm } => vec![Some(layout::transpose_backward(

@@ -2,7 +2,8 @@
 
 use dlbench_core::ir::Pool2d;
 
-use super::Buf;
+use super::{Buf, Saved};
+use crate::kernels::pool::{self as tiles, Tiles};
 
 /// One output position's window on one axis, in input coordinates.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +79,23 @@ impl Windows {
     }
 }
 
+/// The geometry of `p` on `x` when its windows are whole and disjoint (the fast kernels).
+fn tiles(p: &Pool2d, x: &Buf) -> Option<Tiles> {
+    let s = &x.shape;
+    let out = [p.output_len(s[2], 0)?, p.output_len(s[3], 1)?];
+    Tiles::fit([s[2], s[3]], p.kernel, p.stride, p.padding, out).then_some(Tiles {
+        planes: s[0] * s[1],
+        height: s[2],
+        width: s[3],
+        kernel: p.kernel,
+        out,
+    })
+}
+
+fn pooled_shape(x: &Buf, t: &Tiles) -> Vec<usize> {
+    vec![x.shape[0], x.shape[1], t.out[0], t.out[1]]
+}
+
 /// The flat input index of the first maximum of a window, in row-major order: strict `>`
 /// keeps the earliest of equal values, which is where PyTorch sends the gradient on ties.
 /// Padding is -inf, so it never wins; `None` only for a window with no real element.
@@ -94,8 +112,15 @@ fn argmax(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize>
     best
 }
 
-/// The maximum of each window over the real input; padding counts as -inf.
-pub fn max_pool2d(p: &Pool2d, x: &Buf) -> Buf {
+/// The maximum of each window over the real input; padding counts as -inf. With
+/// `keep_argmax` (a training forward), whole-window pooling keeps where each maximum was,
+/// so the backward pass need not read the input again.
+pub fn max_pool2d(p: &Pool2d, x: &Buf, keep_argmax: bool) -> (Buf, Saved) {
+    if let Some(t) = tiles(p, x) {
+        let (y, argmax) = tiles::max_pool(&t, &x.data, keep_argmax);
+        let saved = argmax.map_or(Saved::Nothing, Saved::PoolArgmax);
+        return (Buf::new(pooled_shape(x, &t), y), saved);
+    }
     let win = Windows::new(p, x);
     let mut y = vec![f32::NEG_INFINITY; win.output_len()];
     win.for_each(|yi, r, c, base| {
@@ -103,11 +128,17 @@ pub fn max_pool2d(p: &Pool2d, x: &Buf) -> Buf {
             y[yi] = x.data[t];
         }
     });
-    Buf::new(win.output_shape(x), y)
+    (Buf::new(win.output_shape(x), y), Saved::Nothing)
 }
 
 /// The gradient goes to the first maximum of each window (PyTorch's choice on ties).
-pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
+pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], saved: &Saved) -> Vec<f32> {
+    if let Some(t) = tiles(p, x) {
+        return match saved {
+            Saved::PoolArgmax(argmax) => tiles::max_pool_backward_from_argmax(&t, argmax, dy),
+            _ => tiles::max_pool_backward(&t, &x.data, dy),
+        };
+    }
     let win = Windows::new(p, x);
     let mut dx = vec![0.0; x.data.len()];
     win.for_each(|yi, r, c, base| {
@@ -129,6 +160,9 @@ fn divisor(p: &Pool2d, r: &Span, c: &Span) -> f32 {
 
 /// The mean of each window; padding is zeros, counted in the divisor if `count_include_pad`.
 pub fn avg_pool2d(p: &Pool2d, x: &Buf) -> Buf {
+    if let Some(t) = tiles(p, x) {
+        return Buf::new(pooled_shape(x, &t), tiles::avg_pool(&t, &x.data));
+    }
     let win = Windows::new(p, x);
     let mut y = vec![0.0; win.output_len()];
     win.for_each(|yi, r, c, base| {
@@ -144,6 +178,9 @@ pub fn avg_pool2d(p: &Pool2d, x: &Buf) -> Buf {
 
 /// Spreads each output gradient evenly over its window's real elements.
 pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
+    if let Some(t) = tiles(p, x) {
+        return tiles::avg_pool_backward(&t, dy);
+    }
     let win = Windows::new(p, x);
     let mut dx = vec![0.0; x.data.len()];
     win.for_each(|yi, r, c, base| {

@@ -1,0 +1,174 @@
+//! The engine's convolution against the f64 reference on geometries that reach every path:
+//! weight gradients as row dot products (under 64 taps) and through `sgemm` with im2row's
+//! channels-last runs (8+ channels) and block transposes (fewer), the identity lowering of a
+//! 1x1 kernel, and padding, stride, dilation and groups among them. (The conformance suite's
+//! conv cases all have few taps; the seed CNN's second layer is the only `sgemm` one there.)
+
+use dlbench_core::ir::Conv2d;
+use dlbench_core::{Mode, Node, Op, Tensor};
+
+use super::{conv2d, conv2d_backward, Buf};
+use crate::reference::ops as reference;
+
+/// Values in [-1, 1) from a fixed xorshift sequence.
+fn values(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(b: &Buf) -> Tensor {
+    let data = b.data.iter().map(|&v| f64::from(v)).collect();
+    Tensor::f64(b.shape.clone(), data).expect("shape matches data")
+}
+
+/// `|got - want| <= 1e-5 * (1 + |want|)` elementwise: the f32 sums here have at most a few
+/// hundred terms in [-1, 1), whose rounding stays far below that, while one wrong or missing
+/// term is off by far more.
+fn assert_close(what: &str, got: &[f32], want: &Tensor) {
+    let want = want.as_f64().expect("reference tensors are f64");
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (f64::from(g) - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            "{what}[{i}]: {g}, expected {w}"
+        );
+    }
+}
+
+struct Case {
+    about: &'static str,
+    /// Input `[n, c, h, w]`, and filters, kernel and attributes.
+    input: [usize; 4],
+    filters: usize,
+    kernel: [usize; 2],
+    attrs: Conv2d,
+    bias: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let attrs = |stride, padding, dilation, groups| Conv2d {
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    let plain = Conv2d::default();
+    vec![
+        Case {
+            about: "one channel, 9 taps: row dot products",
+            input: [2, 1, 12, 11],
+            filters: 5,
+            kernel: [3, 3],
+            attrs: attrs([1, 1], [1, 1], [1, 1], 1),
+            bias: true,
+        },
+        Case {
+            about: "8 channels, 72 taps: sgemm, channels-last runs, stride 2",
+            input: [2, 8, 9, 10],
+            filters: 7,
+            kernel: [3, 3],
+            attrs: attrs([2, 2], [1, 1], [1, 1], 1),
+            bias: true,
+        },
+        Case {
+            about: "2 channels, 70 taps: sgemm, block transposes, dilation",
+            input: [2, 2, 13, 12],
+            filters: 6,
+            kernel: [5, 7],
+            attrs: attrs([1, 1], [2, 3], [2, 1], 1),
+            bias: false,
+        },
+        Case {
+            about: "2 groups of 16 channels: sgemm per group",
+            input: [3, 32, 6, 7],
+            filters: 10,
+            kernel: [3, 2],
+            attrs: attrs([1, 2], [1, 0], [1, 1], 2),
+            bias: true,
+        },
+        Case {
+            about: "1x1 on 80 channels: identity lowering, sgemm",
+            input: [2, 80, 4, 5],
+            filters: 6,
+            kernel: [1, 1],
+            attrs: plain,
+            bias: true,
+        },
+        Case {
+            about: "1x1 with stride 2 on 40 channels: not the identity, dot products",
+            input: [2, 40, 5, 5],
+            filters: 3,
+            kernel: [1, 1],
+            attrs: attrs([2, 2], [0, 0], [1, 1], 1),
+            bias: false,
+        },
+    ]
+}
+
+#[test]
+fn conv2d_matches_the_f64_reference() {
+    for (k, case) in cases().iter().enumerate() {
+        let [n, c, _, _] = case.input;
+        let seed = 17 * k as u64 + 1;
+        let x = Buf::new(
+            case.input.to_vec(),
+            values(seed, case.input.iter().product()),
+        );
+        let w_shape = vec![
+            case.filters,
+            c / case.attrs.groups,
+            case.kernel[0],
+            case.kernel[1],
+        ];
+        let w = Buf::new(w_shape.clone(), values(seed + 1, w_shape.iter().product()));
+        let b = Buf::new(vec![case.filters], values(seed + 2, case.filters));
+        let b = case.bias.then_some(&b);
+        let y = conv2d(&case.attrs, &x, &w, b, 1);
+
+        let inputs: Vec<Tensor> = [Some(&x), Some(&w), b]
+            .into_iter()
+            .flatten()
+            .map(tensor)
+            .collect();
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        let node = Node {
+            name: "conv".to_string(),
+            op: Op::Conv2d(case.attrs),
+            inputs: (0..refs.len()).map(|i| format!("in{i}")).collect(),
+            outputs: vec!["y".to_string()],
+        };
+        let want_y = reference::forward(&node, &refs, Mode::Training).expect("reference forward");
+        assert_close(&format!("{}: y", case.about), &y.data, &want_y[0]);
+        assert_eq!(y.shape, want_y[0].shape(), "{}: y shape", case.about);
+
+        let dy = Buf::new(y.shape.clone(), values(seed + 3, y.data.len()));
+        let want = reference::backward(&node, &refs, &[&want_y[0]], &[Some(&tensor(&dy))])
+            .expect("reference backward");
+        for need_dx in [true, false] {
+            let (dx, dw, db) =
+                conv2d_backward(&case.attrs, &x, &w, case.bias, &dy.data, need_dx, 1);
+            let what = |name: &str| format!("{} (need_dx {need_dx}): {name}", case.about);
+            match dx {
+                Some(dx) => assert_close(&what("dx"), &dx, want[0].as_ref().expect("dx")),
+                None => assert!(!need_dx, "{}", what("dx missing")),
+            }
+            assert_close(&what("dw"), &dw, want[1].as_ref().expect("dw"));
+            assert_eq!(db.is_some(), case.bias, "{}", what("db"));
+            if let Some(db) = db {
+                assert_close(&what("db"), &db, want[2].as_ref().expect("db"));
+            }
+        }
+        assert!(
+            n > 1,
+            "{}: a batch of one would not test the image loop",
+            case.about
+        );
+    }
+}

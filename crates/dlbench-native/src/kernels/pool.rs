@@ -1,0 +1,320 @@
+//! Pooling over whole, non-overlapping windows: stride equal to the kernel, no padding, every
+//! window inside the input (PyTorch's `MaxPool2d(k)` / `AvgPool2d(k)`; input rows and columns
+//! past the last window are ignored, as floor mode does). Each input element then belongs to
+//! at most one window, so a backward pass writes every input gradient exactly once instead of
+//! accumulating into a cleared buffer. Windows with padding, overlap or a partial window of
+//! ceil mode stay with the general code in `engine::ops::pool`.
+//!
+//! Results are built a plane at a time (a few KiB, in L1) straight into the output vector, so
+//! no full-size buffer is cleared and then overwritten.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(test)]
+mod tests;
+
+use super::isa::Isa;
+
+/// `planes` planes of `height x width`, pooled by `kernel`-sized windows `kernel` apart into
+/// `out` windows per axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tiles {
+    pub planes: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: [usize; 2],
+    pub out: [usize; 2],
+}
+
+impl Tiles {
+    /// Whether windows of `kernel` with the given stride, padding and output size are whole
+    /// and disjoint on an input of `size`.
+    pub fn fit(
+        size: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        out: [usize; 2],
+    ) -> bool {
+        padding == [0, 0]
+            && stride == kernel
+            && (0..2).all(|a| kernel[a] > 0 && out[a] > 0 && out[a] * kernel[a] <= size[a])
+    }
+
+    fn plane_len(&self) -> usize {
+        self.height * self.width
+    }
+
+    fn out_len(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+
+    /// Checks the lengths of the input and output against the geometry (the windows must be
+    /// whole: the loops index without further checks of their own).
+    fn check(&self, x: usize, y: usize) {
+        assert!(
+            (0..2).all(|a| self.kernel[a] > 0)
+                && self.out[0] * self.kernel[0] <= self.height
+                && self.out[1] * self.kernel[1] <= self.width,
+            "pool: windows {:?} x {:?} outside {} x {}",
+            self.out,
+            self.kernel,
+            self.height,
+            self.width
+        );
+        assert_eq!(x, self.planes * self.plane_len(), "pool: input length");
+        assert_eq!(y, self.planes * self.out_len(), "pool: output length");
+    }
+
+    /// The window-relative index (`ky * kw + kx`) of the first maximum of window `i` of
+    /// `plane`, in row-major order: strict `>` keeps the earliest of equal values (where
+    /// PyTorch sends the gradient on ties), and a NaN wins only as the first element.
+    fn argmax(&self, plane: &[f32], i: usize) -> usize {
+        let (mut best, mut value) = (0, plane[element(self, i, 0)]);
+        for k in 1..self.kernel[0] * self.kernel[1] {
+            let v = plane[element(self, i, k)];
+            if v > value {
+                (best, value) = (k, v);
+            }
+        }
+        best
+    }
+}
+
+/// Grows `out` by `len` floats (cleared: a plane-sized piece, still in L1 when overwritten)
+/// and returns them.
+fn grow(out: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    let start = out.len();
+    out.resize(start + len, 0.0);
+    &mut out[start..]
+}
+
+/// The maximum of each window; with `keep_argmax` (and windows of at most 256 elements),
+/// also each window's first maximum as a window-relative index `ky * kw + kx`, for
+/// `max_pool_backward_from_argmax`.
+pub fn max_pool(t: &Tiles, x: &[f32], keep_argmax: bool) -> (Vec<f32>, Option<Vec<u8>>) {
+    max_pool_on(Isa::chosen(), t, x, keep_argmax)
+}
+
+/// The output gradient of each window goes to its first maximum; other elements get 0.
+pub fn max_pool_backward(t: &Tiles, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    max_pool_backward_on(Isa::chosen(), t, x, dy)
+}
+
+/// As `max_pool_backward`, from the argmax `max_pool` kept (without reading the input).
+pub fn max_pool_backward_from_argmax(t: &Tiles, argmax: &[u8], dy: &[f32]) -> Vec<f32> {
+    max_pool_backward_from_argmax_on(Isa::chosen(), t, argmax, dy)
+}
+
+/// Where window `i` of a plane has its element `k` (window-relative, row-major).
+fn element(t: &Tiles, i: usize, k: usize) -> usize {
+    let [kh, kw] = t.kernel;
+    let (oy, ox) = (i / t.out[1], i % t.out[1]);
+    (oy * kh + k / kw) * t.width + ox * kw + k % kw
+}
+
+pub(crate) fn max_pool_on(
+    isa: Isa,
+    t: &Tiles,
+    x: &[f32],
+    keep_argmax: bool,
+) -> (Vec<f32>, Option<Vec<u8>>) {
+    let out_len = t.out_len();
+    t.check(x.len(), t.planes * out_len);
+    let mut y = Vec::with_capacity(t.planes * out_len);
+    let mut argmax = (keep_argmax && t.kernel[0] * t.kernel[1] <= 256)
+        .then(|| Vec::with_capacity(t.planes * out_len));
+    for plane in x.chunks_exact(t.plane_len().max(1)).take(t.planes) {
+        let dst = grow(&mut y, out_len);
+        let mut best = argmax.as_mut().map(|a: &mut Vec<u8>| {
+            let start = a.len();
+            a.resize(start + out_len, 0);
+            &mut a[start..]
+        });
+        if t.kernel == [2, 2] {
+            max_2x2(isa, t, plane, dst, best);
+            continue;
+        }
+        for (i, d) in dst.iter_mut().enumerate() {
+            let k = t.argmax(plane, i);
+            *d = plane[element(t, i, k)];
+            if let Some(best) = &mut best {
+                best[i] = k as u8;
+            }
+        }
+    }
+    (y, argmax)
+}
+
+pub(crate) fn max_pool_backward_on(isa: Isa, t: &Tiles, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    t.check(x.len(), dy.len());
+    let mut dx = Vec::with_capacity(x.len());
+    let out_len = t.out_len();
+    for (plane, g) in x
+        .chunks_exact(t.plane_len().max(1))
+        .zip(dy.chunks_exact(out_len.max(1)))
+    {
+        let dst = grow(&mut dx, t.plane_len());
+        if t.kernel == [2, 2] {
+            max_2x2_backward(isa, t, plane, g, dst);
+            continue;
+        }
+        for (i, &gi) in g.iter().enumerate() {
+            dst[element(t, i, t.argmax(plane, i))] = gi;
+        }
+    }
+    dx
+}
+
+pub(crate) fn max_pool_backward_from_argmax_on(
+    isa: Isa,
+    t: &Tiles,
+    argmax: &[u8],
+    dy: &[f32],
+) -> Vec<f32> {
+    let out_len = t.out_len();
+    t.check(t.planes * t.plane_len(), dy.len());
+    assert_eq!(argmax.len(), dy.len(), "pool: argmax length");
+    let mut dx = Vec::with_capacity(t.planes * t.plane_len());
+    let planes = argmax
+        .chunks_exact(out_len.max(1))
+        .zip(dy.chunks_exact(out_len.max(1)));
+    for (best, g) in planes {
+        let dst = grow(&mut dx, t.plane_len());
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && t.kernel == [2, 2] {
+            // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; the kernel checks
+            // the plane lengths against `t`.
+            unsafe { avx512::max_2x2_backward_from_argmax(t, best, g, dst) };
+            continue;
+        }
+        let window = t.kernel[0] * t.kernel[1];
+        for (i, (&k, &gi)) in best.iter().zip(g).enumerate() {
+            assert!(
+                usize::from(k) < window,
+                "pool: argmax {k} outside a window of {window}"
+            );
+            dst[element(t, i, usize::from(k))] = gi;
+        }
+    }
+    let _ = isa;
+    dx
+}
+
+/// The mean of each window (its sum row by row, divided by the window's size).
+pub fn avg_pool(t: &Tiles, x: &[f32]) -> Vec<f32> {
+    t.check(x.len(), t.planes * t.out_len());
+    let [kh, kw] = t.kernel;
+    let scale = (kh * kw) as f32;
+    let mut y = Vec::with_capacity(t.planes * t.out_len());
+    for plane in x.chunks_exact(t.plane_len().max(1)).take(t.planes) {
+        let dst = grow(&mut y, t.out_len());
+        for (oy, row) in dst.chunks_exact_mut(t.out[1].max(1)).enumerate() {
+            for (ox, d) in row.iter_mut().enumerate() {
+                let mut sum = 0.0f32;
+                for ky in 0..kh {
+                    let at = (oy * kh + ky) * t.width + ox * kw;
+                    sum += plane[at..at + kw].iter().sum::<f32>();
+                }
+                *d = sum / scale;
+            }
+        }
+    }
+    y
+}
+
+/// Each window's output gradient, divided by the window's size, on each of its elements.
+pub fn avg_pool_backward(t: &Tiles, dy: &[f32]) -> Vec<f32> {
+    t.check(t.planes * t.plane_len(), dy.len());
+    let [kh, kw] = t.kernel;
+    let scale = (kh * kw) as f32;
+    let mut dx = Vec::with_capacity(t.planes * t.plane_len());
+    for g in dy.chunks_exact(t.out_len().max(1)).take(t.planes) {
+        let dst = grow(&mut dx, t.plane_len());
+        for (oy, g_row) in g.chunks_exact(t.out[1].max(1)).enumerate() {
+            for ky in 0..kh {
+                let row = &mut dst[(oy * kh + ky) * t.width..][..t.out[1] * kw];
+                for (window, &gi) in row.chunks_exact_mut(kw).zip(g_row) {
+                    window.fill(gi / scale);
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// The 2 x 2 maximum of one plane (and its argmax, if wanted): per window, the sequential
+/// strict-`>` comparisons of `Tiles::argmax`.
+fn max_2x2_portable(t: &Tiles, plane: &[f32], y: &mut [f32], mut argmax: Option<&mut [u8]>) {
+    let ow = t.out[1];
+    for (oy, y_row) in y.chunks_exact_mut(ow).enumerate() {
+        let r0 = &plane[2 * oy * t.width..][..2 * ow];
+        let r1 = &plane[(2 * oy + 1) * t.width..][..2 * ow];
+        let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        for (ox, (d, (top, bottom))) in y_row.iter_mut().zip(windows).enumerate() {
+            let (mut m, mut best) = (top[0], 0);
+            for (k, v) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
+                if v > m {
+                    (m, best) = (v, k);
+                }
+            }
+            *d = m;
+            if let Some(a) = &mut argmax {
+                a[oy * ow + ox] = best;
+            }
+        }
+    }
+}
+
+/// The 2 x 2 backward pass of one plane: each window's gradient to its first maximum, zeros
+/// elsewhere in the window (`dx` arrives cleared, for the rows and columns no window covers).
+fn max_2x2_backward_portable(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (w, ow) = (t.width, t.out[1]);
+    for (oy, g_row) in dy.chunks_exact(ow).enumerate() {
+        let r0 = &plane[2 * oy * w..][..2 * ow];
+        let r1 = &plane[(2 * oy + 1) * w..][..2 * ow];
+        let (d0, d1) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+        let rows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        let grads = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
+        for (((top, bottom), (g0, g1)), &g) in rows.zip(grads).zip(g_row) {
+            let mut m = top[0];
+            let mut best = 0;
+            if top[1] > m {
+                (m, best) = (top[1], 1);
+            }
+            if bottom[0] > m {
+                (m, best) = (bottom[0], 2);
+            }
+            if bottom[1] > m {
+                best = 3;
+            }
+            g0[0] = if best == 0 { g } else { 0.0 };
+            g0[1] = if best == 1 { g } else { 0.0 };
+            g1[0] = if best == 2 { g } else { 0.0 };
+            g1[1] = if best == 3 { g } else { 0.0 };
+        }
+    }
+}
+
+fn max_2x2(isa: Isa, t: &Tiles, plane: &[f32], y: &mut [f32], argmax: Option<&mut [u8]>) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; the kernel checks
+        // the plane lengths against `t`.
+        unsafe { avx512::max_2x2(t, plane, y, argmax) };
+        return;
+    }
+    let _ = isa;
+    max_2x2_portable(t, plane, y, argmax);
+}
+
+fn max_2x2_backward(isa: Isa, t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: as in `max_2x2`.
+        unsafe { avx512::max_2x2_backward(t, plane, dy, dx) };
+        return;
+    }
+    let _ = isa;
+    max_2x2_backward_portable(t, plane, dy, dx);
+}
