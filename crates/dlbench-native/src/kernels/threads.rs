@@ -7,9 +7,16 @@
 //! which a session does at `prepare` so that no training step starts a thread.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a thread spins for the next event (a job for a worker, the workers' end for the
+/// caller) before it sleeps. A training step posts a parallel loop every few hundred
+/// microseconds; waking a sleeping thread takes tens of microseconds on this machine, as long
+/// as a small product, so threads stay awake across the gaps between products.
+const SPIN: Duration = Duration::from_micros(100);
 
 /// `threads` threads in all: the caller of [`Pool::run`] and `threads - 1` workers.
 pub struct Pool {
@@ -28,21 +35,21 @@ impl std::fmt::Debug for Pool {
 }
 
 struct Shared {
-    state: Mutex<State>,
-    /// Signals workers that a new job (generation) is posted.
+    /// Bumped for every job (under `sleep`); a worker runs each generation exactly once.
+    generation: AtomicU64,
+    /// The current job, posted before its generation is.
+    job: Mutex<Option<Job>>,
+    /// Workers that have not yet finished the current job.
+    busy: AtomicUsize,
+    /// Whether a task panicked on a worker during the current job.
+    panicked: AtomicBool,
+    /// Guards sleeping: a sleeper checks its condition under it, a waker changes the
+    /// condition under it, so no wake-up is lost.
+    sleep: Mutex<()>,
+    /// Signals workers that a new generation is posted.
     wake: Condvar,
     /// Signals the caller that the last worker has left the job.
     idle: Condvar,
-}
-
-struct State {
-    /// Bumped for every job; a worker runs each generation exactly once.
-    generation: u64,
-    job: Option<Job>,
-    /// Workers that have not yet finished the current job.
-    busy: usize,
-    /// Whether a task panicked on a worker during the current job.
-    panicked: bool,
 }
 
 /// A posted loop: `tasks` calls of `task`, indices handed out by `next`. Both pointers refer to
@@ -59,10 +66,39 @@ struct Job {
 // (see `Job`).
 unsafe impl Send for Job {}
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A poisoned lock only means a thread panicked while holding it; the state is a few
-    // counters that every path leaves consistent, so carry on.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a thread panicked while holding it; what it guards is left
+    // consistent by every path, so carry on.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Spins until `ready()` or [`SPIN`] has passed; whether it became ready.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if started.elapsed() > SPIN {
+            return ready();
+        }
+    }
+}
+
+/// Waits on `condvar` until `ready()`, spinning first.
+fn wait_until(shared: &Shared, condvar: &Condvar, ready: impl Fn() -> bool) {
+    if spin_until(&ready) {
+        return;
+    }
+    let mut guard = lock(&shared.sleep);
+    while !ready() {
+        guard = condvar
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
 }
 
 impl Pool {
@@ -70,12 +106,11 @@ impl Pool {
     pub fn new(threads: usize) -> Pool {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                generation: 0,
-                job: None,
-                busy: 0,
-                panicked: false,
-            }),
+            generation: AtomicU64::new(0),
+            job: Mutex::new(None),
+            busy: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            sleep: Mutex::new(()),
             wake: Condvar::new(),
             idle: Condvar::new(),
         });
@@ -105,41 +140,40 @@ impl Pool {
             (0..tasks).for_each(task);
             return;
         }
-        let _one_at_a_time = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = lock(&self.running);
+        let shared = &*self.shared;
         let next = AtomicUsize::new(0);
         // SAFETY (of the lifetime erasure): see `Job`; this function waits for `busy == 0`
         // below on every path, a panic in `task` included (it is caught first).
         let erased: *const (dyn Fn(usize) + Sync) = unsafe {
-            std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(task)
+            std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(
+                task,
+            )
         };
+        *lock(&shared.job) = Some(Job {
+            task: erased,
+            next: &next,
+            tasks,
+        });
+        shared.panicked.store(false, Ordering::Relaxed);
+        shared.busy.store(self.threads - 1, Ordering::Release);
         {
-            let mut state = lock(&self.shared.state);
-            state.job = Some(Job {
-                task: erased,
-                next: &next,
-                tasks,
-            });
-            state.generation += 1;
-            state.busy = self.threads - 1;
-            state.panicked = false;
+            let _guard = lock(&shared.sleep);
+            shared.generation.fetch_add(1, Ordering::AcqRel);
         }
-        self.shared.wake.notify_all();
+        shared.wake.notify_all();
         let mine = panic::catch_unwind(AssertUnwindSafe(|| claim(&next, tasks, task)));
-        let mut state = lock(&self.shared.state);
-        while state.busy > 0 {
-            state = self
-                .shared
-                .idle
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        state.job = None;
-        let worker_panicked = state.panicked;
-        drop(state);
+        wait_until(shared, &shared.idle, || {
+            shared.busy.load(Ordering::Acquire) == 0
+        });
+        *lock(&shared.job) = None;
         if let Err(payload) = mine {
             panic::resume_unwind(payload);
         }
-        assert!(!worker_panicked, "a kernel task panicked on a pool thread");
+        assert!(
+            !shared.panicked.load(Ordering::Relaxed),
+            "a kernel task panicked on a pool thread"
+        );
     }
 }
 
@@ -158,26 +192,21 @@ fn claim(next: &AtomicUsize, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
 fn work(shared: &Shared) {
     let mut seen = 0;
     loop {
-        let job = {
-            let mut state = lock(&shared.state);
-            while state.generation == seen {
-                state = shared
-                    .wake
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            seen = state.generation;
-            state.job.expect("a new generation always posts a job")
-        };
+        wait_until(shared, &shared.wake, || {
+            shared.generation.load(Ordering::Acquire) != seen
+        });
+        seen = shared.generation.load(Ordering::Acquire);
+        let job = lock(&shared.job).expect("a new generation always posts a job");
         // SAFETY: the job's pointers stay valid until this worker decrements `busy` below
         // (see `Job`).
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
             claim(&*job.next, job.tasks, &*job.task)
         }));
-        let mut state = lock(&shared.state);
-        state.panicked |= outcome.is_err();
-        state.busy -= 1;
-        if state.busy == 0 {
+        if outcome.is_err() {
+            shared.panicked.store(true, Ordering::Relaxed);
+        }
+        if shared.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _guard = lock(&shared.sleep);
             shared.idle.notify_one();
         }
     }
@@ -189,7 +218,7 @@ fn work(shared: &Shared) {
 pub fn pool(threads: usize) -> &'static Pool {
     static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
     let threads = threads.max(1);
-    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut pools = lock(&POOLS);
     if let Some(found) = pools.iter().find(|p| p.threads == threads) {
         return found;
     }
