@@ -105,9 +105,11 @@ impl Geometry {
 pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, threads: usize) -> Buf {
     let g = Geometry::new(attrs, x, w);
     let image_out = g.o * g.plane();
-    // Sized up front so that chunks of images can own disjoint parts of it; each image's block
-    // is overwritten (bias, or the product with beta 0) just before its product, in cache.
-    let mut y = vec![0.0; g.n * image_out];
+    // Each image's block is overwritten (bias, or the product with beta 0) just before its
+    // product, while in cache. On one thread the output grows an image at a time, as zeroing
+    // it whole first is an extra pass over memory (~1% of the seed CNN's step); chunks need
+    // their disjoint parts up front.
+    let mut y = Vec::new();
     let col_len = if g.low.is_identity() {
         0
     } else {
@@ -129,8 +131,13 @@ pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, threads: usize)
     };
     let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
     if chunks.len() <= 1 {
-        forward_images(0..g.n, &mut y, threads);
+        y.reserve_exact(g.n * image_out);
+        for n in 0..g.n {
+            y.resize((n + 1) * image_out, 0.0);
+            forward_images(n..n + 1, &mut y[n * image_out..], threads);
+        }
     } else {
+        y.resize(g.n * image_out, 0.0);
         let parts = parallel::split_images(&mut y, &chunks, image_out);
         parallel::run_chunks(threads, parts, |t, y_part| {
             forward_images(chunks[t].clone(), y_part, 1);
@@ -250,9 +257,9 @@ pub fn conv2d_backward(
         dot_taps: rows < DOT_TAPS,
     };
     let image_len = g.c * g.low.height * g.low.width;
-    // Zeroed up front: each image's gradient is accumulated onto its (zero) block, and chunks
-    // of images own disjoint parts of it.
-    let mut dx = need_dx.then(|| vec![0.0; g.n * image_len]);
+    // Each image's gradient is accumulated onto its zeroed block: on one thread zeroed an
+    // image at a time, in cache, as the output in `conv2d`; chunks need theirs up front.
+    let mut dx = need_dx.then(Vec::new);
     // The lowered input (im2col for the dot products, im2row for `sgemm`) and, if wanted,
     // the column gradient.
     let scratch_len = rows * plane * if need_dx { 2 } else { 1 };
@@ -271,9 +278,18 @@ pub fn conv2d_backward(
     let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
     let sums = if chunks.len() <= 1 {
         let mut sums = Gradients::zeros(&g, pass.dot_taps, has_bias);
-        backward_images(0..g.n, dx.as_deref_mut(), &mut sums, threads);
+        for n in 0..g.n {
+            let dx_image = dx.as_mut().map(|dx| {
+                dx.resize((n + 1) * image_len, 0.0);
+                &mut dx[n * image_len..]
+            });
+            backward_images(n..n + 1, dx_image, &mut sums, threads);
+        }
         sums
     } else {
+        if let Some(dx) = &mut dx {
+            dx.resize(g.n * image_len, 0.0);
+        }
         let dx_parts: Vec<Option<&mut [f32]>> = match dx.as_deref_mut() {
             Some(dx) => parallel::split_images(dx, &chunks, image_len)
                 .into_iter()
