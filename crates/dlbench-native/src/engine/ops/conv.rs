@@ -9,6 +9,10 @@
 //! against 2.48 ms for the second layer, before counting the 6 MiB column matrix's trip
 //! through memory, and 0.30 against 0.28 ms for the first (the output then needs a transpose
 //! to NCHW): not worth a second code path.
+//!
+//! On several threads the batch is split into contiguous chunks of images run on the kernels'
+//! pool (`parallel`), each image's products on one thread: one image's product is too small
+//! for `sgemm` to split. The per-image bodies are shared with the one-thread path.
 
 use std::cell::RefCell;
 use std::ops::Range;
