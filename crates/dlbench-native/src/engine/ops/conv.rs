@@ -9,8 +9,13 @@
 //! against 2.48 ms for the second layer, before counting the 6 MiB column matrix's trip
 //! through memory, and 0.30 against 0.28 ms for the first (the output then needs a transpose
 //! to NCHW): not worth a second code path.
+//!
+//! On several threads the batch is split into contiguous chunks of images run on the kernels'
+//! pool (`parallel`), each image's products on one thread: one image's product is too small
+//! for `sgemm` to split. The per-image bodies are shared with the one-thread path.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use dlbench_core::ir::Conv2d;
 
@@ -88,6 +93,11 @@ impl Geometry {
     }
 
     /// Group `grp`'s weights, `[O/g, C/g * kh * kw]` row-major.
+    /// Multiply-adds of one image's forward product (the backward's two products each match).
+    fn work_per_image(&self) -> usize {
+        self.o * self.rows() * self.plane()
+    }
+
     fn weights<'a>(&self, w: &'a [f32], grp: usize) -> MatRef<'a> {
         let (opg, rows) = (self.o_per_group(), self.rows());
         MatRef::row_major(&w[grp * opg * rows..(grp + 1) * opg * rows], opg, rows)
@@ -98,47 +108,133 @@ impl Geometry {
 /// symmetric zero padding, dilation and groups as PyTorch's `conv2d`.
 pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, threads: usize) -> Buf {
     let g = Geometry::new(attrs, x, w);
-    let (plane, opg, rows) = (g.plane(), g.o_per_group(), g.rows());
-    // Built an image at a time: each image's block is written (bias or zeros) just before its
-    // product accumulates onto it, while it is still in cache.
-    let mut y = Vec::with_capacity(g.n * g.o * plane);
-    let col_len = if g.low.is_identity() { 0 } else { rows * plane };
-    with_scratch(col_len, |col| {
-        for n in 0..g.n {
-            for grp in 0..g.groups {
-                let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
-                let lowered: &[f32] = if g.low.is_identity() {
-                    image
-                } else {
-                    im2col(&g.low, image, col);
-                    col
-                };
-                let at = y.len();
-                let beta = match b {
-                    Some(b) => {
-                        for &bias in &b.data[grp * opg..(grp + 1) * opg] {
-                            y.resize(y.len() + plane, bias);
-                        }
-                        1.0
-                    }
-                    None => {
-                        y.resize(at + opg * plane, 0.0);
-                        0.0
-                    }
-                };
-                sgemm(
-                    1.0,
-                    g.weights(&w.data, grp),
-                    MatRef::row_major(lowered, rows, plane),
-                    beta,
-                    &mut y[at..],
-                    plane,
-                    threads,
-                );
+    let image_out = g.o * g.plane();
+    // Each image's block is overwritten (bias, or the product with beta 0) just before its
+    // product, while in cache. On one thread the output grows an image at a time, as zeroing
+    // it whole first is an extra pass over memory (~1% of the seed CNN's step); chunks need
+    // their disjoint parts up front.
+    let mut y = Vec::new();
+    let col_len = if g.low.is_identity() {
+        0
+    } else {
+        g.rows() * g.plane()
+    };
+    let pass = Forward {
+        g: &g,
+        x: &x.data,
+        w: &w.data,
+        b: b.map(|b| b.data.as_slice()),
+    };
+    let forward_images = |images: Range<usize>, y: &mut [f32], sgemm_threads: usize| {
+        with_scratch(col_len, |col| {
+            for (k, n) in images.enumerate() {
+                let y_image = &mut y[k * image_out..(k + 1) * image_out];
+                forward_image(&pass, n, y_image, col, sgemm_threads);
             }
+        });
+    };
+    let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
+    if chunks.len() <= 1 {
+        y.reserve_exact(g.n * image_out);
+        for n in 0..g.n {
+            y.resize((n + 1) * image_out, 0.0);
+            forward_images(n..n + 1, &mut y[n * image_out..], threads);
         }
-    });
+    } else {
+        y.resize(g.n * image_out, 0.0);
+        let parts = parallel::split_images(&mut y, &chunks, image_out);
+        parallel::run_chunks(threads, parts, |t, y_part| {
+            forward_images(chunks[t].clone(), y_part, 1);
+        });
+    }
     Buf::new(vec![g.n, g.o, g.low.out[0], g.low.out[1]], y)
+}
+
+/// What every image's forward pass reads.
+struct Forward<'a> {
+    g: &'a Geometry,
+    x: &'a [f32],
+    w: &'a [f32],
+    b: Option<&'a [f32]>,
+}
+
+/// Image `n`'s output, `[O, oh * ow]`, written over `y_image`; `col` holds the lowering.
+fn forward_image(pass: &Forward, n: usize, y_image: &mut [f32], col: &mut [f32], threads: usize) {
+    let Forward { g, x, w, b } = *pass;
+    let (plane, opg, rows) = (g.plane(), g.o_per_group(), g.rows());
+    for grp in 0..g.groups {
+        let image = &x[g.input_at(n, grp)..][..g.low.input_len()];
+        let lowered: &[f32] = if g.low.is_identity() {
+            image
+        } else {
+            im2col(&g.low, image, col);
+            col
+        };
+        let y_g = &mut y_image[grp * opg * plane..(grp + 1) * opg * plane];
+        let beta = match b {
+            Some(b) => {
+                for (row, &bias) in y_g
+                    .chunks_exact_mut(plane.max(1))
+                    .zip(&b[grp * opg..(grp + 1) * opg])
+                {
+                    row.fill(bias);
+                }
+                1.0
+            }
+            None => 0.0,
+        };
+        sgemm(
+            1.0,
+            g.weights(w, grp),
+            MatRef::row_major(lowered, rows, plane),
+            beta,
+            y_g,
+            plane,
+            threads,
+        );
+    }
+}
+
+/// The weight and bias gradients summed over some images: all of them on one thread, or one
+/// chunk's share, the chunks' sums added in chunk order afterwards (so a thread count always
+/// gives the same bits).
+struct Gradients {
+    /// Through the row dot products, OIHW.
+    dw: Vec<f32>,
+    /// Through `sgemm`, with im2row's channels-last taps, reordered at the end.
+    dw_channels_last: Vec<f32>,
+    /// Summed in f64 an image at a time, while its part of `dy` is in cache.
+    db: Vec<f64>,
+}
+
+impl Gradients {
+    fn zeros(g: &Geometry, dot_taps: bool, has_bias: bool) -> Self {
+        let len = g.o * g.rows();
+        Gradients {
+            dw: vec![0.0; if dot_taps { len } else { 0 }],
+            dw_channels_last: vec![0.0; if dot_taps { 0 } else { len }],
+            db: vec![0.0; if has_bias { g.o } else { 0 }],
+        }
+    }
+
+    fn add(&mut self, other: &Gradients) {
+        let add =
+            |sum: &mut [f32], part: &[f32]| sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+        add(&mut self.dw, &other.dw);
+        add(&mut self.dw_channels_last, &other.dw_channels_last);
+        self.db.iter_mut().zip(&other.db).for_each(|(s, p)| *s += p);
+    }
+}
+
+/// What every image's backward pass reads.
+struct Backward<'a> {
+    g: &'a Geometry,
+    x: &'a [f32],
+    dy: &'a [f32],
+    /// W^T of each group, when dx is wanted.
+    w_t: Option<&'a [f32]>,
+    has_bias: bool,
+    dot_taps: bool,
 }
 
 /// Returns (dx if `need_dx`, dw, db if `has_bias`).
@@ -152,91 +248,158 @@ pub fn conv2d_backward(
     threads: usize,
 ) -> (Option<Vec<f32>>, Vec<f32>, Option<Vec<f32>>) {
     let g = Geometry::new(attrs, x, w);
-    let (plane, opg, rows) = (g.plane(), g.o_per_group(), g.rows());
-    let dot_taps = rows < DOT_TAPS;
-    let mut dw = vec![0.0; w.data.len()];
-    // Through `sgemm`, dW comes out with im2row's channels-last taps, reordered at the end.
-    let mut dw_channels_last = vec![0.0; if dot_taps { 0 } else { w.data.len() }];
+    let (plane, rows) = (g.plane(), g.rows());
     // W^T of each group, `[C/g * kh * kw, O/g]`: `sgemm` packs a row-major A faster than a
     // transposed view, and this is done once per call rather than once per image.
     let w_t = need_dx.then(|| transposed_weights(&g, &w.data));
+    let pass = Backward {
+        g: &g,
+        x: &x.data,
+        dy,
+        w_t: w_t.as_deref(),
+        has_bias,
+        dot_taps: rows < DOT_TAPS,
+    };
     let image_len = g.c * g.low.height * g.low.width;
-    let mut dx = need_dx.then(|| Vec::with_capacity(g.n * image_len));
-    // Summed in f64 an image at a time, while its part of `dy` is in cache.
-    let mut db = vec![0.0f64; if has_bias { g.o } else { 0 }];
+    // Each image's gradient is accumulated onto its zeroed block: on one thread zeroed an
+    // image at a time, in cache, as the output in `conv2d`; chunks need theirs up front.
+    let mut dx = need_dx.then(Vec::new);
     // The lowered input (im2col for the dot products, im2row for `sgemm`) and, if wanted,
     // the column gradient.
     let scratch_len = rows * plane * if need_dx { 2 } else { 1 };
-    with_scratch(scratch_len, |scratch| {
-        let (lowered, dcol) = scratch.split_at_mut(rows * plane);
+    let backward_images =
+        |images: Range<usize>, mut dx: Option<&mut [f32]>, sums: &mut Gradients, threads| {
+            with_scratch(scratch_len, |scratch| {
+                let (lowered, dcol) = scratch.split_at_mut(rows * plane);
+                for (k, n) in images.enumerate() {
+                    let dx_image = dx
+                        .as_deref_mut()
+                        .map(|dx| &mut dx[k * image_len..(k + 1) * image_len]);
+                    backward_image(&pass, n, dx_image, sums, lowered, dcol, threads);
+                }
+            });
+        };
+    let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
+    let sums = if chunks.len() <= 1 {
+        let mut sums = Gradients::zeros(&g, pass.dot_taps, has_bias);
         for n in 0..g.n {
-            if let Some(dx) = &mut dx {
-                // This image's gradient, cleared while in cache, then accumulated onto.
-                dx.resize(dx.len() + image_len, 0.0);
-            }
-            for grp in 0..g.groups {
-                let image = &x.data[g.input_at(n, grp)..][..g.low.input_len()];
-                let at = g.output_at(n, grp);
-                let dy_g = &dy[at..at + opg * plane];
-                if has_bias {
-                    for (sum, row) in db[grp * opg..]
-                        .iter_mut()
-                        .zip(dy_g.chunks_exact(plane.max(1)))
-                    {
-                        *sum += sum_f64(row);
-                    }
-                }
-                let w_range = grp * opg * rows..(grp + 1) * opg * rows;
-                if dot_taps {
-                    im2col(&g.low, image, lowered);
-                    dot_rows_add(dy_g, lowered, opg, rows, plane, &mut dw[w_range], rows);
-                } else {
-                    // dW_g += dy_g col^T: [O/g, oh*ow] x [oh*ow, C/g*kh*kw].
-                    im2row(&g.low, image, lowered);
-                    sgemm(
-                        1.0,
-                        MatRef::row_major(dy_g, opg, plane),
-                        MatRef::row_major(lowered, plane, rows),
-                        1.0,
-                        &mut dw_channels_last[w_range],
-                        rows,
-                        threads,
-                    );
-                }
-                if let (Some(dx), Some(w_t)) = (&mut dx, &w_t) {
-                    let w_t_g =
-                        MatRef::row_major(&w_t[grp * rows * opg..][..rows * opg], rows, opg);
-                    let dy_m = MatRef::row_major(dy_g, opg, plane);
-                    let dx_g = &mut dx[g.input_at(n, grp)..][..g.low.input_len()];
-                    if g.low.is_identity() {
-                        // The column matrix is the input: its gradient is dx itself (still zero).
-                        sgemm(1.0, w_t_g, dy_m, 0.0, dx_g, plane, threads);
-                    } else {
-                        // dcol = W_g^T dy_g, then added onto the input it was read from.
-                        sgemm(1.0, w_t_g, dy_m, 0.0, dcol, plane, threads);
-                        col2im_add(&g.low, dcol, dx_g);
-                    }
-                }
+            let dx_image = dx.as_mut().map(|dx| {
+                dx.resize((n + 1) * image_len, 0.0);
+                &mut dx[n * image_len..]
+            });
+            backward_images(n..n + 1, dx_image, &mut sums, threads);
+        }
+        sums
+    } else {
+        if let Some(dx) = &mut dx {
+            dx.resize(g.n * image_len, 0.0);
+        }
+        let dx_parts: Vec<Option<&mut [f32]>> = match dx.as_deref_mut() {
+            Some(dx) => parallel::split_images(dx, &chunks, image_len)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => chunks.iter().map(|_| None).collect(),
+        };
+        let parts: Vec<(Option<&mut [f32]>, Gradients)> = dx_parts
+            .into_iter()
+            .map(|dx| (dx, Gradients::zeros(&g, pass.dot_taps, has_bias)))
+            .collect();
+        let mut parts = parallel::run_chunks(threads, parts, |t, (dx, sums)| {
+            backward_images(chunks[t].clone(), dx.as_deref_mut(), sums, 1);
+        })
+        .into_iter()
+        .map(|(_, sums)| sums);
+        let mut total = parts.next().expect("at least two chunks");
+        parts.for_each(|part| total.add(&part));
+        total
+    };
+    let dw = if pass.dot_taps {
+        sums.dw
+    } else {
+        oihw_of_channels_last(&g, &sums.dw_channels_last)
+    };
+    let db = has_bias.then(|| sums.db.into_iter().map(|v| v as f32).collect());
+    (dx, dw, db)
+}
+
+/// Image `n`'s share of the gradients: its dx (zero on entry) if wanted, its dW and db added
+/// onto `sums`. `lowered` and `dcol` are scratch of `rows * plane` floats each.
+fn backward_image(
+    pass: &Backward,
+    n: usize,
+    mut dx_image: Option<&mut [f32]>,
+    sums: &mut Gradients,
+    lowered: &mut [f32],
+    dcol: &mut [f32],
+    threads: usize,
+) {
+    let g = pass.g;
+    let (plane, opg, rows) = (g.plane(), g.o_per_group(), g.rows());
+    let image_at = g.input_at(n, 0);
+    for grp in 0..g.groups {
+        let image = &pass.x[g.input_at(n, grp)..][..g.low.input_len()];
+        let at = g.output_at(n, grp);
+        let dy_g = &pass.dy[at..at + opg * plane];
+        if pass.has_bias {
+            for (sum, row) in sums.db[grp * opg..]
+                .iter_mut()
+                .zip(dy_g.chunks_exact(plane.max(1)))
+            {
+                *sum += sum_f64(row);
             }
         }
-    });
-    if !dot_taps {
-        // Column `kernel_tap * channels + c` of each row goes to `c * kernel_taps + kernel_tap`
-        // (`tap_of_channels_last`, without its divisions per element).
-        let (channels, kernel_taps) = (g.low.channels, g.low.kernel[0] * g.low.kernel[1]);
-        for (out, row) in dw
-            .chunks_exact_mut(rows)
-            .zip(dw_channels_last.chunks_exact(rows))
-        {
-            for (kernel_tap, taps) in row.chunks_exact(channels).enumerate() {
-                for (c, &v) in taps.iter().enumerate() {
-                    out[c * kernel_taps + kernel_tap] = v;
-                }
+        let w_range = grp * opg * rows..(grp + 1) * opg * rows;
+        if pass.dot_taps {
+            im2col(&g.low, image, lowered);
+            dot_rows_add(dy_g, lowered, opg, rows, plane, &mut sums.dw[w_range], rows);
+        } else {
+            // dW_g += dy_g col^T: [O/g, oh*ow] x [oh*ow, C/g*kh*kw].
+            im2row(&g.low, image, lowered);
+            sgemm(
+                1.0,
+                MatRef::row_major(dy_g, opg, plane),
+                MatRef::row_major(lowered, plane, rows),
+                1.0,
+                &mut sums.dw_channels_last[w_range],
+                rows,
+                threads,
+            );
+        }
+        if let (Some(dx), Some(w_t)) = (dx_image.as_deref_mut(), pass.w_t) {
+            let w_t_g = MatRef::row_major(&w_t[grp * rows * opg..][..rows * opg], rows, opg);
+            let dy_m = MatRef::row_major(dy_g, opg, plane);
+            let dx_g = &mut dx[g.input_at(n, grp) - image_at..][..g.low.input_len()];
+            if g.low.is_identity() {
+                // The column matrix is the input: its gradient is dx itself (still zero).
+                sgemm(1.0, w_t_g, dy_m, 0.0, dx_g, plane, threads);
+            } else {
+                // dcol = W_g^T dy_g, then added onto the input it was read from.
+                sgemm(1.0, w_t_g, dy_m, 0.0, dcol, plane, threads);
+                col2im_add(&g.low, dcol, dx_g);
             }
         }
     }
-    let db = has_bias.then(|| db.into_iter().map(|v| v as f32).collect());
-    (dx, dw, db)
+}
+
+/// dW in OIHW from `sgemm`'s channels-last taps: column `kernel_tap * channels + c` of each
+/// row goes to `c * kernel_taps + kernel_tap` (`tap_of_channels_last`, without its divisions
+/// per element).
+fn oihw_of_channels_last(g: &Geometry, dw_channels_last: &[f32]) -> Vec<f32> {
+    let rows = g.rows();
+    let mut dw = vec![0.0; dw_channels_last.len()];
+    let (channels, kernel_taps) = (g.low.channels, g.low.kernel[0] * g.low.kernel[1]);
+    for (out, row) in dw
+        .chunks_exact_mut(rows.max(1))
+        .zip(dw_channels_last.chunks_exact(rows.max(1)))
+    {
+        for (kernel_tap, taps) in row.chunks_exact(channels.max(1)).enumerate() {
+            for (c, &v) in taps.iter().enumerate() {
+                out[c * kernel_taps + kernel_tap] = v;
+            }
+        }
+    }
+    dw
 }
 
 thread_local! {
@@ -285,5 +448,6 @@ fn sum_f64(row: &[f32]) -> f64 {
     lanes.iter().sum::<f64>() + rest
 }
 
+mod parallel;
 #[cfg(test)]
 mod tests;

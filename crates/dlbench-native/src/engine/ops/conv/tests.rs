@@ -7,6 +7,7 @@
 use dlbench_core::ir::Conv2d;
 use dlbench_core::{Mode, Node, Op, Tensor};
 
+use super::parallel::image_chunks;
 use super::{conv2d, conv2d_backward, Buf};
 use crate::reference::ops as reference;
 
@@ -28,19 +29,27 @@ fn tensor(b: &Buf) -> Tensor {
     Tensor::f64(b.shape.clone(), data).expect("shape matches data")
 }
 
-/// `|got - want| <= 1e-5 * (1 + |want|)` elementwise: the f32 sums here have at most a few
-/// hundred terms in [-1, 1), whose rounding stays far below that, while one wrong or missing
+/// `|got - want| <= tolerance * (1 + |want|)` elementwise. [`SMALL`] for sums of at most a few
+/// hundred terms in [-1, 1), whose rounding stays far below it, while one wrong or missing
 /// term is off by far more.
-fn assert_close(what: &str, got: &[f32], want: &Tensor) {
+fn assert_close(what: &str, got: &[f32], want: &Tensor, tolerance: f64) {
     let want = want.as_f64().expect("reference tensors are f64");
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (f64::from(g) - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            (f64::from(g) - w).abs() <= tolerance * (1.0 + w.abs()),
             "{what}[{i}]: {g}, expected {w}"
         );
     }
 }
+
+/// The tolerance of [`cases`], sums of at most a few hundred terms.
+const SMALL: f64 = 1e-5;
+
+/// The tolerance of [`parallel_cases`], whose weight gradients sum a few thousand terms (and
+/// sum them in a different order on each thread count); a chunk's missing images are still
+/// off by hundreds of terms.
+const LARGE: f64 = 1e-4;
 
 struct Case {
     about: &'static str,
@@ -112,63 +121,163 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Runs `case` forward and backward (with and without dx) on `threads` threads, checks every
+/// result against the f64 reference, and returns them all (y, then dx, dw and db of each
+/// backward pass) for comparison across thread counts.
+fn check_against_reference(
+    case: &Case,
+    seed: u64,
+    threads: usize,
+    tolerance: f64,
+) -> Vec<Vec<f32>> {
+    let [n, c, _, _] = case.input;
+    let x = Buf::new(
+        case.input.to_vec(),
+        values(seed, case.input.iter().product()),
+    );
+    let w_shape = vec![
+        case.filters,
+        c / case.attrs.groups,
+        case.kernel[0],
+        case.kernel[1],
+    ];
+    let w = Buf::new(w_shape.clone(), values(seed + 1, w_shape.iter().product()));
+    let b = Buf::new(vec![case.filters], values(seed + 2, case.filters));
+    let b = case.bias.then_some(&b);
+    let y = conv2d(&case.attrs, &x, &w, b, threads);
+
+    let inputs: Vec<Tensor> = [Some(&x), Some(&w), b]
+        .into_iter()
+        .flatten()
+        .map(tensor)
+        .collect();
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    let node = Node {
+        name: "conv".to_string(),
+        op: Op::Conv2d(case.attrs),
+        inputs: (0..refs.len()).map(|i| format!("in{i}")).collect(),
+        outputs: vec!["y".to_string()],
+    };
+    let about = format!("{} on {threads} threads", case.about);
+    let want_y = reference::forward(&node, &refs, Mode::Training).expect("reference forward");
+    assert_close(&format!("{about}: y"), &y.data, &want_y[0], tolerance);
+    assert_eq!(y.shape, want_y[0].shape(), "{about}: y shape");
+
+    let dy = Buf::new(y.shape.clone(), values(seed + 3, y.data.len()));
+    let want = reference::backward(&node, &refs, &[&want_y[0]], &[Some(&tensor(&dy))])
+        .expect("reference backward");
+    let mut results = vec![y.data];
+    for need_dx in [true, false] {
+        let (dx, dw, db) =
+            conv2d_backward(&case.attrs, &x, &w, case.bias, &dy.data, need_dx, threads);
+        let what = |name: &str| format!("{about} (need_dx {need_dx}): {name}");
+        match dx {
+            Some(dx) => {
+                assert_close(&what("dx"), &dx, want[0].as_ref().expect("dx"), tolerance);
+                results.push(dx);
+            }
+            None => assert!(!need_dx, "{}", what("dx missing")),
+        }
+        assert_close(&what("dw"), &dw, want[1].as_ref().expect("dw"), tolerance);
+        results.push(dw);
+        assert_eq!(db.is_some(), case.bias, "{}", what("db"));
+        if let Some(db) = db {
+            assert_close(&what("db"), &db, want[2].as_ref().expect("db"), tolerance);
+            results.push(db);
+        }
+    }
+    assert!(
+        n > 1,
+        "{about}: a batch of one would not test the image loop"
+    );
+    results
+}
+
 #[test]
 fn conv2d_matches_the_f64_reference() {
     for (k, case) in cases().iter().enumerate() {
-        let [n, c, _, _] = case.input;
-        let seed = 17 * k as u64 + 1;
-        let x = Buf::new(
-            case.input.to_vec(),
-            values(seed, case.input.iter().product()),
-        );
-        let w_shape = vec![
-            case.filters,
-            c / case.attrs.groups,
-            case.kernel[0],
-            case.kernel[1],
-        ];
-        let w = Buf::new(w_shape.clone(), values(seed + 1, w_shape.iter().product()));
-        let b = Buf::new(vec![case.filters], values(seed + 2, case.filters));
-        let b = case.bias.then_some(&b);
-        let y = conv2d(&case.attrs, &x, &w, b, 1);
+        check_against_reference(case, 17 * k as u64 + 1, 1, SMALL);
+    }
+}
 
-        let inputs: Vec<Tensor> = [Some(&x), Some(&w), b]
-            .into_iter()
-            .flatten()
-            .map(tensor)
-            .collect();
-        let refs: Vec<&Tensor> = inputs.iter().collect();
-        let node = Node {
-            name: "conv".to_string(),
-            op: Op::Conv2d(case.attrs),
-            inputs: (0..refs.len()).map(|i| format!("in{i}")).collect(),
-            outputs: vec!["y".to_string()],
-        };
-        let want_y = reference::forward(&node, &refs, Mode::Training).expect("reference forward");
-        assert_close(&format!("{}: y", case.about), &y.data, &want_y[0]);
-        assert_eq!(y.shape, want_y[0].shape(), "{}: y shape", case.about);
+/// Batches big enough to be split over threads, with odd image counts so that chunks differ
+/// in size, through each way of computing dW.
+fn parallel_cases() -> Vec<Case> {
+    vec![
+        Case {
+            about: "5 images, 144 taps: sgemm dW, padding",
+            input: [5, 16, 24, 24],
+            filters: 32,
+            kernel: [3, 3],
+            attrs: Conv2d {
+                padding: [1, 1],
+                ..Conv2d::default()
+            },
+            bias: true,
+        },
+        Case {
+            about: "17 images, one channel, 9 taps: row dot products",
+            input: [17, 1, 32, 32],
+            filters: 32,
+            kernel: [3, 3],
+            attrs: Conv2d::default(),
+            bias: true,
+        },
+        Case {
+            about: "5 images, 1x1 in 2 groups of 40 channels: identity lowering",
+            input: [5, 80, 24, 24],
+            filters: 64,
+            kernel: [1, 1],
+            attrs: Conv2d {
+                groups: 2,
+                ..Conv2d::default()
+            },
+            bias: false,
+        },
+    ]
+}
 
-        let dy = Buf::new(y.shape.clone(), values(seed + 3, y.data.len()));
-        let want = reference::backward(&node, &refs, &[&want_y[0]], &[Some(&tensor(&dy))])
-            .expect("reference backward");
-        for need_dx in [true, false] {
-            let (dx, dw, db) =
-                conv2d_backward(&case.attrs, &x, &w, case.bias, &dy.data, need_dx, 1);
-            let what = |name: &str| format!("{} (need_dx {need_dx}): {name}", case.about);
-            match dx {
-                Some(dx) => assert_close(&what("dx"), &dx, want[0].as_ref().expect("dx")),
-                None => assert!(!need_dx, "{}", what("dx missing")),
-            }
-            assert_close(&what("dw"), &dw, want[1].as_ref().expect("dw"));
-            assert_eq!(db.is_some(), case.bias, "{}", what("db"));
-            if let Some(db) = db {
-                assert_close(&what("db"), &db, want[2].as_ref().expect("db"));
+#[test]
+fn conv2d_over_threads_matches_one_thread_and_the_reference() {
+    for (k, case) in parallel_cases().iter().enumerate() {
+        let [n, c, h, w] = case.input;
+        let plane = (h + 2 * case.attrs.padding[0] + 1 - case.kernel[0])
+            * (w + 2 * case.attrs.padding[1] + 1 - case.kernel[1]);
+        let work = case.filters * c / case.attrs.groups * case.kernel[0] * case.kernel[1] * plane;
+        for threads in [2, 3] {
+            let chunks = image_chunks(n, work, threads);
+            assert_eq!(chunks.len(), threads, "{}: not split", case.about);
+        }
+        let seed = 31 * k as u64 + 7;
+        let one = check_against_reference(case, seed, 1, LARGE);
+        for threads in [2, 3] {
+            let many = check_against_reference(case, seed, threads, LARGE);
+            assert_eq!(one.len(), many.len(), "{}: results", case.about);
+            for (r, (a, b)) in one.iter().zip(&many).enumerate() {
+                assert_eq!(a.len(), b.len(), "{}: result {r} length", case.about);
+                for (i, (&a, &b)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        f64::from((a - b).abs()) <= LARGE * (1.0 + f64::from(a.abs())),
+                        "{} on {threads} threads: result {r}[{i}]: {b}, one thread {a}",
+                        case.about
+                    );
+                }
             }
         }
-        assert!(
-            n > 1,
-            "{}: a batch of one would not test the image loop",
-            case.about
-        );
     }
+}
+
+#[test]
+fn image_chunks_cover_the_batch_in_order() {
+    let big = 1 << 22;
+    assert_eq!(image_chunks(5, big, 2), vec![0..2, 2..5]);
+    assert_eq!(image_chunks(5, big, 3), vec![0..1, 1..3, 3..5]);
+    assert_eq!(image_chunks(2, big, 3), vec![0..1, 1..2]);
+    assert_eq!(
+        image_chunks(32, 1000, 2),
+        vec![0..32],
+        "too little work to split"
+    );
+    assert_eq!(image_chunks(7, big, 1), vec![0..7]);
+    assert_eq!(image_chunks(0, big, 2), vec![0..0]);
 }
