@@ -95,9 +95,7 @@ fn wait_until(shared: &Shared, condvar: &Condvar, ready: impl Fn() -> bool) {
     }
     let mut guard = lock(&shared.sleep);
     while !ready() {
-        guard = condvar
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner);
+        guard = condvar.wait(guard).unwrap_or_else(PoisonError::into_inner);
     }
 }
 
@@ -146,9 +144,7 @@ impl Pool {
         // SAFETY (of the lifetime erasure): see `Job`; this function waits for `busy == 0`
         // below on every path, a panic in `task` included (it is caught first).
         let erased: *const (dyn Fn(usize) + Sync) = unsafe {
-            std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(
-                task,
-            )
+            std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(task)
         };
         *lock(&shared.job) = Some(Job {
             task: erased,
