@@ -331,10 +331,11 @@ fn threaded(
         return;
     }
     if row_threads == 1 || m <= micro.blocking.mc {
-        // One row block and too few columns to split: row bands would each still read all of
-        // `B` for a few tiles, and measured no faster than one thread (32 x 2304 x 100).
-        // SAFETY: as above.
-        unsafe { blocked(micro, alpha, a, b, beta, base, ldc) };
+        // One row block and too few columns to split (a batch-32 Dense layer, 32 x 2304 x
+        // 100): row bands would each still read all of `B` for a few tiles, and measured no
+        // faster than one thread. Split `k` instead: each thread multiplies its slice of `A`'s
+        // columns by the same rows of `B`, and the small `m x n` partial products are added.
+        split_k(micro, alpha, a, b, beta, c, ldc, threads);
         return;
     }
     let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
@@ -348,6 +349,60 @@ fn threaded(
         // SAFETY: as above; each task writes only rows `i0..i0 + rows` of the block.
         unsafe { blocked(micro, alpha, a_band, b, beta, base.offset(i0 * ldc), ldc) }
     });
+}
+
+/// `threads` equal slices of `k`: the first thread's product
+/// goes into `C` (with `beta`), each other's into its own `m x n` buffer, added onto `C` after.
+#[allow(clippy::too_many_arguments)]
+fn split_k(
+    micro: &Micro,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let slice = k.div_ceil(threads);
+    let slices = k.div_ceil(slice);
+    let partials: Vec<std::sync::Mutex<Vec<f32>>> = (1..slices)
+        .map(|_| std::sync::Mutex::new(vec![0.0; m * n]))
+        .collect();
+    let base = CPtr(c.as_mut_ptr());
+    threads::pool(threads).run(slices, &|t| {
+        let p0 = t * slice;
+        let len = slice.min(k - p0);
+        let a_slice = MatRef {
+            data: &a.data[p0 * a.col_stride..],
+            cols: len,
+            ..a
+        };
+        let b_slice = MatRef {
+            data: &b.data[p0 * b.row_stride..],
+            rows: len,
+            ..b
+        };
+        if t == 0 {
+            // SAFETY: only this task writes `c` (exclusively borrowed until `run` returns,
+            // holding the `m x n` block with row stride `ldc`, checked in `sgemm_on`).
+            unsafe { blocked(micro, alpha, a_slice, b_slice, beta, base, ldc) };
+        } else {
+            let mut partial = partials[t - 1].lock().unwrap_or_else(|e| e.into_inner());
+            let out = CPtr(partial.as_mut_ptr());
+            // SAFETY: `partial` is this task's own `m x n` buffer (row stride `n`).
+            unsafe { blocked(micro, alpha, a_slice, b_slice, 0.0, out, n) };
+        }
+    });
+    for partial in partials {
+        let partial = partial.into_inner().unwrap_or_else(|e| e.into_inner());
+        for (row, part) in c.chunks_mut(ldc).zip(partial.chunks_exact(n)) {
+            for (x, p) in row[..n].iter_mut().zip(part) {
+                *x += p;
+            }
+        }
+    }
 }
 
 /// Where `blocked` writes: the first element of its block of `C`. A raw pointer, because

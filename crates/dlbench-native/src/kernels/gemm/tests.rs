@@ -243,13 +243,21 @@ fn gemm_small_blocks_cover_every_loop() {
 
 #[test]
 fn gemm_two_threads() {
-    const { assert!(200 * 300 * 70 >= SPLIT_WORK && 13 * 700 * 500 >= SPLIT_WORK) };
+    const { assert!(200 * 300 * 70 >= SPLIT_WORK && 7 * 20 * 40_000 >= SPLIT_WORK) };
     for path in Path::available() {
         // Each above the work a second thread needs (`SPLIT_WORK`).
-        for &(m, n, k) in &[(200, 300, 70), (13, 700, 500), (257, 129, 129)] {
+        // The last two split `k` (few rows and columns): with 2 and 3 slices below.
+        for &(m, n, k) in &[
+            (200, 300, 70),
+            (13, 700, 500),
+            (257, 129, 129),
+            (32, 100, 2304),
+            (7, 20, 40_000),
+        ] {
             for &(ta, tb) in &TRANSPOSES {
                 check(path, None, (m, n, k), (ta, tb), 1.0, 0.0, n, 2, 19);
                 check(path, None, (m, n, k), (ta, tb), 0.5, 2.0, n + 3, 2, 23);
+                check(path, None, (m, n, k), (ta, tb), 0.5, 2.0, n + 1, 3, 29);
             }
         }
     }
