@@ -1,6 +1,7 @@
 //! Runs one seed workload's step in a loop on one backend, for a profiler to watch:
-//! `cargo run --release -p dlbench-benchmarks --example step_loop -- cnn train native 200`
-//! (`train` or `b1` / `b32` for inference; then the backend and the number of steps).
+//! `cargo run --release -p dlbench-benchmarks --example step_loop -- cnn train native 200 [2]`
+//! (`train` or `b1` / `b32` for inference; then the backend, the number of steps and,
+//! optionally, the thread count, 1 by default).
 //! Prints the median step time; preparation happens before the loop.
 
 use std::time::Instant;
@@ -10,11 +11,16 @@ use dlbench_core::{Mode, PrepareOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [spec, what, backend, steps] = &args[..] else {
-        eprintln!("usage: step_loop SPEC train|b1|b32 BACKEND STEPS");
-        std::process::exit(2);
+    let (spec, what, backend, steps, threads) = match &args[..] {
+        [spec, what, backend, steps] => (spec, what, backend, steps, "1"),
+        [spec, what, backend, steps, threads] => (spec, what, backend, steps, threads.as_str()),
+        _ => {
+            eprintln!("usage: step_loop SPEC train|b1|b32 BACKEND STEPS [THREADS]");
+            std::process::exit(2);
+        }
     };
     let steps: usize = steps.parse().expect("STEPS is a number");
+    let threads: usize = threads.parse().expect("THREADS is a number");
     let backend = backends()
         .into_iter()
         .find(|b| b.name() == backend)
@@ -24,6 +30,7 @@ fn main() {
     let training = what == "train";
     let options = PrepareOptions {
         training: training.then(|| work.spec.training_config()),
+        threads,
         ..PrepareOptions::default()
     };
     let mut session = backend.prepare(&work.model, &options).expect("prepare");
@@ -46,7 +53,7 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{spec} {what} {}: median {:.1} us over {steps} steps",
+        "{spec} {what} {} x{threads}: median {:.1} us over {steps} steps",
         backend.name(),
         times[steps / 2] * 1e6
     );
