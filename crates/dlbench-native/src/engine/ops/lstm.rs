@@ -178,15 +178,19 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
     for s in 0..dims.t {
         let step = s * nb * h..(s + 1) * nb * h;
         let step_gates = &mut gates[s * nb * g4..(s + 1) * nb * g4];
-        let c_prev = if s > 0 {
+        if s > 0 {
             let h_prev = MatRef::row_major(&hs[(s - 1) * nb * h..], nb, h);
             let w_hh = MatRef::row_major(&w_hh_t, h, g4);
             sgemm(1.0, h_prev, w_hh, 1.0, step_gates, g4, threads);
-            &cs[(s - 1) * nb * h..s * nb * h]
+        }
+        // This step's cell states go straight into `cs`, beside the last step's.
+        let (done, rest) = cs.split_at_mut(step.start);
+        let c_prev = if s > 0 {
+            &done[step.start - nb * h..]
         } else {
             &zeros[..]
         };
-        let mut c = vec![0.0; nb * h];
+        let c = &mut rest[..nb * h];
         for (n, a) in step_gates.chunks_exact_mut(g4).enumerate() {
             activate_gates(a, h);
             let row = n * h..(n + 1) * h;
@@ -194,9 +198,8 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
                 *c = a[F * h + j] * cp + a[I * h + j] * a[G * h + j];
             }
         }
-        cs[step.clone()].copy_from_slice(&c);
         let tanh_c = &mut tanh_cs[step.clone()];
-        math::tanh(&c, tanh_c);
+        math::tanh(c, tanh_c);
         for (n, a) in step_gates.chunks_exact(g4).enumerate() {
             let row = n * h..(n + 1) * h;
             let hs_row = &mut hs[step.start + row.start..step.start + row.end];
