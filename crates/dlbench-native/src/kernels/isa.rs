@@ -1,13 +1,16 @@
-//! Which SIMD instruction set the non-GEMM kernels run on, detected at run time. (`gemm` has
-//! its own, finer choice of micro-kernels.)
+//! Which SIMD instruction set the kernels run on, detected at run time. (`gemm` has its own,
+//! finer choice of micro-kernels.) A kernel without code for an instruction set runs the
+//! next one it has, down to the portable loops.
 
 use std::sync::OnceLock;
 
-/// An implementation of a kernel: AVX-512 code, or plain loops that run anywhere.
+/// An implementation of a kernel: one SIMD instruction set, or plain loops that run anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Isa {
     /// AVX-512F (masked loads and stores do the edges of each run).
     Avx512,
+    /// AVX2 + FMA.
+    Avx2,
     /// Plain loops: any CPU.
     Portable,
 }
@@ -23,8 +26,13 @@ impl Isa {
     pub(crate) fn available() -> Vec<Isa> {
         let mut isas = Vec::new();
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
+        {
+            if is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                isas.push(Isa::Avx2);
+            }
         }
         isas.push(Isa::Portable);
         isas

@@ -15,6 +15,8 @@
 //! `tanh`). Short slices are fine: a call costs one load of the cached path choice, and the
 //! ragged tail is one masked vector on AVX-512.
 
+use super::isa::Isa;
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -24,19 +26,17 @@ mod portable;
 #[cfg(test)]
 mod tests;
 
-use std::sync::OnceLock;
-
 /// `dst[i] = e^src[i]`.
 ///
 /// # Panics
 /// When the slices differ in length.
 pub fn exp(src: &[f32], dst: &mut [f32]) {
-    map(Func::Exp, Path::chosen(), src, dst);
+    map(Func::Exp, Isa::chosen(), src, dst);
 }
 
 /// `xs[i] = e^xs[i]`.
 pub fn exp_in_place(xs: &mut [f32]) {
-    map_in_place(Func::Exp, Path::chosen(), xs);
+    map_in_place(Func::Exp, Isa::chosen(), xs);
 }
 
 /// `dst[i] = ln src[i]` (natural log).
@@ -44,12 +44,12 @@ pub fn exp_in_place(xs: &mut [f32]) {
 /// # Panics
 /// When the slices differ in length.
 pub fn ln(src: &[f32], dst: &mut [f32]) {
-    map(Func::Ln, Path::chosen(), src, dst);
+    map(Func::Ln, Isa::chosen(), src, dst);
 }
 
 /// `xs[i] = ln xs[i]` (natural log).
 pub fn ln_in_place(xs: &mut [f32]) {
-    map_in_place(Func::Ln, Path::chosen(), xs);
+    map_in_place(Func::Ln, Isa::chosen(), xs);
 }
 
 /// `dst[i] = tanh src[i]`.
@@ -57,12 +57,12 @@ pub fn ln_in_place(xs: &mut [f32]) {
 /// # Panics
 /// When the slices differ in length.
 pub fn tanh(src: &[f32], dst: &mut [f32]) {
-    map(Func::Tanh, Path::chosen(), src, dst);
+    map(Func::Tanh, Isa::chosen(), src, dst);
 }
 
 /// `xs[i] = tanh xs[i]`.
 pub fn tanh_in_place(xs: &mut [f32]) {
-    map_in_place(Func::Tanh, Path::chosen(), xs);
+    map_in_place(Func::Tanh, Isa::chosen(), xs);
 }
 
 /// `dst[i] = 1 / (1 + e^-src[i])`.
@@ -70,12 +70,12 @@ pub fn tanh_in_place(xs: &mut [f32]) {
 /// # Panics
 /// When the slices differ in length.
 pub fn sigmoid(src: &[f32], dst: &mut [f32]) {
-    map(Func::Sigmoid, Path::chosen(), src, dst);
+    map(Func::Sigmoid, Isa::chosen(), src, dst);
 }
 
 /// `xs[i] = 1 / (1 + e^-xs[i])`.
 pub fn sigmoid_in_place(xs: &mut [f32]) {
-    map_in_place(Func::Sigmoid, Path::chosen(), xs);
+    map_in_place(Func::Sigmoid, Isa::chosen(), xs);
 }
 
 /// Which function a kernel applies.
@@ -87,44 +87,8 @@ pub(crate) enum Func {
     Sigmoid,
 }
 
-/// An implementation of the functions: one SIMD width, or the portable scalar code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Path {
-    /// 16 lanes (AVX-512F).
-    Avx512,
-    /// 8 lanes (AVX2 + FMA).
-    Avx2,
-    /// Scalar code: any CPU.
-    Portable,
-}
-
-impl Path {
-    /// The fastest path this CPU supports, detected once: these kernels are called on
-    /// slices as short as one LSTM gate row.
-    pub(crate) fn chosen() -> Path {
-        static CHOSEN: OnceLock<Path> = OnceLock::new();
-        *CHOSEN.get_or_init(|| Path::available()[0])
-    }
-
-    /// Every path this CPU can run, fastest first (tests run them all).
-    pub(crate) fn available() -> Vec<Path> {
-        let mut paths = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                paths.push(Path::Avx512);
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                paths.push(Path::Avx2);
-            }
-        }
-        paths.push(Path::Portable);
-        paths
-    }
-}
-
-/// `func` over `src` into `dst` on `path` (which must come from `Path::available()`).
-pub(crate) fn map(func: Func, path: Path, src: &[f32], dst: &mut [f32]) {
+/// `func` over `src` into `dst` on `path` (which must come from `Isa::available()`).
+pub(crate) fn map(func: Func, path: Isa, src: &[f32], dst: &mut [f32]) {
     assert_eq!(
         src.len(),
         dst.len(),
@@ -135,8 +99,8 @@ pub(crate) fn map(func: Func, path: Path, src: &[f32], dst: &mut [f32]) {
     unsafe { run(func, path, src.as_ptr(), dst.as_mut_ptr(), src.len()) }
 }
 
-/// `func` over `xs` in place on `path` (which must come from `Path::available()`).
-pub(crate) fn map_in_place(func: Func, path: Path, xs: &mut [f32]) {
+/// `func` over `xs` in place on `path` (which must come from `Isa::available()`).
+pub(crate) fn map_in_place(func: Func, path: Isa, xs: &mut [f32]) {
     let p = xs.as_mut_ptr();
     // SAFETY: `xs` holds `len` floats; source and destination are the same, which every
     // kernel allows (each vector is loaded before its result is stored).
@@ -145,14 +109,14 @@ pub(crate) fn map_in_place(func: Func, path: Path, xs: &mut [f32]) {
 
 /// # Safety
 /// `src` must be readable and `dst` writable for `len` floats; they must either be the same
-/// pointer or not overlap; `path` must be one `Path::available()` lists.
-unsafe fn run(func: Func, path: Path, src: *const f32, dst: *mut f32, len: usize) {
+/// pointer or not overlap; `path` must be one `Isa::available()` lists.
+unsafe fn run(func: Func, path: Isa, src: *const f32, dst: *mut f32, len: usize) {
     match path {
         // SAFETY: the caller's guarantees, and the path's features were detected.
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512 => unsafe { avx512::map(func, src, dst, len) },
+        Isa::Avx512 => unsafe { avx512::map(func, src, dst, len) },
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => unsafe { avx2::map(func, src, dst, len) },
+        Isa::Avx2 => unsafe { avx2::map(func, src, dst, len) },
         _ => {
             let f = match func {
                 Func::Exp => portable::exp,

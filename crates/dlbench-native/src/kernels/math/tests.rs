@@ -11,7 +11,8 @@
 //! paths to 0.05), which the bounds below round up: exp 0.99, ln 0.83, tanh 1.33, sigmoid
 //! 2.25 ULP (`cargo test --release -p dlbench-native math -- --nocapture` prints them).
 
-use super::{map, map_in_place, Func, Path};
+use super::{map, map_in_place, Func};
+use crate::kernels::isa::Isa;
 
 /// The largest error allowed per function, in ULPs.
 fn bound(func: Func) -> f64 {
@@ -65,7 +66,7 @@ fn ulps(got: f32, want: f64) -> f64 {
 
 /// The worst error of `func` on `path` over `inputs`, whose exact values are `want`:
 /// (ULPs, input, result).
-fn worst(func: Func, path: Path, inputs: &[f32], want: &[f64]) -> (f64, f32, f32) {
+fn worst(func: Func, path: Isa, inputs: &[f32], want: &[f64]) -> (f64, f32, f32) {
     let mut got = vec![0.0; inputs.len()];
     map(func, path, inputs, &mut got);
     let mut worst = (0.0, 0.0, 0.0);
@@ -108,7 +109,7 @@ type Worst = Vec<((f64, f32, f32), String)>;
 /// Updates `worst` (one entry per path) with `func` over `inputs`; `what` names the sweep.
 fn sweep(func: Func, inputs: &[f32], what: &str, worst_so_far: &mut Worst) {
     let want: Vec<f64> = inputs.iter().map(|&x| exact(func, x)).collect();
-    for (path, entry) in Path::available().into_iter().zip(worst_so_far.iter_mut()) {
+    for (path, entry) in Isa::available().into_iter().zip(worst_so_far.iter_mut()) {
         let found = worst(func, path, inputs, &want);
         if found.0.total_cmp(&entry.0 .0).is_gt() {
             *entry = (found, what.to_string());
@@ -123,7 +124,7 @@ fn check_accuracy(func: Func) {
     // 127 is prime, so the sweep hits every residue of the mantissa's low bits.
     const STRIDE: u64 = 127;
     const CHUNK: u64 = 1 << 16;
-    let paths = Path::available();
+    let paths = Isa::available();
     let mut worst_so_far: Worst = vec![((0.0, 0.0, 0.0), String::new()); paths.len()];
     let mut start = 0u64;
     while start < 1 << 32 {
@@ -234,7 +235,7 @@ fn edge_cases(func: Func) -> Vec<(f32, f32)> {
 fn edge_values_are_pytorchs_on_every_path() {
     for func in [Func::Exp, Func::Ln, Func::Tanh, Func::Sigmoid] {
         let (inputs, want): (Vec<f32>, Vec<f32>) = edge_cases(func).into_iter().unzip();
-        for path in Path::available() {
+        for path in Isa::available() {
             let mut got = vec![0.0; inputs.len()];
             map(func, path, &inputs, &mut got);
             for ((x, w), g) in inputs.iter().zip(&want).zip(&got) {
@@ -252,7 +253,7 @@ fn edge_values_are_pytorchs_on_every_path() {
 #[test]
 fn sigmoid_follows_exp_into_the_denormals() {
     // e^-100 ~ 3.7e-44: a denormal that a naive 1 / (1 + e^100) flushes to 0.
-    for path in Path::available() {
+    for path in Isa::available() {
         let mut got = [0.0];
         map(Func::Sigmoid, path, &[-100.0], &mut got);
         assert!(got[0] > 0.0, "{path:?}: sigmoid(-100) = {}", got[0]);
@@ -264,7 +265,7 @@ fn every_length_matches_lane_by_lane_in_place_and_leaves_the_rest_alone() {
     const SENTINEL: f32 = 12345.0;
     let src: Vec<f32> = (0..70).map(|i| (i as f32 - 35.0) * 0.37).collect();
     for func in [Func::Exp, Func::Ln, Func::Tanh, Func::Sigmoid] {
-        for path in Path::available() {
+        for path in Isa::available() {
             // Each element alone: a one-float slice, the tail code's smallest case.
             let alone: Vec<f32> = src
                 .iter()
