@@ -60,6 +60,24 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Rows `first..first + len` of this view.
+    fn row_band(self, first: usize, len: usize) -> Self {
+        MatRef {
+            data: &self.data[first * self.row_stride..],
+            rows: len,
+            ..self
+        }
+    }
+
+    /// Columns `first..first + len` of this view.
+    fn col_band(self, first: usize, len: usize) -> Self {
+        MatRef {
+            data: &self.data[first * self.col_stride..],
+            cols: len,
+            ..self
+        }
+    }
+
     #[inline]
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]
@@ -157,7 +175,7 @@ struct Micro {
 
 /// Below ~8 MFLOP (4 M multiply-adds, ~80 us on one core) a thread's start-up and join (tens
 /// of microseconds) is not repaid: measured, 128^3 ran slower on 2 threads than on 1.
-const SPLIT_WORK: usize = 1 << 22;
+pub(crate) const SPLIT_WORK: usize = 1 << 22;
 
 /// The largest `mr * nr` of any kernel: the size of the edge-tile buffer.
 const MAX_TILE: usize = 6 * 64;
@@ -317,12 +335,7 @@ fn threaded(
         let band = n.div_ceil(col_threads).div_ceil(nr) * nr;
         threads::pool(threads).run(n.div_ceil(band), &|t| {
             let j0 = t * band;
-            let cols = band.min(n - j0);
-            let b_band = MatRef {
-                data: &b.data[j0 * b.col_stride..],
-                cols,
-                ..b
-            };
+            let b_band = b.col_band(j0, band.min(n - j0));
             // SAFETY: `c` stays exclusively borrowed until `run` returns (through `base`) and
             // holds the `m x n` block (checked in `sgemm_on`); each task writes only columns
             // `j0..j0 + cols` of it, disjoint from every other task's.
@@ -341,18 +354,14 @@ fn threaded(
     let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
     threads::pool(threads).run(m.div_ceil(band), &|t| {
         let i0 = t * band;
-        let a_band = MatRef {
-            data: &a.data[i0 * a.row_stride..],
-            rows: band.min(m - i0),
-            ..a
-        };
+        let a_band = a.row_band(i0, band.min(m - i0));
         // SAFETY: as above; each task writes only rows `i0..i0 + rows` of the block.
         unsafe { blocked(micro, alpha, a_band, b, beta, base.offset(i0 * ldc), ldc) }
     });
 }
 
-/// `threads` equal slices of `k`: the first thread's product
-/// goes into `C` (with `beta`), each other's into its own `m x n` buffer, added onto `C` after.
+/// `threads` equal slices of `k`: the first thread's product goes into `C` (with `beta`), each
+/// other's into its own `m x n` buffer, added onto `C` after.
 #[allow(clippy::too_many_arguments)]
 fn split_k(
     micro: &Micro,
@@ -374,16 +383,7 @@ fn split_k(
     threads::pool(threads).run(slices, &|t| {
         let p0 = t * slice;
         let len = slice.min(k - p0);
-        let a_slice = MatRef {
-            data: &a.data[p0 * a.col_stride..],
-            cols: len,
-            ..a
-        };
-        let b_slice = MatRef {
-            data: &b.data[p0 * b.row_stride..],
-            rows: len,
-            ..b
-        };
+        let (a_slice, b_slice) = (a.col_band(p0, len), b.row_band(p0, len));
         if t == 0 {
             // SAFETY: only this task writes `c` (exclusively borrowed until `run` returns,
             // holding the `m x n` block with row stride `ldc`, checked in `sgemm_on`).

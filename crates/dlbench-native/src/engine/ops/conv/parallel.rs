@@ -9,12 +9,8 @@
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
+use crate::kernels::gemm::SPLIT_WORK;
 use crate::kernels::threads::pool;
-
-/// Total multiply-adds below which a call stays on one thread: the same bar as `sgemm`'s own
-/// split (4 M multiply-adds, ~80 us on one core), under which waking the pool and joining it
-/// (tens of microseconds) is not repaid.
-const SPLIT_WORK: usize = 1 << 22;
 
 /// The images of each chunk, contiguous and as even as they can be: one chunk (all images)
 /// when the call is too small to split or `threads` is 1, otherwise one per thread (or per
@@ -24,6 +20,8 @@ pub(super) fn image_chunks(
     work_per_image: usize,
     threads: usize,
 ) -> Vec<Range<usize>> {
+    // Below `sgemm`'s own bar for a second thread, waking the pool and joining it is not
+    // repaid.
     let chunks = if images.saturating_mul(work_per_image) < SPLIT_WORK {
         1
     } else {
