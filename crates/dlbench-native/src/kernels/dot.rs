@@ -169,19 +169,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::{dot_rows_add_on, Isa};
-
-    /// Values in [-1, 1) from a fixed xorshift sequence.
-    fn values(seed: u64, len: usize) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::test_rng::Rng;
 
     /// Every path against f64 dot products, accumulated onto a non-zero C with padded rows
     /// (which must stay untouched), on shapes with partial blocks on both sides and lengths
@@ -200,9 +188,9 @@ mod tests {
             (2, 5, 200),
         ] {
             let ldc = n + 3;
-            let a = values(1 + m as u64, m * k);
-            let b = values(7 + n as u64, n * k);
-            let c0 = values(11 + k as u64, m * ldc);
+            let a = Rng(1 + m as u64).fill(m * k);
+            let b = Rng(7 + n as u64).fill(n * k);
+            let c0 = Rng(11 + k as u64).fill(m * ldc);
             for isa in Isa::available() {
                 let mut c = c0.clone();
                 dot_rows_add_on(isa, &a, &b, m, n, k, &mut c, ldc);

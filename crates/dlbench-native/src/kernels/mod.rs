@@ -7,4 +7,6 @@ pub mod im2col;
 mod isa;
 pub mod math;
 pub mod pool;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod threads;

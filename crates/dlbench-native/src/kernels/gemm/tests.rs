@@ -10,22 +10,7 @@
 //! for the magnitudes drawn here).
 
 use super::{sgemm_on, Blocking, MatRef, Path, SPLIT_WORK};
-
-/// A small deterministic generator (xorshift) of values in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn fill(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.next()).collect()
-    }
-}
+use crate::kernels::test_rng::Rng;
 
 /// The storage of a `rows x cols` operand: row-major with `pad` extra floats per row, or (if
 /// `transposed`) its transpose stored that way, viewed through `MatRef::t`.

@@ -5,22 +5,7 @@
 //! against an f64 sum of the contributions onto a non-zero input.
 
 use super::{col2im_add_on, im2col_on, im2row_on, tap_of_channels_last, Isa, Lowering};
-
-/// A small deterministic generator (xorshift) of values in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn fill(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.next()).collect()
-    }
-}
+use crate::kernels::test_rng::Rng;
 
 /// A geometry with the output size PyTorch gives.
 fn geometry(

@@ -6,18 +6,14 @@ use super::{
     avg_pool, avg_pool_backward, max_pool_backward_from_argmax_on, max_pool_backward_on,
     max_pool_on, Isa, Tiles,
 };
+use crate::kernels::test_rng::Rng;
 
 /// Values from a fixed xorshift sequence: `levels` distinct values in [-1, 1) (ties when
 /// `levels` is small).
 fn values(seed: u64, len: usize, levels: u64) -> Vec<f32> {
-    let mut s = seed;
+    let mut rng = Rng(seed);
     (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) % levels) as f32 / levels as f32 * 2.0 - 1.0
-        })
+        .map(|_| ((rng.bits() >> 11) % levels) as f32 / levels as f32 * 2.0 - 1.0)
         .collect()
 }
 

@@ -9,20 +9,8 @@ use dlbench_core::{Mode, Node, Op, Tensor};
 
 use super::parallel::image_chunks;
 use super::{conv2d, conv2d_backward, Buf};
+use crate::kernels::test_rng::Rng;
 use crate::reference::ops as reference;
-
-/// Values in [-1, 1) from a fixed xorshift sequence.
-fn values(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 fn tensor(b: &Buf) -> Tensor {
     let data = b.data.iter().map(|&v| f64::from(v)).collect();
@@ -133,7 +121,7 @@ fn check_against_reference(
     let [n, c, _, _] = case.input;
     let x = Buf::new(
         case.input.to_vec(),
-        values(seed, case.input.iter().product()),
+        Rng(seed).fill(case.input.iter().product()),
     );
     let w_shape = vec![
         case.filters,
@@ -141,8 +129,11 @@ fn check_against_reference(
         case.kernel[0],
         case.kernel[1],
     ];
-    let w = Buf::new(w_shape.clone(), values(seed + 1, w_shape.iter().product()));
-    let b = Buf::new(vec![case.filters], values(seed + 2, case.filters));
+    let w = Buf::new(
+        w_shape.clone(),
+        Rng(seed + 1).fill(w_shape.iter().product()),
+    );
+    let b = Buf::new(vec![case.filters], Rng(seed + 2).fill(case.filters));
     let b = case.bias.then_some(&b);
     let y = conv2d(&case.attrs, &x, &w, b, threads);
 
@@ -163,7 +154,7 @@ fn check_against_reference(
     assert_close(&format!("{about}: y"), &y.data, &want_y[0], tolerance);
     assert_eq!(y.shape, want_y[0].shape(), "{about}: y shape");
 
-    let dy = Buf::new(y.shape.clone(), values(seed + 3, y.data.len()));
+    let dy = Buf::new(y.shape.clone(), Rng(seed + 3).fill(y.data.len()));
     let want = reference::backward(&node, &refs, &[&want_y[0]], &[Some(&tensor(&dy))])
         .expect("reference backward");
     let mut results = vec![y.data];
