@@ -19,6 +19,7 @@ use std::ops::Range;
 
 use dlbench_core::ir::Conv2d;
 
+use super::layout::transposed_matrix;
 use super::Buf;
 use crate::kernels::dot::dot_rows_add;
 use crate::kernels::gemm::{sgemm, MatRef};
@@ -424,11 +425,8 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 fn transposed_weights(g: &Geometry, w: &[f32]) -> Vec<f32> {
     let (opg, rows) = (g.o_per_group(), g.rows());
     let mut w_t = Vec::with_capacity(w.len());
-    for grp in 0..g.groups {
-        let w_g = &w[grp * opg * rows..(grp + 1) * opg * rows];
-        for r in 0..rows {
-            w_t.extend((0..opg).map(|o| w_g[o * rows + r]));
-        }
+    for w_g in w.chunks_exact((opg * rows).max(1)) {
+        w_t.extend(transposed_matrix(w_g, opg, rows));
     }
     w_t
 }

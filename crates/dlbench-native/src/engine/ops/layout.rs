@@ -52,6 +52,18 @@ fn permute(perm: &[usize], in_shape: &[usize], x: &[f32]) -> (Vec<usize>, Vec<f3
     }
 }
 
+/// A row-major `[rows, cols]` matrix transposed into a new row-major `[cols, rows]` buffer
+/// (weights laid out once for `sgemm` to read in place).
+pub(super) fn transposed_matrix(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; w.len()];
+    for (r, row) in w.chunks_exact(cols.max(1)).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
+}
+
 pub fn transpose(perm: &[usize], x: &Buf) -> Buf {
     let (shape, y) = permute(perm, &x.shape, &x.data);
     Buf::new(shape, y)

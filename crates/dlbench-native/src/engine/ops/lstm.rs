@@ -9,6 +9,7 @@
 
 use dlbench_core::ir::{Direction, Lstm};
 
+use super::layout::transposed_matrix;
 use super::linear::column_sums;
 use super::{Buf, Grads};
 use crate::kernels::gemm::{sgemm, MatRef};
@@ -117,19 +118,6 @@ impl Dims {
     }
 }
 
-/// `W` `[rows, cols]` transposed into a new row-major `[cols, rows]` buffer. The recurrent
-/// product multiplies by `W_hhᵀ` at every step; in row-major form `sgemm` reads it in place
-/// instead of packing it again each step.
-fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; w.len()];
-    for (r, row) in w.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * rows + r] = v;
-        }
-    }
-    t
-}
-
 /// The gate activations of one row `[i | f | g | o]` (each `H` wide), in place.
 fn activate_gates(a: &mut [f32], h: usize) {
     let (ifg, o) = a.split_at_mut(3 * h);
@@ -170,7 +158,9 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
             }
         }
     }
-    let w_hh_t = transposed(wt.w_hh, g4, h);
+    // The recurrent product multiplies by `W_hhᵀ` at every step; laid out row-major once,
+    // `sgemm` reads it in place instead of packing it again each step.
+    let w_hh_t = transposed_matrix(wt.w_hh, g4, h);
     let mut cs = vec![0.0; rows * h];
     let mut tanh_cs = vec![0.0; rows * h];
     let mut hs = vec![0.0; rows * h];
