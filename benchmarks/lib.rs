@@ -23,6 +23,17 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
     ]
 }
 
+/// The backend of that name in this build (for the examples' command lines).
+///
+/// # Panics
+/// When this build has no such backend.
+pub fn backend(name: &str) -> Box<dyn Backend> {
+    backends()
+        .into_iter()
+        .find(|b| b.name() == name)
+        .unwrap_or_else(|| panic!("no backend `{name}` in this build"))
+}
+
 /// A seed workload ready to time: its model, and one batch of `batch` rows for inference and
 /// for training (targets included).
 pub struct Workload {

@@ -6,7 +6,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dlbench_benchmarks::{backends, Workload, SEED_SPECS};
+use dlbench_benchmarks::{Workload, SEED_SPECS};
 use dlbench_core::PrepareOptions;
 
 struct Counting;
@@ -33,10 +33,7 @@ static GLOBAL: Counting = Counting;
 
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_else(|| "native".into());
-    let backend = backends()
-        .into_iter()
-        .find(|b| b.name() == name)
-        .unwrap_or_else(|| panic!("no backend `{name}` in this build"));
+    let backend = dlbench_benchmarks::backend(&name);
     const STEPS: usize = 10;
     for &spec in SEED_SPECS {
         let work = Workload::load(spec, 32);

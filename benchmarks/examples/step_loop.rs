@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use dlbench_benchmarks::{backends, Workload};
+use dlbench_benchmarks::Workload;
 use dlbench_core::{Mode, PrepareOptions};
 
 fn main() {
@@ -21,10 +21,7 @@ fn main() {
     };
     let steps: usize = steps.parse().expect("STEPS is a number");
     let threads: usize = threads.parse().expect("THREADS is a number");
-    let backend = backends()
-        .into_iter()
-        .find(|b| b.name() == backend)
-        .unwrap_or_else(|| panic!("no backend `{backend}` in this build"));
+    let backend = dlbench_benchmarks::backend(backend);
     let batch = if what == "b1" { 1 } else { 32 };
     let work = Workload::load(spec, batch);
     let training = what == "train";
