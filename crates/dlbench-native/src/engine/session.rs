@@ -1,6 +1,13 @@
 //! The native backend and its session. `prepare` resolves the graph once into slots (graph
 //! inputs, then parameters, then node outputs), so forward and backward index plain vectors.
 //! Every check a user's data could fail is an [`Error`], never a panic.
+//!
+//! Buffers are planned, not allocated per step: every slot's value, every slot's gradient
+//! and every gradient a step's backward writes has its own buffer, sized when a batch size
+//! is first loaded, and each step keeps its kernels' scratch ([`State`]). Kernels write into
+//! these buffers, so a steady-state training step or inference allocates nothing (the
+//! `allocations` test counts). In debug builds every buffer a kernel is about to write is
+//! first filled with NaN, so an element a kernel forgets cannot pass for last step's value.
 
 use std::collections::HashMap;
 
@@ -10,11 +17,15 @@ use dlbench_core::{
     Session, Tensor, ValueInfo, Values,
 };
 
-use super::ops::{self, Buf, Ctx, Saved};
+use super::ops::{self, Args, Buf, Ctx, State};
 use super::optim::OptimizerState;
 use crate::kernels;
 
 const NAME: &str = "native";
+
+/// The most outputs a node has (LSTM: Y, Y_h, Y_c); each step's outputs are taken out of the
+/// values into an array this long while its kernel writes them.
+const MAX_OUTPUTS: usize = 3;
 
 /// dlbench's own f32 engine as a [`Backend`]: CPU, every capability.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,16 +91,25 @@ pub struct NativeSession {
     requires_grad: Vec<bool>,
     /// Every slot's current value: loaded inputs, parameters, node outputs of the last pass.
     values: Vec<Buf>,
-    /// What each step's forward kept for its backward.
-    saved: Vec<Saved>,
-    /// The shape of every slot at the loaded batch size.
-    shapes: Vec<Vec<usize>>,
+    /// What each step keeps between calls (saved for backward, kernel scratch).
+    states: Vec<State>,
+    /// The slot of the loss, in a training session.
+    loss_slot: Option<usize>,
+    /// d loss / d slot, for the slots in `requires_grad` (empty for the others); valid where
+    /// `grad_set` says so after a backward pass.
+    grads: Vec<Vec<f32>>,
+    grad_set: Vec<bool>,
+    /// Where each step's backward writes the gradient of each of its inputs: sized to the
+    /// input when its gradient is wanted, empty otherwise. A first gradient for a slot is
+    /// swapped into `grads` (so buffers change places but are never made anew), later ones
+    /// are added.
+    step_grads: Vec<Vec<Vec<f32>>>,
     /// The loaded batch size, once a batch is loaded.
     batch: Option<usize>,
     /// Whether `values` hold the node outputs of a pass over the loaded batch.
     forwarded: bool,
-    /// d loss / d parameter of the last backward pass, by parameter index.
-    grads: Option<Vec<Option<Vec<f32>>>>,
+    /// Whether `grads` hold the gradients of a backward pass.
+    has_grads: bool,
     /// Present exactly when the session was prepared for training.
     optimizer: Option<OptimizerState>,
     threads: usize,
@@ -129,6 +149,16 @@ impl NativeSession {
             .collect();
         let mut steps = Vec::with_capacity(graph.nodes.len());
         for node in &graph.nodes {
+            if node.outputs.len() > MAX_OUTPUTS {
+                return Err(Error::node(
+                    &node.name,
+                    node.op.name(),
+                    format!(
+                        "{} outputs; the native engine supports at most {MAX_OUTPUTS}",
+                        node.outputs.len()
+                    ),
+                ));
+            }
             let inputs = node.inputs.iter().map(|n| slot_of[n]).collect();
             let outputs = node.outputs.iter().map(|n| add(n, &mut slot_of)).collect();
             steps.push(Step {
@@ -160,7 +190,16 @@ impl NativeSession {
                 }
             }
         }
-        let saved = steps.iter().map(|_| Saved::Nothing).collect();
+        let states = steps.iter().map(|_| State::default()).collect();
+        let step_grads = steps
+            .iter()
+            .map(|s| vec![Vec::new(); s.inputs.len()])
+            .collect();
+        let loss_slot = optimizer
+            .is_some()
+            .then(|| names.iter().position(|n| n == LOSS))
+            .flatten();
+        let slots = names.len();
         // Starts the kernels' threads now, so that no timed step pays for it.
         kernels::threads::pool(options.threads);
         Ok(NativeSession {
@@ -173,11 +212,14 @@ impl NativeSession {
             steps,
             requires_grad,
             values,
-            saved,
-            shapes: Vec::new(),
+            states,
+            loss_slot,
+            grads: vec![Vec::new(); slots],
+            grad_set: vec![false; slots],
+            step_grads,
             batch: None,
             forwarded: false,
-            grads: None,
+            has_grads: false,
             optimizer,
             threads: options.threads.max(1),
         })
@@ -194,6 +236,36 @@ impl NativeSession {
         Ok(())
     }
 
+    /// Sizes every buffer for `batch`: node outputs, and in a training session the
+    /// gradients. Buffers shrink without freeing and grow only past their largest size, so
+    /// alternating batch sizes allocate only the first time each is seen.
+    fn plan(&mut self, batch: usize) {
+        let input_count = self.input_slots.len() + self.param_slots.len();
+        for (slot, info) in self.infos.iter().enumerate() {
+            let len: usize = info.shape.iter().map(|d| d.resolve(batch)).product();
+            if slot >= input_count {
+                let buf = &mut self.values[slot];
+                buf.shape.clear();
+                buf.shape
+                    .extend(info.shape.iter().map(|d| d.resolve(batch)));
+                buf.data.resize(len, 0.0);
+            }
+            if self.requires_grad[slot] {
+                self.grads[slot].resize(len, 0.0);
+            }
+        }
+        for (step, grads) in self.steps.iter().zip(&mut self.step_grads) {
+            for (&slot, grad) in step.inputs.iter().zip(grads) {
+                if self.requires_grad[slot] {
+                    grad.resize(self.grads[slot].len(), 0.0);
+                } else {
+                    grad.clear();
+                }
+            }
+        }
+        self.batch = Some(batch);
+    }
+
     /// Runs every node in order, keeping every value and what backward needs.
     fn run_forward(&mut self, mode: Mode) -> Result<()> {
         if self.batch.is_none() {
@@ -207,19 +279,28 @@ impl NativeSession {
             mode,
             threads: self.threads,
         };
-        for (k, step) in self.steps.iter().enumerate() {
-            let args: Vec<&Buf> = step.inputs.iter().map(|&s| &self.values[s]).collect();
-            let out_shapes: Vec<Vec<usize>> = step
-                .outputs
-                .iter()
-                .map(|&s| self.shapes[s].clone())
-                .collect();
-            let (outputs, saved) = ops::forward(&step.node, &args, &out_shapes, ctx)?;
-            check_outputs(&step.node, &outputs, &out_shapes)?;
-            for (&slot, buf) in step.outputs.iter().zip(outputs) {
-                self.values[slot] = buf;
+        for (step, state) in self.steps.iter().zip(&mut self.states) {
+            // The outputs leave `values` while the kernel writes them and the inputs are
+            // read from it (a node never reads its own output).
+            let mut outputs: [Buf; MAX_OUTPUTS] = Default::default();
+            for (out, &slot) in outputs.iter_mut().zip(&step.outputs) {
+                *out = std::mem::take(&mut self.values[slot]);
+                if cfg!(debug_assertions) {
+                    out.data.fill(f32::NAN);
+                }
             }
-            self.saved[k] = saved;
+            let inputs = Args::new(&self.values, &step.inputs);
+            let outcome = ops::forward(
+                &step.node,
+                inputs,
+                &mut outputs[..step.outputs.len()],
+                state,
+                ctx,
+            );
+            for (out, &slot) in outputs.iter_mut().zip(&step.outputs) {
+                self.values[slot] = std::mem::take(out);
+            }
+            outcome?;
         }
         self.forwarded = true;
         Ok(())
@@ -227,68 +308,52 @@ impl NativeSession {
 
     /// Reverse-mode accumulation from the loss over the values of a training-mode forward.
     fn run_backward(&mut self) -> Result<()> {
-        let loss =
-            self.names.iter().position(|n| n == LOSS).ok_or_else(|| {
-                Error::invalid(format!("graph `{}` has no loss", self.graph.name))
-            })?;
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.names.len()];
-        grads[loss] = Some(vec![1.0]);
-        for (k, step) in self.steps.iter().enumerate().rev() {
+        let loss = self
+            .loss_slot
+            .ok_or_else(|| Error::invalid(format!("graph `{}` has no loss", self.graph.name)))?;
+        self.has_grads = false;
+        self.grad_set.fill(false);
+        self.grads[loss].fill(1.0);
+        self.grad_set[loss] = true;
+        for k in (0..self.steps.len()).rev() {
+            let step = &self.steps[k];
             // Every consumer of this step's outputs came later, so their gradients are final.
-            let out_grads: Vec<Option<Vec<f32>>> =
-                step.outputs.iter().map(|&s| grads[s].take()).collect();
-            let need: Vec<bool> = step.inputs.iter().map(|&s| self.requires_grad[s]).collect();
-            if out_grads.iter().all(Option::is_none) || !need.contains(&true) {
+            let mut output_grads: [Option<&[f32]>; MAX_OUTPUTS] = [None; MAX_OUTPUTS];
+            for (g, &slot) in output_grads.iter_mut().zip(&step.outputs) {
+                *g = self.grad_set[slot].then_some(self.grads[slot].as_slice());
+            }
+            let input_grads = &mut self.step_grads[k];
+            let wanted = step.inputs.iter().any(|&s| self.requires_grad[s]);
+            if output_grads.iter().all(Option::is_none) || !wanted {
                 continue;
             }
-            let args: Vec<&Buf> = step.inputs.iter().map(|&s| &self.values[s]).collect();
-            let outs: Vec<&Buf> = step.outputs.iter().map(|&s| &self.values[s]).collect();
-            let out_refs: Vec<Option<&[f32]>> = out_grads.iter().map(|g| g.as_deref()).collect();
-            let input_grads = ops::backward(
+            if cfg!(debug_assertions) {
+                input_grads.iter_mut().for_each(|g| g.fill(f32::NAN));
+            }
+            ops::backward(
                 &step.node,
-                &args,
-                &outs,
-                &out_refs,
-                &need,
-                &self.saved[k],
+                Args::new(&self.values, &step.inputs),
+                Args::new(&self.values, &step.outputs),
+                &output_grads[..step.outputs.len()],
+                input_grads,
+                &mut self.states[k],
                 self.threads,
             )?;
-            let node = &step.node;
-            if input_grads.len() != step.inputs.len() {
-                return Err(Error::node(
-                    &node.name,
-                    node.op.name(),
-                    format!(
-                        "backward returned {} gradients for {} inputs",
-                        input_grads.len(),
-                        step.inputs.len()
-                    ),
-                ));
-            }
-            for (&slot, grad) in step.inputs.iter().zip(input_grads) {
-                let Some(grad) = grad.filter(|_| self.requires_grad[slot]) else {
+            for (&slot, grad) in step.inputs.iter().zip(input_grads.iter_mut()) {
+                if !self.requires_grad[slot] {
                     continue;
-                };
-                if grad.len() != self.values[slot].data.len() {
-                    return Err(Error::node(
-                        &node.name,
-                        node.op.name(),
-                        format!(
-                            "backward returned {} gradient values for `{}` of shape {:?}",
-                            grad.len(),
-                            self.names[slot],
-                            self.values[slot].shape
-                        ),
-                    ));
                 }
                 // A value read by several nodes (or twice by one) gets the sum.
-                match &mut grads[slot] {
-                    Some(sum) => sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += g),
-                    empty => *empty = Some(grad),
+                if self.grad_set[slot] {
+                    let sum = &mut self.grads[slot];
+                    sum.iter_mut().zip(grad.iter()).for_each(|(s, g)| *s += g);
+                } else {
+                    std::mem::swap(&mut self.grads[slot], grad);
+                    self.grad_set[slot] = true;
                 }
             }
         }
-        self.grads = Some(self.param_slots.iter().map(|&s| grads[s].take()).collect());
+        self.has_grads = true;
         Ok(())
     }
 
@@ -323,46 +388,33 @@ fn f32s(t: &Tensor) -> Vec<f32> {
     }
 }
 
-/// Catches a kernel whose result disagrees with shape inference before it spreads.
-fn check_outputs(node: &Node, outputs: &[Buf], shapes: &[Vec<usize>]) -> Result<()> {
-    let wrong = |message: String| Error::node(&node.name, node.op.name(), message);
-    if outputs.len() != shapes.len() {
-        return Err(wrong(format!(
-            "kernel returned {} outputs, expected {}",
-            outputs.len(),
-            shapes.len()
-        )));
-    }
-    for ((buf, shape), name) in outputs.iter().zip(shapes).zip(&node.outputs) {
-        if &buf.shape != shape || buf.data.len() != shape.iter().product::<usize>() {
-            return Err(wrong(format!(
-                "kernel returned `{name}` of shape {:?} with {} values, expected {shape:?}",
-                buf.shape,
-                buf.data.len()
-            )));
-        }
-    }
-    Ok(())
-}
-
 impl Session for NativeSession {
     /// Every graph input must be present, with one batch size across them (see
     /// [`Graph::check_batch`]); floats are narrowed to f32. Values of an earlier forward pass
     /// are dropped; on error nothing changes.
     fn load(&mut self, inputs: &Values) -> Result<()> {
         let batch = self.graph.check_batch(inputs)?;
+        // Copied into the buffers of the last batch, which are reused.
         for (input, &slot) in self.graph.inputs.iter().zip(&self.input_slots) {
             let t = &inputs[&input.value.name];
-            self.values[slot] = match t.as_i64() {
-                Some(labels) => Buf::labels(t.shape().to_vec(), labels.to_vec()),
-                None => Buf::new(t.shape().to_vec(), f32s(t)),
-            };
+            let buf = &mut self.values[slot];
+            buf.shape.clear();
+            buf.shape.extend_from_slice(t.shape());
+            buf.data.clear();
+            buf.labels.clear();
+            if let Some(labels) = t.as_i64() {
+                buf.labels.extend_from_slice(labels);
+            } else if let Some(data) = t.as_f32() {
+                buf.data.extend_from_slice(data);
+            } else if let Some(data) = t.as_f64() {
+                buf.data.extend(data.iter().map(|&v| v as f32));
+            }
         }
         if self.batch != Some(batch) {
-            self.shapes = self.infos.iter().map(|i| i.resolve(batch)).collect();
-            self.batch = Some(batch);
+            self.plan(batch);
         }
         self.forwarded = false;
+        self.has_grads = false;
         Ok(())
     }
 
@@ -378,12 +430,12 @@ impl Session for NativeSession {
     /// afterwards is the loss before the update, as in a PyTorch training loop.
     fn train_step(&mut self) -> Result<()> {
         self.backward_pass()?;
-        let (Some(grads), Some(optimizer)) = (&self.grads, &mut self.optimizer) else {
+        let Some(optimizer) = &mut self.optimizer else {
             return Err(self.not_run("gradients"));
         };
-        for (index, (&slot, grad)) in self.param_slots.iter().zip(grads).enumerate() {
-            if let Some(grad) = grad {
-                optimizer.step(index, &mut self.values[slot].data, grad);
+        for (index, &slot) in self.param_slots.iter().enumerate() {
+            if self.grad_set[slot] {
+                optimizer.step(index, &mut self.values[slot].data, &self.grads[slot]);
             }
         }
         Ok(())
@@ -414,17 +466,20 @@ impl Session for NativeSession {
     /// unset and its optimizer skips it; so does this session's).
     fn gradients(&mut self) -> Result<Values> {
         self.require_training("reading gradients")?;
-        let grads = self.grads.as_ref().ok_or_else(|| {
-            Error::invalid("native session: no gradients yet; call backward or train_step first")
-        })?;
+        if !self.has_grads {
+            return Err(Error::invalid(
+                "native session: no gradients yet; call backward or train_step first",
+            ));
+        }
         self.param_slots
             .iter()
-            .zip(grads)
-            .map(|(&slot, grad)| {
+            .map(|&slot| {
                 let shape = self.values[slot].shape.clone();
-                let data = grad
-                    .clone()
-                    .unwrap_or_else(|| vec![0.0; self.values[slot].data.len()]);
+                let data = if self.grad_set[slot] {
+                    self.grads[slot].clone()
+                } else {
+                    vec![0.0; self.values[slot].data.len()]
+                };
                 Ok((self.names[slot].clone(), Tensor::f32(shape, data)?))
             })
             .collect()

@@ -5,8 +5,7 @@
 //! accumulating into a cleared buffer. Windows with padding, overlap or a partial window of
 //! ceil mode stay with the general code in `engine::ops::pool`.
 //!
-//! Results are built a plane at a time (a few KiB, in L1) straight into the output vector, so
-//! no full-size buffer is cleared and then overwritten.
+//! Results are written a plane at a time (a few KiB, in L1) into the caller's buffers.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -81,29 +80,26 @@ impl Tiles {
     }
 }
 
-/// Grows `out` by `len` floats (cleared: a plane-sized piece, still in L1 when overwritten)
-/// and returns them.
-fn grow(out: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    let start = out.len();
-    out.resize(start + len, 0.0);
-    &mut out[start..]
+/// The maximum of each window into `y`; with `argmax` (for windows of at most 256
+/// elements), also each window's first maximum as a window-relative index `ky * kw + kx`,
+/// for `max_pool_backward_from_argmax`.
+pub fn max_pool(t: &Tiles, x: &[f32], y: &mut [f32], argmax: Option<&mut [u8]>) {
+    max_pool_on(Isa::chosen(), t, x, y, argmax)
 }
 
-/// The maximum of each window; with `keep_argmax` (and windows of at most 256 elements),
-/// also each window's first maximum as a window-relative index `ky * kw + kx`, for
-/// `max_pool_backward_from_argmax`.
-pub fn max_pool(t: &Tiles, x: &[f32], keep_argmax: bool) -> (Vec<f32>, Option<Vec<u8>>) {
-    max_pool_on(Isa::chosen(), t, x, keep_argmax)
+/// Whether `max_pool` can keep the argmax of windows of this size (in a `u8`).
+pub fn keeps_argmax(t: &Tiles) -> bool {
+    t.kernel[0] * t.kernel[1] <= 256
 }
 
 /// The output gradient of each window goes to its first maximum; other elements get 0.
-pub fn max_pool_backward(t: &Tiles, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    max_pool_backward_on(Isa::chosen(), t, x, dy)
+pub fn max_pool_backward(t: &Tiles, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    max_pool_backward_on(Isa::chosen(), t, x, dy, dx)
 }
 
 /// As `max_pool_backward`, from the argmax `max_pool` kept (without reading the input).
-pub fn max_pool_backward_from_argmax(t: &Tiles, argmax: &[u8], dy: &[f32]) -> Vec<f32> {
-    max_pool_backward_from_argmax_on(Isa::chosen(), t, argmax, dy)
+pub fn max_pool_backward_from_argmax(t: &Tiles, argmax: &[u8], dy: &[f32], dx: &mut [f32]) {
+    max_pool_backward_from_argmax_on(Isa::chosen(), t, argmax, dy, dx)
 }
 
 /// Where window `i` of a plane has its element `k` (window-relative, row-major).
@@ -113,24 +109,31 @@ fn element(t: &Tiles, i: usize, k: usize) -> usize {
     (oy * kh + k / kw) * t.width + ox * kw + k % kw
 }
 
+// The loops below go a plane at a time (a few KiB, in L1): a backward pass clears a plane of
+// dx just before writing its windows' gradients (rows and columns no window covers stay 0).
+
 pub(crate) fn max_pool_on(
     isa: Isa,
     t: &Tiles,
     x: &[f32],
-    keep_argmax: bool,
-) -> (Vec<f32>, Option<Vec<u8>>) {
+    y: &mut [f32],
+    mut argmax: Option<&mut [u8]>,
+) {
     let out_len = t.out_len();
-    t.check(x.len(), t.planes * out_len);
-    let mut y = Vec::with_capacity(t.planes * out_len);
-    let mut argmax = (keep_argmax && t.kernel[0] * t.kernel[1] <= 256)
-        .then(|| Vec::with_capacity(t.planes * out_len));
-    for plane in x.chunks_exact(t.plane_len().max(1)).take(t.planes) {
-        let dst = grow(&mut y, out_len);
-        let mut best = argmax.as_mut().map(|a: &mut Vec<u8>| {
-            let start = a.len();
-            a.resize(start + out_len, 0);
-            &mut a[start..]
-        });
+    t.check(x.len(), y.len());
+    assert!(
+        argmax
+            .as_ref()
+            .is_none_or(|a| keeps_argmax(t) && a.len() == y.len()),
+        "pool: argmax length"
+    );
+    let planes = x
+        .chunks_exact(t.plane_len().max(1))
+        .zip(y.chunks_exact_mut(out_len.max(1)));
+    for (p, (plane, dst)) in planes.take(t.planes).enumerate() {
+        let mut best = argmax
+            .as_deref_mut()
+            .map(|a| &mut a[p * out_len..(p + 1) * out_len]);
         if t.kernel == [2, 2] {
             max_2x2(isa, t, plane, dst, best);
             continue;
@@ -143,18 +146,18 @@ pub(crate) fn max_pool_on(
             }
         }
     }
-    (y, argmax)
 }
 
-pub(crate) fn max_pool_backward_on(isa: Isa, t: &Tiles, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(crate) fn max_pool_backward_on(isa: Isa, t: &Tiles, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     t.check(x.len(), dy.len());
-    let mut dx = Vec::with_capacity(x.len());
+    assert_eq!(dx.len(), x.len(), "pool: dx length");
     let out_len = t.out_len();
-    for (plane, g) in x
+    let planes = x
         .chunks_exact(t.plane_len().max(1))
         .zip(dy.chunks_exact(out_len.max(1)))
-    {
-        let dst = grow(&mut dx, t.plane_len());
+        .zip(dx.chunks_exact_mut(t.plane_len().max(1)));
+    for ((plane, g), dst) in planes {
+        dst.fill(0.0);
         if t.kernel == [2, 2] {
             max_2x2_backward(isa, t, plane, g, dst);
             continue;
@@ -163,7 +166,6 @@ pub(crate) fn max_pool_backward_on(isa: Isa, t: &Tiles, x: &[f32], dy: &[f32]) -
             dst[element(t, i, t.argmax(plane, i))] = gi;
         }
     }
-    dx
 }
 
 pub(crate) fn max_pool_backward_from_argmax_on(
@@ -171,16 +173,18 @@ pub(crate) fn max_pool_backward_from_argmax_on(
     t: &Tiles,
     argmax: &[u8],
     dy: &[f32],
-) -> Vec<f32> {
+    dx: &mut [f32],
+) {
     let out_len = t.out_len();
     t.check(t.planes * t.plane_len(), dy.len());
     assert_eq!(argmax.len(), dy.len(), "pool: argmax length");
-    let mut dx = Vec::with_capacity(t.planes * t.plane_len());
+    assert_eq!(dx.len(), t.planes * t.plane_len(), "pool: dx length");
     let planes = argmax
         .chunks_exact(out_len.max(1))
-        .zip(dy.chunks_exact(out_len.max(1)));
-    for (best, g) in planes {
-        let dst = grow(&mut dx, t.plane_len());
+        .zip(dy.chunks_exact(out_len.max(1)))
+        .zip(dx.chunks_exact_mut(t.plane_len().max(1)));
+    for ((best, g), dst) in planes {
+        dst.fill(0.0);
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 && t.kernel == [2, 2] {
             // SAFETY: `Isa::Avx512` is only available on CPUs with AVX-512F; the kernel checks
@@ -198,17 +202,17 @@ pub(crate) fn max_pool_backward_from_argmax_on(
         }
     }
     let _ = isa;
-    dx
 }
 
-/// The mean of each window (its sum row by row, divided by the window's size).
-pub fn avg_pool(t: &Tiles, x: &[f32]) -> Vec<f32> {
-    t.check(x.len(), t.planes * t.out_len());
+/// The mean of each window (its sum row by row, divided by the window's size), into `y`.
+pub fn avg_pool(t: &Tiles, x: &[f32], y: &mut [f32]) {
+    t.check(x.len(), y.len());
     let [kh, kw] = t.kernel;
     let scale = (kh * kw) as f32;
-    let mut y = Vec::with_capacity(t.planes * t.out_len());
-    for plane in x.chunks_exact(t.plane_len().max(1)).take(t.planes) {
-        let dst = grow(&mut y, t.out_len());
+    let planes = x
+        .chunks_exact(t.plane_len().max(1))
+        .zip(y.chunks_exact_mut(t.out_len().max(1)));
+    for (plane, dst) in planes.take(t.planes) {
         for (oy, row) in dst.chunks_exact_mut(t.out[1].max(1)).enumerate() {
             for (ox, d) in row.iter_mut().enumerate() {
                 let mut sum = 0.0f32;
@@ -220,17 +224,19 @@ pub fn avg_pool(t: &Tiles, x: &[f32]) -> Vec<f32> {
             }
         }
     }
-    y
 }
 
 /// Each window's output gradient, divided by the window's size, on each of its elements.
-pub fn avg_pool_backward(t: &Tiles, dy: &[f32]) -> Vec<f32> {
+pub fn avg_pool_backward(t: &Tiles, dy: &[f32], dx: &mut [f32]) {
     t.check(t.planes * t.plane_len(), dy.len());
+    assert_eq!(dx.len(), t.planes * t.plane_len(), "pool: dx length");
     let [kh, kw] = t.kernel;
     let scale = (kh * kw) as f32;
-    let mut dx = Vec::with_capacity(t.planes * t.plane_len());
-    for g in dy.chunks_exact(t.out_len().max(1)).take(t.planes) {
-        let dst = grow(&mut dx, t.plane_len());
+    let planes = dy
+        .chunks_exact(t.out_len().max(1))
+        .zip(dx.chunks_exact_mut(t.plane_len().max(1)));
+    for (g, dst) in planes.take(t.planes) {
+        dst.fill(0.0);
         for (oy, g_row) in g.chunks_exact(t.out[1].max(1)).enumerate() {
             for ky in 0..kh {
                 let row = &mut dst[(oy * kh + ky) * t.width..][..t.out[1] * kw];
@@ -240,7 +246,6 @@ pub fn avg_pool_backward(t: &Tiles, dy: &[f32]) -> Vec<f32> {
             }
         }
     }
-    dx
 }
 
 /// The 2 x 2 maximum of one plane (and its argmax, if wanted): per window, the sequential

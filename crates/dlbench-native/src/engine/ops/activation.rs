@@ -6,51 +6,49 @@ use dlbench_core::{Mode, Op};
 use super::Buf;
 use crate::kernels::math;
 
-/// `f` of each pair of elements: a plain zip loop, which the compiler vectorises.
-fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
-    a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect()
+/// `out[i] = f(a[i], b[i])`: a plain zip loop, which the compiler vectorises.
+fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o = f(a, b);
+    }
 }
 
-/// The element-wise ops; any other op passes `x` through unchanged (the dispatcher never
-/// sends one).
-pub fn unary(op: &Op, x: &Buf) -> Buf {
-    let vectorised = |kernel: fn(&[f32], &mut [f32])| {
-        let mut y = vec![0.0; x.data.len()];
-        kernel(&x.data, &mut y);
-        y
-    };
-    let y = match op {
+/// `out[i] = f(a[i])`.
+fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
+    for (o, &a) in out.iter_mut().zip(a) {
+        *o = f(a);
+    }
+}
+
+/// The element-wise ops into `y`; any other op copies `x` (the dispatcher never sends one).
+pub fn unary(op: &Op, x: &[f32], y: &mut [f32]) {
+    match op {
         // NaN must come out as NaN, as in PyTorch.
-        Op::Relu => x
-            .data
-            .iter()
-            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
-            .collect(),
-        Op::Sigmoid => vectorised(math::sigmoid),
-        Op::Tanh => vectorised(math::tanh),
-        Op::Exp => vectorised(math::exp),
+        Op::Relu => map(y, x, |v| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
+        Op::Sigmoid => math::sigmoid(x, y),
+        Op::Tanh => math::tanh(x, y),
+        Op::Exp => math::exp(x, y),
         Op::Scale { factor } => {
             let factor = *factor as f32;
-            x.data.iter().map(|&v| factor * v).collect()
+            map(y, x, |v| factor * v);
         }
-        _ => x.data.clone(),
-    };
-    Buf::new(x.shape.clone(), y)
+        _ => y.copy_from_slice(x),
+    }
 }
 
-/// Given x, y = unary(x) and dy.
-pub fn unary_backward(op: &Op, x: &Buf, y: &Buf, dy: &[f32]) -> Vec<f32> {
+/// Given x, y = unary(x) and dy, dx into `dx`.
+pub fn unary_backward(op: &Op, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     match op {
         // The subgradient at exactly 0 is 0, as in PyTorch.
-        Op::Relu => zip_map(&x.data, dy, |x, g| if x > 0.0 { g } else { 0.0 }),
-        Op::Sigmoid => zip_map(&y.data, dy, |y, g| g * y * (1.0 - y)),
-        Op::Tanh => zip_map(&y.data, dy, |y, g| g * (1.0 - y * y)),
-        Op::Exp => zip_map(&y.data, dy, |y, g| g * y),
+        Op::Relu => zip_map(dx, x, dy, |x, g| if x > 0.0 { g } else { 0.0 }),
+        Op::Sigmoid => zip_map(dx, y, dy, |y, g| g * y * (1.0 - y)),
+        Op::Tanh => zip_map(dx, y, dy, |y, g| g * (1.0 - y * y)),
+        Op::Exp => zip_map(dx, y, dy, |y, g| g * y),
         Op::Scale { factor } => {
             let factor = *factor as f32;
-            dy.iter().map(|g| g * factor).collect()
+            map(dx, dy, |g| g * factor);
         }
-        _ => dy.to_vec(),
+        _ => dx.copy_from_slice(dy),
     }
 }
 
@@ -65,40 +63,38 @@ fn split_at_axis(axis: i64, shape: &[usize]) -> (usize, usize, usize) {
     )
 }
 
-/// Softmax (or LogSoftmax if `log`) along `axis` (negative counts from the end), in three
-/// passes so that the exponentials run as one vectorised call over the whole buffer:
+/// Softmax (or LogSoftmax if `log`) along `axis` (negative counts from the end) into `y`, in
+/// three passes so that the exponentials run as one vectorised call over the whole buffer:
 /// subtract each group's max (which keeps every exp in (0, 1]: no overflow), exp, then
-/// normalise each group.
-pub fn softmax(axis: i64, x: &Buf, log: bool) -> Buf {
+/// normalise each group. `scratch` holds the per-group values (and LogSoftmax's exps).
+pub fn softmax(axis: i64, x: &Buf, y: &mut [f32], log: bool, scratch: &mut Vec<f32>) {
     let (_, len, inner) = split_at_axis(axis, &x.shape);
     let block = len * inner;
-    let mut y = vec![0.0; x.data.len()];
     if block == 0 {
-        return Buf::new(x.shape.clone(), y);
+        return;
     }
-    let mut per_group = vec![0.0f32; inner];
+    scratch.resize(inner + if log { y.len() } else { 0 }, 0.0);
+    let (per_group, exps) = scratch.split_at_mut(inner);
     for (xb, yb) in x.data.chunks_exact(block).zip(y.chunks_exact_mut(block)) {
-        group_max(xb, &mut per_group);
+        group_max(xb, per_group);
         yb.copy_from_slice(xb);
-        for_each_in_group(yb, &per_group, |v, max| *v -= max);
+        for_each_in_group(yb, per_group, |v, max| *v -= max);
     }
     if log {
-        let mut exps = vec![0.0; y.len()];
-        math::exp(&y, &mut exps);
+        math::exp(y, exps);
         for (yb, eb) in y.chunks_exact_mut(block).zip(exps.chunks_exact(block)) {
-            group_sum(eb, &mut per_group);
+            group_sum(eb, per_group);
             per_group.iter_mut().for_each(|s| *s = s.ln());
-            for_each_in_group(yb, &per_group, |v, ln_sum| *v -= ln_sum);
+            for_each_in_group(yb, per_group, |v, ln_sum| *v -= ln_sum);
         }
     } else {
-        math::exp_in_place(&mut y);
+        math::exp_in_place(y);
         for yb in y.chunks_exact_mut(block) {
-            group_sum(yb, &mut per_group);
+            group_sum(yb, per_group);
             per_group.iter_mut().for_each(|s| *s = 1.0 / *s);
-            for_each_in_group(yb, &per_group, |v, inv| *v *= inv);
+            for_each_in_group(yb, per_group, |v, inv| *v *= inv);
         }
     }
-    Buf::new(x.shape.clone(), y)
 }
 
 // A softmax block is `len` rows of `inner` floats, one group per column: the axis runs down
@@ -141,21 +137,29 @@ fn for_each_in_group(block: &mut [f32], per_group: &[f32], f: impl Fn(&mut f32, 
     }
 }
 
-/// Given y = softmax(x) (or log_softmax) and dy.
-pub fn softmax_backward(axis: i64, y: &Buf, dy: &[f32], log: bool) -> Vec<f32> {
+/// Given y = softmax(x) (or log_softmax) and dy, dx into `dx`; `scratch` holds the
+/// per-group sums.
+pub fn softmax_backward(
+    axis: i64,
+    y: &Buf,
+    dy: &[f32],
+    log: bool,
+    dx: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     let (_, len, inner) = split_at_axis(axis, &y.shape);
     let block = len * inner;
-    let mut dx = vec![0.0; y.data.len()];
     if block == 0 {
-        return dx;
+        return;
     }
-    let mut per_group = vec![0.0f32; inner];
+    scratch.resize(inner, 0.0);
+    let per_group = &mut scratch[..inner];
     if log {
         // d log_softmax_j / d x_k = [j == k] - softmax_k: dx = dy - p sum(dy), p = e^y.
-        math::exp(&y.data, &mut dx);
+        math::exp(&y.data, dx);
         for (db, gb) in dx.chunks_exact_mut(block).zip(dy.chunks_exact(block)) {
-            group_sum(gb, &mut per_group);
-            for_each_in_group(db, &per_group, |p, total| *p *= -total);
+            group_sum(gb, per_group);
+            for_each_in_group(db, per_group, |p, total| *p *= -total);
             db.iter_mut().zip(gb).for_each(|(d, &g)| *d += g);
         }
     } else {
@@ -169,13 +173,12 @@ pub fn softmax_backward(axis: i64, y: &Buf, dy: &[f32], log: bool) -> Vec<f32> {
                 .zip(gb)
                 .zip(pb)
                 .for_each(|((d, &g), &p)| *d = g * p);
-            group_sum(db, &mut per_group);
+            group_sum(db, per_group);
             db.iter_mut().zip(gb).for_each(|(d, &g)| *d = g);
-            for_each_in_group(db, &per_group, |d, dot| *d -= dot);
+            for_each_in_group(db, per_group, |d, dot| *d -= dot);
             db.iter_mut().zip(pb).for_each(|(d, &p)| *d *= p);
         }
     }
-    dx
 }
 
 /// `1 / (1 - p)`, or 0 when every element is dropped (PyTorch returns zeros for p = 1,
@@ -189,29 +192,20 @@ fn keep_scale(p: f64) -> f32 {
 }
 
 /// Training: `x * mask / (1 - p)`; inference: `x`.
-pub fn dropout(p: f64, x: &Buf, mask: &Buf, mode: Mode) -> Buf {
+pub fn dropout(p: f64, x: &Buf, mask: &Buf, y: &mut [f32], mode: Mode) {
     match mode {
-        Mode::Inference => x.clone(),
+        Mode::Inference => y.copy_from_slice(&x.data),
         Mode::Training => {
             let scale = keep_scale(p);
-            let y = x
-                .data
-                .iter()
-                .zip(&mask.data)
-                .map(|(v, m)| v * m * scale)
-                .collect();
-            Buf::new(x.shape.clone(), y)
+            zip_map(y, &x.data, &mask.data, |v, m| v * m * scale);
         }
     }
 }
 
-/// The training-mode gradient with respect to x.
-pub fn dropout_backward(p: f64, mask: &Buf, dy: &[f32]) -> Vec<f32> {
+/// The training-mode gradient with respect to x, into `dx`.
+pub fn dropout_backward(p: f64, mask: &Buf, dy: &[f32], dx: &mut [f32]) {
     let scale = keep_scale(p);
-    dy.iter()
-        .zip(&mask.data)
-        .map(|(g, m)| g * m * scale)
-        .collect()
+    zip_map(dx, dy, &mask.data, |g, m| g * m * scale);
 }
 
 /// Softmax and log-softmax along every axis of a `[2, 3, 4]` tensor (the last axis is the
@@ -268,9 +262,14 @@ mod tests {
                 let sum: f64 = g.iter().map(|v| (v - max).exp()).sum();
                 g.iter().map(|v| (v - max).exp() / sum).collect()
             });
-            let y = softmax(axis, &x, false);
+            let run = |log: bool| {
+                let mut y = vec![f32::NAN; 24];
+                softmax(axis, &x, &mut y, log, &mut Vec::new());
+                Buf::new(shape.clone(), y)
+            };
+            let y = run(false);
             assert_close(&format!("softmax axis {axis}"), &y.data, &probs);
-            let log_y = softmax(axis, &x, true);
+            let log_y = run(true);
             let logs: Vec<f64> = probs.iter().map(|p| p.ln()).collect();
             assert_close(&format!("log_softmax axis {axis}"), &log_y.data, &logs);
 
@@ -289,9 +288,14 @@ mod tests {
                     }
                 }
             }
-            let got = softmax_backward(axis, &y, &dy, false);
+            let back = |y: &Buf, log: bool| {
+                let mut dx = vec![f32::NAN; 24];
+                softmax_backward(axis, y, &dy, log, &mut dx, &mut Vec::new());
+                dx
+            };
+            let got = back(&y, false);
             assert_close(&format!("softmax backward axis {axis}"), &got, &dsoft);
-            let got = softmax_backward(axis, &log_y, &dy, true);
+            let got = back(&log_y, true);
             assert_close(&format!("log_softmax backward axis {axis}"), &got, &dlog);
         }
     }
@@ -318,8 +322,9 @@ mod tests {
             (Op::Scale { factor: -2.5 }, &|v| -2.5 * v),
         ];
         for (op, f) in cases {
-            let y = unary(&op, &x);
-            for (&v, &g) in xs.iter().zip(&y.data) {
+            let mut y = vec![f32::NAN; xs.len()];
+            unary(&op, &x.data, &mut y);
+            for (&v, &g) in xs.iter().zip(&y) {
                 let w = f(f64::from(v));
                 let ok = if w.is_nan() {
                     g.is_nan()

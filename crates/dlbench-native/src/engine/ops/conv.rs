@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use dlbench_core::ir::Conv2d;
 
-use super::layout::transposed_matrix;
+use super::layout::transpose_matrix;
 use super::Buf;
 use crate::kernels::dot::dot_rows_add;
 use crate::kernels::gemm::{sgemm, MatRef};
@@ -106,15 +106,12 @@ impl Geometry {
 }
 
 /// `y[n, o] = b[o] + sum over the group's channels of x[n, c] ⋆ w[o, c]`, with stride,
-/// symmetric zero padding, dilation and groups as PyTorch's `conv2d`.
-pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, threads: usize) -> Buf {
+/// symmetric zero padding, dilation and groups as PyTorch's `conv2d`, into `y`.
+pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, y: &mut [f32], threads: usize) {
     let g = Geometry::new(attrs, x, w);
     let image_out = g.o * g.plane();
     // Each image's block is overwritten (bias, or the product with beta 0) just before its
-    // product, while in cache. On one thread the output grows an image at a time, as zeroing
-    // it whole first is an extra pass over memory (~1% of the seed CNN's step); chunks need
-    // their disjoint parts up front.
-    let mut y = Vec::new();
+    // product, while in cache.
     let col_len = if g.low.is_identity() {
         0
     } else {
@@ -136,19 +133,13 @@ pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, threads: usize)
     };
     let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
     if chunks.len() <= 1 {
-        y.reserve_exact(g.n * image_out);
-        for n in 0..g.n {
-            y.resize((n + 1) * image_out, 0.0);
-            forward_images(n..n + 1, &mut y[n * image_out..], threads);
-        }
+        forward_images(0..g.n, y, threads);
     } else {
-        y.resize(g.n * image_out, 0.0);
-        let parts = parallel::split_images(&mut y, &chunks, image_out);
+        let parts = parallel::split_images(y, &chunks, image_out);
         parallel::run_chunks(threads, parts, |t, y_part| {
             forward_images(chunks[t].clone(), y_part, 1);
         });
     }
-    Buf::new(vec![g.n, g.o, g.low.out[0], g.low.out[1]], y)
 }
 
 /// What every image's forward pass reads.
@@ -199,6 +190,7 @@ fn forward_image(pass: &Forward, n: usize, y_image: &mut [f32], col: &mut [f32],
 /// The weight and bias gradients summed over some images: all of them on one thread, or one
 /// chunk's share, the chunks' sums added in chunk order afterwards (so a thread count always
 /// gives the same bits).
+#[derive(Debug, Default)]
 struct Gradients {
     /// Through the row dot products, OIHW.
     dw: Vec<f32>,
@@ -209,13 +201,17 @@ struct Gradients {
 }
 
 impl Gradients {
-    fn zeros(g: &Geometry, dot_taps: bool, has_bias: bool) -> Self {
+    /// Cleared and sized for `g` (reusing the buffers of the last call).
+    fn clear(&mut self, g: &Geometry, dot_taps: bool, has_bias: bool) {
         let len = g.o * g.rows();
-        Gradients {
-            dw: vec![0.0; if dot_taps { len } else { 0 }],
-            dw_channels_last: vec![0.0; if dot_taps { 0 } else { len }],
-            db: vec![0.0; if has_bias { g.o } else { 0 }],
-        }
+        let zeros = |v: &mut Vec<f32>, len: usize| {
+            v.clear();
+            v.resize(len, 0.0);
+        };
+        zeros(&mut self.dw, if dot_taps { len } else { 0 });
+        zeros(&mut self.dw_channels_last, if dot_taps { 0 } else { len });
+        self.db.clear();
+        self.db.resize(if has_bias { g.o } else { 0 }, 0.0);
     }
 
     fn add(&mut self, other: &Gradients) {
@@ -225,6 +221,15 @@ impl Gradients {
         add(&mut self.dw_channels_last, &other.dw_channels_last);
         self.db.iter_mut().zip(&other.db).for_each(|(s, p)| *s += p);
     }
+}
+
+/// What a convolution's backward pass reuses from call to call.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// `W^T` of each group.
+    w_t: Vec<f32>,
+    /// The gradient sums of each chunk of images (one on one thread).
+    sums: Vec<Gradients>,
 }
 
 /// What every image's backward pass reads.
@@ -238,33 +243,38 @@ struct Backward<'a> {
     dot_taps: bool,
 }
 
-/// Returns (dx if `need_dx`, dw, db if `has_bias`).
+/// Writes dx, dw and db where wanted.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
     attrs: &Conv2d,
     x: &Buf,
     w: &Buf,
-    has_bias: bool,
     dy: &[f32],
-    need_dx: bool,
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+    scratch: &mut Scratch,
     threads: usize,
-) -> (Option<Vec<f32>>, Vec<f32>, Option<Vec<f32>>) {
+) {
     let g = Geometry::new(attrs, x, w);
     let (plane, rows) = (g.plane(), g.rows());
+    let need_dx = dx.is_some();
+    let has_bias = db.is_some();
     // W^T of each group, `[C/g * kh * kw, O/g]`: `sgemm` packs a row-major A faster than a
     // transposed view, and this is done once per call rather than once per image.
-    let w_t = need_dx.then(|| transposed_weights(&g, &w.data));
+    if need_dx {
+        scratch.w_t.resize(w.data.len(), 0.0);
+        transposed_weights(&g, &w.data, &mut scratch.w_t);
+    }
     let pass = Backward {
         g: &g,
         x: &x.data,
         dy,
-        w_t: w_t.as_deref(),
+        w_t: need_dx.then_some(scratch.w_t.as_slice()),
         has_bias,
         dot_taps: rows < DOT_TAPS,
     };
     let image_len = g.c * g.low.height * g.low.width;
-    // Each image's gradient is accumulated onto its zeroed block: on one thread zeroed an
-    // image at a time, in cache, as the output in `conv2d`; chunks need theirs up front.
-    let mut dx = need_dx.then(Vec::new);
     // The lowered input (im2col for the dot products, im2row for `sgemm`) and, if wanted,
     // the column gradient.
     let scratch_len = rows * plane * if need_dx { 2 } else { 1 };
@@ -281,50 +291,45 @@ pub fn conv2d_backward(
             });
         };
     let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
-    let sums = if chunks.len() <= 1 {
-        let mut sums = Gradients::zeros(&g, pass.dot_taps, has_bias);
-        for n in 0..g.n {
-            let dx_image = dx.as_mut().map(|dx| {
-                dx.resize((n + 1) * image_len, 0.0);
-                &mut dx[n * image_len..]
-            });
-            backward_images(n..n + 1, dx_image, &mut sums, threads);
-        }
-        sums
+    let sums = &mut scratch.sums;
+    sums.resize_with(chunks.len().max(1), Gradients::default);
+    for part in sums.iter_mut() {
+        part.clear(&g, pass.dot_taps, has_bias);
+    }
+    if chunks.len() <= 1 {
+        backward_images(0..g.n, dx, &mut sums[0], threads);
     } else {
-        if let Some(dx) = &mut dx {
-            dx.resize(g.n * image_len, 0.0);
-        }
-        let dx_parts: Vec<Option<&mut [f32]>> = match dx.as_deref_mut() {
+        let dx_parts: Vec<Option<&mut [f32]>> = match dx {
             Some(dx) => parallel::split_images(dx, &chunks, image_len)
                 .into_iter()
                 .map(Some)
                 .collect(),
             None => chunks.iter().map(|_| None).collect(),
         };
-        let parts: Vec<(Option<&mut [f32]>, Gradients)> = dx_parts
-            .into_iter()
-            .map(|dx| (dx, Gradients::zeros(&g, pass.dot_taps, has_bias)))
-            .collect();
-        let mut parts = parallel::run_chunks(threads, parts, |t, (dx, sums)| {
+        let parts: Vec<(Option<&mut [f32]>, &mut Gradients)> =
+            dx_parts.into_iter().zip(sums.iter_mut()).collect();
+        parallel::run_chunks(threads, parts, |t, (dx, sums)| {
             backward_images(chunks[t].clone(), dx.as_deref_mut(), sums, 1);
-        })
-        .into_iter()
-        .map(|(_, sums)| sums);
-        let mut total = parts.next().expect("at least two chunks");
-        parts.for_each(|part| total.add(&part));
-        total
-    };
-    let dw = if pass.dot_taps {
-        sums.dw
-    } else {
-        oihw_of_channels_last(&g, &sums.dw_channels_last)
-    };
-    let db = has_bias.then(|| sums.db.into_iter().map(|v| v as f32).collect());
-    (dx, dw, db)
+        });
+        let (total, rest) = sums.split_first_mut().expect("at least two chunks");
+        rest.iter().for_each(|part| total.add(part));
+    }
+    let total = &sums[0];
+    if let Some(dw) = dw {
+        if pass.dot_taps {
+            dw.copy_from_slice(&total.dw);
+        } else {
+            oihw_of_channels_last(&g, &total.dw_channels_last, dw);
+        }
+    }
+    if let Some(db) = db {
+        db.iter_mut()
+            .zip(&total.db)
+            .for_each(|(d, &s)| *d = s as f32);
+    }
 }
 
-/// Image `n`'s share of the gradients: its dx (zero on entry) if wanted, its dW and db added
+/// Image `n`'s share of the gradients: its dx (written over) if wanted, its dW and db added
 /// onto `sums`. `lowered` and `dcol` are scratch of `rows * plane` floats each.
 fn backward_image(
     pass: &Backward,
@@ -338,6 +343,10 @@ fn backward_image(
     let g = pass.g;
     let (plane, opg, rows) = (g.plane(), g.o_per_group(), g.rows());
     let image_at = g.input_at(n, 0);
+    if let Some(dx) = dx_image.as_deref_mut() {
+        // col2im adds onto it; cleared here, an image at a time, while it is in cache.
+        dx.fill(0.0);
+    }
     for grp in 0..g.groups {
         let image = &pass.x[g.input_at(n, grp)..][..g.low.input_len()];
         let at = g.output_at(n, grp);
@@ -383,12 +392,11 @@ fn backward_image(
     }
 }
 
-/// dW in OIHW from `sgemm`'s channels-last taps: column `kernel_tap * channels + c` of each
-/// row goes to `c * kernel_taps + kernel_tap` (`tap_of_channels_last`, without its divisions
-/// per element).
-fn oihw_of_channels_last(g: &Geometry, dw_channels_last: &[f32]) -> Vec<f32> {
+/// dW in OIHW, into `dw`, from `sgemm`'s channels-last taps: column
+/// `kernel_tap * channels + c` of each row goes to `c * kernel_taps + kernel_tap`
+/// (`tap_of_channels_last`, without its divisions per element).
+fn oihw_of_channels_last(g: &Geometry, dw_channels_last: &[f32], dw: &mut [f32]) {
     let rows = g.rows();
-    let mut dw = vec![0.0; dw_channels_last.len()];
     let (channels, kernel_taps) = (g.low.channels, g.low.kernel[0] * g.low.kernel[1]);
     for (out, row) in dw
         .chunks_exact_mut(rows.max(1))
@@ -400,7 +408,6 @@ fn oihw_of_channels_last(g: &Geometry, dw_channels_last: &[f32]) -> Vec<f32> {
             }
         }
     }
-    dw
 }
 
 thread_local! {
@@ -420,15 +427,14 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Each group's weights transposed, `[C/g * kh * kw, O/g]` row-major, groups one after the
-/// other.
-fn transposed_weights(g: &Geometry, w: &[f32]) -> Vec<f32> {
+/// Each group's weights transposed into `w_t`, `[C/g * kh * kw, O/g]` row-major, groups one
+/// after the other.
+fn transposed_weights(g: &Geometry, w: &[f32], w_t: &mut [f32]) {
     let (opg, rows) = (g.o_per_group(), g.rows());
-    let mut w_t = Vec::with_capacity(w.len());
-    for w_g in w.chunks_exact((opg * rows).max(1)) {
-        w_t.extend(transposed_matrix(w_g, opg, rows));
+    let group = (opg * rows).max(1);
+    for (w_g, t_g) in w.chunks_exact(group).zip(w_t.chunks_exact_mut(group)) {
+        transpose_matrix(w_g, opg, rows, t_g);
     }
-    w_t
 }
 
 /// The sum of `row` in f64.

@@ -5,32 +5,6 @@ use dlbench_core::Op;
 
 use super::Buf;
 
-/// numpy's result shape: align trailing dims, a dim of 1 stretches to the other. Shape
-/// inference has checked that the shapes broadcast.
-fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
-    let rank = a.len().max(b.len());
-    (0..rank)
-        .map(|i| {
-            let (x, y) = (dim(a, rank, i), dim(b, rank, i));
-            if x == 1 {
-                y
-            } else {
-                x
-            }
-        })
-        .collect()
-}
-
-/// Dim `i` of `s` right-aligned to `rank` dims (1 where `s` has no such dim).
-fn dim(s: &[usize], rank: usize, i: usize) -> usize {
-    let offset = rank - s.len();
-    if i < offset {
-        1
-    } else {
-        s[i - offset]
-    }
-}
-
 /// Strides of `src` read along the dims of `out`: 0 along a broadcast dim.
 fn broadcast_strides(out: &[usize], src: &[usize]) -> Vec<usize> {
     let offset = out.len() - src.len();
@@ -46,7 +20,8 @@ fn broadcast_strides(out: &[usize], src: &[usize]) -> Vec<usize> {
 }
 
 /// Calls `f(e, i, j)` for every output element `e` (row-major) with the flat indices of the
-/// elements of `a` and `b` it reads.
+/// elements of `a` and `b` it reads. (Its stride and index tables are the one allocation
+/// left in a step: broadcasting is not on any seed workload's path.)
 fn for_each_pair(out: &[usize], a: &[usize], b: &[usize], mut f: impl FnMut(usize, usize, usize)) {
     let total: usize = out.iter().product();
     if a == b {
@@ -82,32 +57,78 @@ fn function(op: &Op) -> fn(f32, f32) -> f32 {
     }
 }
 
-pub fn binary(op: &Op, a: &Buf, b: &Buf) -> Buf {
-    let shape = broadcast_shape(&a.shape, &b.shape);
+/// `a op b` into `y`, whose shape `shape` is the broadcast of theirs (shape inference).
+pub fn binary(op: &Op, a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32]) {
     let f = function(op);
-    let mut y = vec![0.0; shape.iter().product()];
-    for_each_pair(&shape, &a.shape, &b.shape, |e, i, j| {
+    if a.shape == b.shape {
+        for ((y, &a), &b) in y.iter_mut().zip(&a.data).zip(&b.data) {
+            *y = f(a, b);
+        }
+        return;
+    }
+    for_each_pair(shape, &a.shape, &b.shape, |e, i, j| {
         y[e] = f(a.data[i], b.data[j]);
     });
-    Buf::new(shape, y)
 }
 
-/// Gradients reduced back to each operand's own shape.
-pub fn binary_backward(op: &Op, a: &Buf, b: &Buf, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let shape = broadcast_shape(&a.shape, &b.shape);
-    let mut da = vec![0.0; a.data.len()];
-    let mut db = vec![0.0; b.data.len()];
+/// Gradients reduced back to each operand's own shape, into `da` and `db` where wanted
+/// (empty otherwise); `shape` is the output's.
+pub fn binary_backward(
+    op: &Op,
+    a: &Buf,
+    b: &Buf,
+    shape: &[usize],
+    dy: &[f32],
+    da: &mut [f32],
+    db: &mut [f32],
+) {
     let is_mul = matches!(op, Op::Mul);
     let sign = if matches!(op, Op::Sub) { -1.0 } else { 1.0 };
-    for_each_pair(&shape, &a.shape, &b.shape, |e, i, j| {
+    if a.shape == b.shape {
+        // Each gradient element written once: no clearing, and a branch-free loop per operand.
+        if !da.is_empty() {
+            if is_mul {
+                zip3(da, dy, &b.data, |g, v| g * v);
+            } else {
+                da.copy_from_slice(dy);
+            }
+        }
+        if !db.is_empty() {
+            if is_mul {
+                zip3(db, dy, &a.data, |g, v| g * v);
+            } else {
+                db.iter_mut().zip(dy).for_each(|(d, &g)| *d = sign * g);
+            }
+        }
+        return;
+    }
+    // A broadcast operand's element collects the gradients of several output elements.
+    da.fill(0.0);
+    db.fill(0.0);
+    let (want_a, want_b) = (!da.is_empty(), !db.is_empty());
+    for_each_pair(shape, &a.shape, &b.shape, |e, i, j| {
         let g = dy[e];
         if is_mul {
-            da[i] += g * b.data[j];
-            db[j] += g * a.data[i];
+            if want_a {
+                da[i] += g * b.data[j];
+            }
+            if want_b {
+                db[j] += g * a.data[i];
+            }
         } else {
-            da[i] += g;
-            db[j] += sign * g;
+            if want_a {
+                da[i] += g;
+            }
+            if want_b {
+                db[j] += sign * g;
+            }
         }
     });
-    (da, db)
+}
+
+/// `out[i] = f(x[i], y[i])`.
+fn zip3(out: &mut [f32], x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
+        *o = f(x, y);
+    }
 }

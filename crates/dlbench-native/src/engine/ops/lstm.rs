@@ -9,9 +9,9 @@
 
 use dlbench_core::ir::{Direction, Lstm};
 
-use super::layout::transposed_matrix;
+use super::layout::transpose_matrix;
 use super::linear::column_sums;
-use super::{Buf, Grads};
+use super::{wanted, Args, Buf};
 use crate::kernels::gemm::{sgemm, MatRef};
 use crate::kernels::math::{self, sigmoid_in_place, tanh_in_place};
 
@@ -58,15 +58,6 @@ impl Dims {
             (t * self.n + n) * width
         }
     }
-
-    fn y_shape(&self) -> Vec<usize> {
-        let feat = self.dirs * self.h;
-        if self.batch_first {
-            vec![self.n, self.t, feat]
-        } else {
-            vec![self.t, self.n, feat]
-        }
-    }
 }
 
 /// Whether direction slot `d` reads the sequence from its end.
@@ -87,8 +78,12 @@ struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
-    fn of(inputs: &[&'a Buf], d: usize) -> Self {
-        let get = |k: usize| inputs[1 + 4 * d + k].data.as_slice();
+    fn of(inputs: Args<'a>, d: usize) -> Self {
+        let get = |k: usize| {
+            inputs
+                .get(1 + 4 * d + k)
+                .map_or(&[][..], |b| b.data.as_slice())
+        };
         Weights {
             w_ih: get(0),
             w_hh: get(1),
@@ -100,14 +95,32 @@ impl<'a> Weights<'a> {
 
 /// Everything the backward pass needs from one direction's forward pass, indexed by step `s`
 /// (not time): the time of each step, activated gates `[T, N, 4H]`, cell states and their
-/// tanh, and hidden states `[T, N, H]`.
-#[derive(Debug)]
+/// tanh, and hidden states `[T, N, H]`; and the buffers both passes reuse from call to call.
+#[derive(Debug, Default)]
 pub struct Trace {
     order: Vec<usize>,
     gates: Vec<f32>,
     c: Vec<f32>,
     tanh_c: Vec<f32>,
     h: Vec<f32>,
+    /// Forward scratch: both biases summed, the input projection in x's row order (when the
+    /// steps run in another order), `W_hhᵀ`, the zero state before the first step.
+    bias: Vec<f32>,
+    pre: Vec<f32>,
+    w_hh_t: Vec<f32>,
+    zeros: Vec<f32>,
+    /// Backward scratch: the state gradients flowing into the step being processed, the
+    /// gate gradients of every step (by step, and in x's row order).
+    dh_next: Vec<f32>,
+    dc: Vec<f32>,
+    da: Vec<f32>,
+    dpre: Vec<f32>,
+}
+
+/// `v` holding `len` floats (contents unspecified: every user writes all of them first).
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    v
 }
 
 impl Dims {
@@ -127,29 +140,40 @@ fn activate_gates(a: &mut [f32], h: usize) {
     sigmoid_in_place(o);
 }
 
-fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: usize) -> Trace {
+fn run_direction(
+    dims: &Dims,
+    x: &[f32],
+    wt: &Weights,
+    reversed: bool,
+    trace: &mut Trace,
+    threads: usize,
+) {
     let (nb, h, g4) = (dims.n, dims.h, 4 * dims.h);
-    let order: Vec<usize> = if reversed {
-        (0..dims.t).rev().collect()
+    trace.order.clear();
+    if reversed {
+        trace.order.extend((0..dims.t).rev());
     } else {
-        (0..dims.t).collect()
-    };
+        trace.order.extend(0..dims.t);
+    }
     let rows = dims.t * nb;
-    let bias: Vec<f32> = wt.b_ih.iter().zip(wt.b_hh).map(|(a, b)| a + b).collect();
+    let bias = sized(&mut trace.bias, g4);
+    for ((b, &b_ih), &b_hh) in bias.iter_mut().zip(wt.b_ih).zip(wt.b_hh) {
+        *b = b_ih + b_hh;
+    }
     // Gate pre-activations of every step: both biases, then the input projection of all
     // steps as one product (rows in x's order), then each step's recurrent product.
-    let mut gates = vec![0.0; rows * g4];
+    let gates = sized(&mut trace.gates, rows * g4);
     for row in gates.chunks_exact_mut(g4) {
-        row.copy_from_slice(&bias);
+        row.copy_from_slice(bias);
     }
     let x_m = MatRef::row_major(x, rows, dims.i);
     let w_ih = MatRef::row_major(wt.w_ih, g4, dims.i).t();
     if dims.steps_in_x_order(reversed) {
-        sgemm(1.0, x_m, w_ih, 1.0, &mut gates, g4, threads);
+        sgemm(1.0, x_m, w_ih, 1.0, gates, g4, threads);
     } else {
-        let mut pre = vec![0.0; rows * g4];
-        sgemm(1.0, x_m, w_ih, 0.0, &mut pre, g4, threads);
-        for (s, &t) in order.iter().enumerate() {
+        let pre = sized(&mut trace.pre, rows * g4);
+        sgemm(1.0, x_m, w_ih, 0.0, pre, g4, threads);
+        for (s, &t) in trace.order.iter().enumerate() {
             for n in 0..nb {
                 let (src, dst) = (dims.at(t, n, g4), (s * nb + n) * g4);
                 for (g, p) in gates[dst..dst + g4].iter_mut().zip(&pre[src..src + g4]) {
@@ -160,17 +184,19 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
     }
     // The recurrent product multiplies by `W_hhᵀ` at every step; laid out row-major once,
     // `sgemm` reads it in place instead of packing it again each step.
-    let w_hh_t = transposed_matrix(wt.w_hh, g4, h);
-    let mut cs = vec![0.0; rows * h];
-    let mut tanh_cs = vec![0.0; rows * h];
-    let mut hs = vec![0.0; rows * h];
-    let zeros = vec![0.0; nb * h];
+    let w_hh_t = sized(&mut trace.w_hh_t, g4 * h);
+    transpose_matrix(wt.w_hh, g4, h, w_hh_t);
+    let cs = sized(&mut trace.c, rows * h);
+    let tanh_cs = sized(&mut trace.tanh_c, rows * h);
+    let hs = sized(&mut trace.h, rows * h);
+    let zeros = sized(&mut trace.zeros, nb * h);
+    zeros.fill(0.0);
     for s in 0..dims.t {
         let step = s * nb * h..(s + 1) * nb * h;
         let step_gates = &mut gates[s * nb * g4..(s + 1) * nb * g4];
         if s > 0 {
             let h_prev = MatRef::row_major(&hs[(s - 1) * nb * h..], nb, h);
-            let w_hh = MatRef::row_major(&w_hh_t, h, g4);
+            let w_hh = MatRef::row_major(w_hh_t, h, g4);
             sgemm(1.0, h_prev, w_hh, 1.0, step_gates, g4, threads);
         }
         // This step's cell states go straight into `cs`, beside the last step's.
@@ -198,28 +224,28 @@ fn run_direction(dims: &Dims, x: &[f32], wt: &Weights, reversed: bool, threads: 
             }
         }
     }
-    Trace {
-        order,
-        gates,
-        c: cs,
-        tanh_c: tanh_cs,
-        h: hs,
-    }
 }
 
-/// Inputs: x, then w_ih, w_hh, b_ih, b_hh per direction. Returns [Y, Y_h, Y_c] and the trace
-/// of each direction.
-pub fn lstm(attrs: &Lstm, inputs: &[&Buf], threads: usize) -> ([Buf; 3], Vec<Trace>) {
-    let dims = Dims::new(attrs, inputs[0]);
+/// Inputs: x, then w_ih, w_hh, b_ih, b_hh per direction. Writes [Y, Y_h, Y_c] and keeps the
+/// trace of each direction.
+pub fn lstm(
+    attrs: &Lstm,
+    inputs: Args,
+    outputs: &mut [Buf],
+    traces: &mut Vec<Trace>,
+    threads: usize,
+) {
+    let dims = Dims::new(attrs, &inputs[0]);
     let x = &inputs[0].data;
     let (nb, h, feat) = (dims.n, dims.h, dims.dirs * dims.h);
-    let mut y = vec![0.0; dims.t * nb * feat];
-    let mut y_h = vec![0.0; dims.dirs * nb * h];
-    let mut y_c = vec![0.0; dims.dirs * nb * h];
-    let mut traces = Vec::with_capacity(dims.dirs);
-    for d in 0..dims.dirs {
+    let [y, y_h, y_c] = outputs else {
+        unreachable!("an LSTM has three outputs")
+    };
+    let (y, y_h, y_c) = (&mut y.data, &mut y_h.data, &mut y_c.data);
+    traces.resize_with(dims.dirs, Trace::default);
+    for (d, trace) in traces.iter_mut().enumerate() {
         let wt = Weights::of(inputs, d);
-        let trace = run_direction(&dims, x, &wt, reversed(attrs, d), threads);
+        run_direction(&dims, x, &wt, reversed(attrs, d), trace, threads);
         for (s, &t) in trace.order.iter().enumerate() {
             for n in 0..nb {
                 let src = (s * nb + n) * h;
@@ -227,58 +253,81 @@ pub fn lstm(attrs: &Lstm, inputs: &[&Buf], threads: usize) -> ([Buf; 3], Vec<Tra
                 y[dst..dst + h].copy_from_slice(&trace.h[src..src + h]);
             }
         }
-        if let Some(last) = dims.t.checked_sub(1) {
-            let (src, dst, len) = (last * nb * h, d * nb * h, nb * h);
-            y_h[dst..dst + len].copy_from_slice(&trace.h[src..src + len]);
-            y_c[dst..dst + len].copy_from_slice(&trace.c[src..src + len]);
+        let (dst, len) = (d * nb * h, nb * h);
+        match dims.t.checked_sub(1) {
+            Some(last) => {
+                let src = last * nb * h;
+                y_h[dst..dst + len].copy_from_slice(&trace.h[src..src + len]);
+                y_c[dst..dst + len].copy_from_slice(&trace.c[src..src + len]);
+            }
+            None => {
+                y_h[dst..dst + len].fill(0.0);
+                y_c[dst..dst + len].fill(0.0);
+            }
         }
-        traces.push(trace);
     }
-    let state = vec![dims.dirs, nb, h];
-    (
-        [
-            Buf::new(dims.y_shape(), y),
-            Buf::new(state.clone(), y_h),
-            Buf::new(state, y_c),
-        ],
-        traces,
-    )
 }
 
-/// Gradients for every input (x and each weight), given the forward traces and the gradients
-/// of Y, Y_h, Y_c (any may be `None`: that output does not reach the loss). `need_x`: whether
-/// anyone wants dx (not when x is the graph's data).
+/// Gradients into `grads` (x, then w_ih, w_hh, b_ih, b_hh per direction; each sized to its
+/// input where wanted, empty otherwise), given the forward traces and the gradients of Y,
+/// Y_h, Y_c (any may be `None`: that output does not reach the loss).
 pub fn lstm_backward(
     attrs: &Lstm,
-    inputs: &[&Buf],
-    traces: &[Trace],
-    grads: [Option<&[f32]>; 3],
-    need_x: bool,
+    inputs: Args,
+    traces: &mut [Trace],
+    output_grads: [Option<&[f32]>; 3],
+    grads: &mut [Vec<f32>],
     threads: usize,
-) -> Grads {
-    let dims = Dims::new(attrs, inputs[0]);
+) {
+    let dims = Dims::new(attrs, &inputs[0]);
     let x = &inputs[0].data;
-    let [dy, dy_h, dy_c] = grads;
+    let [dy, dy_h, dy_c] = output_grads;
     let (nb, h, g4, i_len, feat) = (dims.n, dims.h, 4 * dims.h, dims.i, dims.dirs * dims.h);
     let rows = dims.t * nb;
-    let mut dx = need_x.then(|| vec![0.0; x.len()]);
-    let mut weight_grads = Vec::with_capacity(4 * dims.dirs);
-    for (d, trace) in traces.iter().enumerate() {
+    if dims.t == 0 {
+        // No steps: nothing flows anywhere (and the products below would be empty).
+        grads.iter_mut().for_each(|g| g.fill(0.0));
+        return;
+    }
+    let (dx, weight_grads) = grads.split_first_mut().expect("an LSTM has inputs");
+    let mut dx = wanted(dx);
+    for (d, (trace, per_dir)) in traces
+        .iter_mut()
+        .zip(weight_grads.chunks_exact_mut(4))
+        .enumerate()
+    {
         let wt = Weights::of(inputs, d);
+        let Trace {
+            order,
+            gates,
+            c,
+            tanh_c,
+            h: hs,
+            dh_next,
+            dc,
+            da,
+            dpre,
+            ..
+        } = trace;
+        // Slices, not the vectors: the compiler then keeps their addresses in registers
+        // through the stores of the gate loop.
+        let (gates, c, tanh_c, hs) = (&gates[..], &c[..], &tanh_c[..], &hs[..]);
         // Gradients flowing back into the state after the step being processed.
-        let final_state = |g: Option<&[f32]>| match g {
-            Some(g) => g[d * nb * h..(d + 1) * nb * h].to_vec(),
-            None => vec![0.0; nb * h],
+        let final_state = |g: Option<&[f32]>, into: &mut [f32]| match g {
+            Some(g) => into.copy_from_slice(&g[d * nb * h..(d + 1) * nb * h]),
+            None => into.fill(0.0),
         };
-        let mut dh_next = final_state(dy_h);
-        let mut dc = final_state(dy_c);
+        let dh_next = sized(dh_next, nb * h);
+        let dc = sized(dc, nb * h);
+        final_state(dy_h, dh_next);
+        final_state(dy_c, dc);
         // Gate pre-activation gradients of every step, by step.
-        let mut da = vec![0.0; rows * g4];
-        for (s, &t) in trace.order.iter().enumerate().rev() {
+        let da = sized(da, rows * g4);
+        for (s, &t) in order.iter().enumerate().rev() {
             let step_da = &mut da[s * nb * g4..(s + 1) * nb * g4];
             for (n, a) in step_da.chunks_exact_mut(g4).enumerate() {
                 let state = (s * nb + n) * h;
-                let gates = &trace.gates[(s * nb + n) * g4..(s * nb + n + 1) * g4];
+                let gates = &gates[(s * nb + n) * g4..(s * nb + n + 1) * g4];
                 let dh_row = &mut dh_next[n * h..(n + 1) * h];
                 if let Some(dy) = dy {
                     let from = dims.at(t, n, feat) + d * h;
@@ -288,12 +337,8 @@ pub fn lstm_backward(
                 }
                 for j in 0..h {
                     let dh = dh_row[j];
-                    let tanh_c = trace.tanh_c[state + j];
-                    let c_prev = if s > 0 {
-                        trace.c[state - nb * h + j]
-                    } else {
-                        0.0
-                    };
+                    let tanh_c = tanh_c[state + j];
+                    let c_prev = if s > 0 { c[state - nb * h + j] } else { 0.0 };
                     let (gi, gf, gg, go) = (
                         gates[I * h + j],
                         gates[F * h + j],
@@ -312,24 +357,36 @@ pub fn lstm_backward(
                 // dh_prev = da_s W_hh: [N, 4H] x [4H, H].
                 let w_hh = MatRef::row_major(wt.w_hh, g4, h);
                 let da_s = MatRef::row_major(step_da, nb, g4);
-                sgemm(1.0, da_s, w_hh, 0.0, &mut dh_next, h, threads);
+                sgemm(1.0, da_s, w_hh, 0.0, dh_next, h, threads);
             }
         }
+        let [dw_ih, dw_hh, db_ih, db_hh] = per_dir else {
+            unreachable!("four weights per direction")
+        };
         // dW_hh = sum over steps s >= 1 of da_s^T h_{s-1}: one product over the stacked steps.
-        let mut dw_hh = vec![0.0; g4 * h];
-        if dims.t > 1 {
+        if let Some(dw_hh) = wanted(dw_hh) {
             let later = (dims.t - 1) * nb;
             let da_m = MatRef::row_major(&da[nb * g4..], later, g4);
-            let h_m = MatRef::row_major(&trace.h[..later * h], later, h);
-            sgemm(1.0, da_m.t(), h_m, 0.0, &mut dw_hh, h, threads);
+            let h_m = MatRef::row_major(&hs[..later * h], later, h);
+            sgemm(1.0, da_m.t(), h_m, 0.0, dw_hh, h, threads);
         }
-        let db = column_sums(&da, g4);
+        // Both biases enter the same sum, so they share one gradient.
+        match (wanted(db_ih), wanted(db_hh)) {
+            (Some(db_ih), db_hh) => {
+                column_sums(da, g4, db_ih);
+                if let Some(db_hh) = db_hh {
+                    db_hh.copy_from_slice(db_ih);
+                }
+            }
+            (None, Some(db_hh)) => column_sums(da, g4, db_hh),
+            (None, None) => {}
+        }
         // The same gradients in x's row order, for dW_ih and dx.
-        let dpre = if dims.steps_in_x_order(reversed(attrs, d)) {
+        let dpre: &[f32] = if dims.steps_in_x_order(reversed(attrs, d)) {
             da
         } else {
-            let mut dpre = vec![0.0; rows * g4];
-            for (s, &t) in trace.order.iter().enumerate() {
+            let dpre = sized(dpre, rows * g4);
+            for (s, &t) in order.iter().enumerate() {
                 for n in 0..nb {
                     let src = (s * nb + n) * g4;
                     let dst = dims.at(t, n, g4);
@@ -338,21 +395,16 @@ pub fn lstm_backward(
             }
             dpre
         };
-        let dpre_m = MatRef::row_major(&dpre, rows, g4);
-        let mut dw_ih = vec![0.0; g4 * i_len];
-        let x_m = MatRef::row_major(x, rows, i_len);
-        sgemm(1.0, dpre_m.t(), x_m, 0.0, &mut dw_ih, i_len, threads);
-        if let Some(dx) = &mut dx {
-            let w_ih = MatRef::row_major(wt.w_ih, g4, i_len);
-            sgemm(1.0, dpre_m, w_ih, 1.0, dx, i_len, threads);
+        let dpre_m = MatRef::row_major(dpre, rows, g4);
+        if let Some(dw_ih) = wanted(dw_ih) {
+            let x_m = MatRef::row_major(x, rows, i_len);
+            sgemm(1.0, dpre_m.t(), x_m, 0.0, dw_ih, i_len, threads);
         }
-        weight_grads.push(Some(dw_ih));
-        weight_grads.push(Some(dw_hh));
-        // Both biases enter the same sum, so they share one gradient.
-        weight_grads.push(Some(db.clone()));
-        weight_grads.push(Some(db));
+        if let Some(dx) = dx.as_deref_mut() {
+            // Each direction adds its share onto the first one's.
+            let beta = if d == 0 { 0.0 } else { 1.0 };
+            let w_ih = MatRef::row_major(wt.w_ih, g4, i_len);
+            sgemm(1.0, dpre_m, w_ih, beta, dx, i_len, threads);
+        }
     }
-    let mut all = vec![dx];
-    all.extend(weight_grads);
-    all
 }

@@ -36,6 +36,7 @@ impl Buf {
     }
 
     /// A label value (i64 class indices).
+    #[cfg(test)]
     pub fn labels(shape: Vec<usize>, labels: Vec<i64>) -> Buf {
         Buf {
             shape,
@@ -45,18 +46,20 @@ impl Buf {
     }
 }
 
-/// The gradient of each input of a node (`None`: not differentiable, or not wanted).
-pub type Grads = Vec<Option<Vec<f32>>>;
-
-/// What a forward pass keeps for its backward pass beyond the node's inputs and outputs.
+/// What a step keeps from call to call: what its forward pass saved for its backward pass,
+/// and the buffers its kernels reuse, so that a steady-state step allocates nothing (every
+/// buffer here grows on the first call at a batch size and is reused after).
 #[derive(Debug, Default)]
-pub enum Saved {
-    #[default]
-    Nothing,
-    /// Per direction: the activated gates and the states of every step.
-    Lstm(Vec<lstm::Trace>),
-    /// Max pooling over whole windows: where each window's maximum is (`kernels::pool`).
-    PoolArgmax(Vec<u8>),
+pub struct State {
+    /// LSTM: per direction, the activated gates and the states of every step.
+    pub lstm: Vec<lstm::Trace>,
+    /// Max pooling over whole windows: where each window's maximum is (`kernels::pool`);
+    /// empty when the forward pass did not keep it.
+    pub argmax: Vec<u8>,
+    /// Convolution: the transposed weights and the per-chunk gradient sums of backward.
+    pub conv: conv::Scratch,
+    /// Floats any op may use within one call; contents unspecified on entry.
+    pub scratch: Vec<f32>,
 }
 
 /// Settings every kernel call shares.
@@ -67,135 +70,209 @@ pub struct Ctx {
     pub threads: usize,
 }
 
+/// The values a node reads (or its outputs, in backward), as slots of the session's values:
+/// indexing gives `&Buf` without collecting references into a new vector per call.
+#[derive(Debug, Clone, Copy)]
+pub struct Args<'a> {
+    values: &'a [Buf],
+    slots: &'a [usize],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(values: &'a [Buf], slots: &'a [usize]) -> Self {
+        Args { values, slots }
+    }
+
+    /// Every value of `values` in order (up to 16), for tests of a single op.
+    #[cfg(test)]
+    pub fn all(values: &'a [Buf]) -> Self {
+        const IDENTITY: [usize; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+        Args::new(values, &IDENTITY[..values.len()])
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a Buf> {
+        self.slots.get(i).map(|&s| &self.values[s])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a Buf> + '_ {
+        self.slots.iter().map(|&s| &self.values[s])
+    }
+}
+
+impl<'a> std::ops::Index<usize> for Args<'a> {
+    type Output = Buf;
+
+    fn index(&self, i: usize) -> &Buf {
+        &self.values[self.slots[i]]
+    }
+}
+
+/// The gradient buffer of an input, or `None` when nobody wants it: the session sizes a
+/// wanted gradient to its input and leaves the others empty. A zero-size input's gradient
+/// is empty either way, and there is nothing to write.
+pub fn wanted(grad: &mut [f32]) -> Option<&mut [f32]> {
+    (!grad.is_empty()).then_some(grad)
+}
+
 fn node_error(node: &Node) -> impl Fn(String) -> Error + '_ {
     move |message| Error::node(&node.name, node.op.name(), message)
 }
 
-/// The node's outputs from its inputs; `out_shapes` are the inferred output shapes at this
-/// batch size (Flatten and Reshape take theirs from there).
+/// Writes the node's outputs from its inputs. Each output's shape is set and its data sized
+/// by the session (the inferred shapes at this batch size); a kernel writes every element
+/// of it (what it held before is unspecified).
 pub fn forward(
     node: &Node,
-    inputs: &[&Buf],
-    out_shapes: &[Vec<usize>],
+    inputs: Args,
+    outputs: &mut [Buf],
+    state: &mut State,
     ctx: Ctx,
-) -> Result<(Vec<Buf>, Saved)> {
-    let x = inputs[0];
+) -> Result<()> {
+    let x = &inputs[0];
     let threads = ctx.threads;
-    let one = |b: Buf| (vec![b], Saved::Nothing);
-    Ok(match &node.op {
-        Op::Dense => one(linear::dense(x, inputs[1], inputs.get(2).copied(), threads)),
-        Op::MatMul => one(linear::matmul(x, inputs[1], threads)),
-        Op::Conv2d(attrs) => one(conv::conv2d(
-            attrs,
-            x,
-            inputs[1],
-            inputs.get(2).copied(),
-            threads,
-        )),
+    if let Op::Lstm(attrs) = &node.op {
+        lstm::lstm(attrs, inputs, outputs, &mut state.lstm, threads);
+        return Ok(());
+    }
+    let Buf { shape, data: y, .. } = &mut outputs[0];
+    match &node.op {
+        Op::Dense => linear::dense(x, &inputs[1], inputs.get(2), y, threads),
+        Op::MatMul => linear::matmul(x, &inputs[1], y, threads),
+        Op::Conv2d(attrs) => conv::conv2d(attrs, x, &inputs[1], inputs.get(2), y, threads),
         Op::MaxPool2d(p) => {
-            let (y, saved) = pool::max_pool2d(p, x, ctx.mode == Mode::Training);
-            (vec![y], saved)
+            pool::max_pool2d(p, x, y, ctx.mode == Mode::Training, &mut state.argmax)
         }
-        Op::AvgPool2d(p) => one(pool::avg_pool2d(p, x)),
-        Op::Flatten { .. } | Op::Reshape { .. } => one(layout::reshape(&out_shapes[0], x)),
-        Op::Transpose { perm } => one(layout::transpose(perm, x)),
-        Op::Concat { axis } => one(layout::concat(*axis, inputs)),
+        Op::AvgPool2d(p) => pool::avg_pool2d(p, x, y),
+        Op::Flatten { .. } | Op::Reshape { .. } => y.copy_from_slice(&x.data),
+        Op::Transpose { perm } => layout::transpose(perm, x, y),
+        Op::Concat { axis } => layout::concat(*axis, inputs, y),
         Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            one(activation::unary(&node.op, x))
+            activation::unary(&node.op, &x.data, y)
         }
-        Op::Softmax { axis } => one(activation::softmax(*axis, x, false)),
-        Op::LogSoftmax { axis } => one(activation::softmax(*axis, x, true)),
-        Op::Dropout { p } => one(activation::dropout(*p, x, inputs[1], ctx.mode)),
-        Op::Lstm(attrs) => {
-            let (outputs, traces) = lstm::lstm(attrs, inputs, threads);
-            (outputs.to_vec(), Saved::Lstm(traces))
-        }
-        Op::Add | Op::Sub | Op::Mul => one(elementwise::binary(&node.op, x, inputs[1])),
+        Op::Softmax { axis } => activation::softmax(*axis, x, y, false, &mut state.scratch),
+        Op::LogSoftmax { axis } => activation::softmax(*axis, x, y, true, &mut state.scratch),
+        Op::Dropout { p } => activation::dropout(*p, x, &inputs[1], y, ctx.mode),
+        Op::Lstm(_) => unreachable!("handled above"),
+        Op::Add | Op::Sub | Op::Mul => elementwise::binary(&node.op, x, &inputs[1], shape, y),
         Op::MseLoss
         | Op::CrossEntropyLoss
         | Op::BceLoss
         | Op::BceWithLogitsLoss
-        | Op::VaeElboLoss => one(loss::loss(&node.op, inputs).map_err(node_error(node))?),
-    })
+        | Op::VaeElboLoss => {
+            let value =
+                loss::loss(&node.op, inputs, &mut state.scratch).map_err(node_error(node))?;
+            y[0] = value;
+        }
+    }
+    Ok(())
 }
 
-/// Gradients with respect to each input, given the inputs, the outputs and saved state of
-/// [`forward`], and the gradients flowing into each output (`None`: that output does not
-/// reach the loss). An input gets `None` when it is not differentiable (labels, dropout
-/// masks) or when `need` says nobody wants its gradient (a data input), which saves work.
+/// Writes the gradient of each wanted input into `grads` (one buffer per input, sized to the
+/// input when wanted, empty otherwise; see [`wanted`]), given the inputs, the outputs and the
+/// state of [`forward`], and the gradients flowing into each output (`None`: that output does
+/// not reach the loss). A kernel writes every element of a wanted gradient; an input that is
+/// not differentiable (labels, dropout masks) gets zeros.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     node: &Node,
-    inputs: &[&Buf],
-    outputs: &[&Buf],
+    inputs: Args,
+    outputs: Args,
     output_grads: &[Option<&[f32]>],
-    need: &[bool],
-    saved: &Saved,
+    grads: &mut [Vec<f32>],
+    state: &mut State,
     threads: usize,
-) -> Result<Grads> {
-    let x = inputs[0];
+) -> Result<()> {
+    let x = &inputs[0];
     let Some(dy) = output_grads.iter().flatten().next().copied() else {
-        return Ok(vec![None; inputs.len()]);
+        grads.iter_mut().for_each(|g| g.fill(0.0));
+        return Ok(());
     };
-    let some = |vs: Vec<Vec<f32>>| vs.into_iter().map(Some).collect::<Vec<_>>();
-    Ok(match &node.op {
+    match &node.op {
         Op::Dense => {
-            let (dx, dw, db) =
-                linear::dense_backward(x, inputs[1], inputs.len() == 3, dy, need[0], threads);
-            let mut grads = vec![dx, Some(dw)];
-            grads.extend(db.map(Some));
-            grads
+            let [dx, dw, db @ ..] = grads else {
+                unreachable!("Dense has 2 or 3 inputs")
+            };
+            linear::dense_backward(
+                x,
+                &inputs[1],
+                dy,
+                wanted(dx),
+                wanted(dw),
+                db.first_mut().and_then(|d| wanted(d)),
+                threads,
+            )
         }
         Op::MatMul => {
-            let (da, db) = linear::matmul_backward(x, inputs[1], dy, need[0], threads);
-            vec![da, Some(db)]
+            let [da, db] = grads else {
+                unreachable!("MatMul has 2 inputs")
+            };
+            linear::matmul_backward(x, &inputs[1], dy, wanted(da), wanted(db), threads)
         }
         Op::Conv2d(attrs) => {
-            let (dx, dw, db) =
-                conv::conv2d_backward(attrs, x, inputs[1], inputs.len() == 3, dy, need[0], threads);
-            let mut grads = vec![dx, Some(dw)];
-            grads.extend(db.map(Some));
-            grads
-        }
-        Op::MaxPool2d(p) => vec![Some(pool::max_pool2d_backward(p, x, dy, saved))],
-        Op::AvgPool2d(p) => vec![Some(pool::avg_pool2d_backward(p, x, dy))],
-        Op::Flatten { .. } | Op::Reshape { .. } => vec![Some(dy.to_vec())],
-        Op::Transpose { perm } => vec![Some(layout::transpose_backward(
-            perm,
-            &outputs[0].shape,
-            dy,
-        ))],
-        Op::Concat { axis } => some(layout::concat_backward(*axis, inputs, dy)),
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            vec![Some(activation::unary_backward(
-                &node.op, x, outputs[0], dy,
-            ))]
-        }
-        Op::Softmax { axis } => vec![Some(activation::softmax_backward(
-            *axis, outputs[0], dy, false,
-        ))],
-        Op::LogSoftmax { axis } => vec![Some(activation::softmax_backward(
-            *axis, outputs[0], dy, true,
-        ))],
-        Op::Dropout { p } => vec![Some(activation::dropout_backward(*p, inputs[1], dy)), None],
-        Op::Lstm(attrs) => {
-            let Saved::Lstm(traces) = saved else {
-                return Err(node_error(node)(
-                    "backward found no saved forward state".to_string(),
-                ));
+            let [dx, dw, db @ ..] = grads else {
+                unreachable!("Conv2d has 2 or 3 inputs")
             };
-            let grads = [output_grads[0], output_grads[1], output_grads[2]];
-            lstm::lstm_backward(attrs, inputs, traces, grads, need[0], threads)
+            let db = db.first_mut().and_then(|d| wanted(d));
+            conv::conv2d_backward(
+                attrs,
+                x,
+                &inputs[1],
+                dy,
+                wanted(dx),
+                wanted(dw),
+                db,
+                &mut state.conv,
+                threads,
+            )
+        }
+        Op::MaxPool2d(p) => pool::max_pool2d_backward(p, x, dy, &state.argmax, &mut grads[0]),
+        Op::AvgPool2d(p) => pool::avg_pool2d_backward(p, x, dy, &mut grads[0]),
+        Op::Flatten { .. } | Op::Reshape { .. } => grads[0].copy_from_slice(dy),
+        Op::Transpose { perm } => {
+            layout::transpose_backward(perm, &outputs[0].shape, dy, &mut grads[0])
+        }
+        Op::Concat { axis } => layout::concat_backward(*axis, inputs, dy, grads),
+        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
+            activation::unary_backward(&node.op, &x.data, &outputs[0].data, dy, &mut grads[0])
+        }
+        Op::Softmax { axis } => activation::softmax_backward(
+            *axis,
+            &outputs[0],
+            dy,
+            false,
+            &mut grads[0],
+            &mut state.scratch,
+        ),
+        Op::LogSoftmax { axis } => activation::softmax_backward(
+            *axis,
+            &outputs[0],
+            dy,
+            true,
+            &mut grads[0],
+            &mut state.scratch,
+        ),
+        Op::Dropout { p } => {
+            activation::dropout_backward(*p, &inputs[1], dy, &mut grads[0]);
+            grads[1].fill(0.0);
+        }
+        Op::Lstm(attrs) => {
+            let output_grads = [output_grads[0], output_grads[1], output_grads[2]];
+            lstm::lstm_backward(attrs, inputs, &mut state.lstm, output_grads, grads, threads)
         }
         Op::Add | Op::Sub | Op::Mul => {
-            let (da, db) = elementwise::binary_backward(&node.op, x, inputs[1], dy);
-            vec![Some(da), Some(db)]
+            let [da, db] = grads else {
+                unreachable!("binary ops have 2 inputs")
+            };
+            elementwise::binary_backward(&node.op, x, &inputs[1], &outputs[0].shape, dy, da, db)
         }
         Op::MseLoss
         | Op::CrossEntropyLoss
         | Op::BceLoss
         | Op::BceWithLogitsLoss
         | Op::VaeElboLoss => {
-            loss::loss_backward(&node.op, inputs, dy[0], need).map_err(node_error(node))?
+            loss::loss_backward(&node.op, inputs, dy[0], grads, &mut state.scratch)
+                .map_err(node_error(node))?
         }
-    })
+    }
+    Ok(())
 }

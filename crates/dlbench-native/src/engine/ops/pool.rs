@@ -2,7 +2,7 @@
 
 use dlbench_core::ir::Pool2d;
 
-use super::{Buf, Saved};
+use super::Buf;
 use crate::kernels::pool::{self as tiles, Tiles};
 
 /// One output position's window on one axis, in input coordinates.
@@ -56,14 +56,6 @@ impl Windows {
         }
     }
 
-    fn output_shape(&self, x: &Buf) -> Vec<usize> {
-        vec![x.shape[0], x.shape[1], self.rows.len(), self.cols.len()]
-    }
-
-    fn output_len(&self) -> usize {
-        self.planes * self.rows.len() * self.cols.len()
-    }
-
     /// Calls `f(y_index, row_span, col_span, plane_offset)` for every output element.
     fn for_each(&self, mut f: impl FnMut(usize, &Span, &Span, usize)) {
         let mut yi = 0;
@@ -92,14 +84,10 @@ fn tiles(p: &Pool2d, x: &Buf) -> Option<Tiles> {
     })
 }
 
-fn pooled_shape(x: &Buf, t: &Tiles) -> Vec<usize> {
-    vec![x.shape[0], x.shape[1], t.out[0], t.out[1]]
-}
-
 /// The flat input index of the first maximum of a window, in row-major order: strict `>`
 /// keeps the earliest of equal values, which is where PyTorch sends the gradient on ties.
 /// Padding is -inf, so it never wins; `None` only for a window with no real element.
-fn argmax(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize> {
+fn argmax_of(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize> {
     let mut best: Option<usize> = None;
     for iy in r.start..r.end {
         for ix in c.start..c.end {
@@ -112,41 +100,48 @@ fn argmax(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize>
     best
 }
 
-/// The maximum of each window over the real input; padding counts as -inf. With
-/// `keep_argmax` (a training forward), whole-window pooling keeps where each maximum was,
-/// so the backward pass need not read the input again.
-pub fn max_pool2d(p: &Pool2d, x: &Buf, keep_argmax: bool) -> (Buf, Saved) {
+/// The maximum of each window over the real input, into `y`; padding counts as -inf. With
+/// `keep_argmax` (a training forward), whole-window pooling keeps where each maximum was in
+/// `argmax`, so the backward pass need not read the input again; otherwise `argmax` is left
+/// empty.
+pub fn max_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32], keep_argmax: bool, argmax: &mut Vec<u8>) {
+    argmax.clear();
     if let Some(t) = tiles(p, x) {
-        let (y, argmax) = tiles::max_pool(&t, &x.data, keep_argmax);
-        let saved = argmax.map_or(Saved::Nothing, Saved::PoolArgmax);
-        return (Buf::new(pooled_shape(x, &t), y), saved);
+        if keep_argmax && tiles::keeps_argmax(&t) {
+            argmax.resize(y.len(), 0);
+            tiles::max_pool(&t, &x.data, y, Some(argmax));
+        } else {
+            tiles::max_pool(&t, &x.data, y, None);
+        }
+        return;
     }
     let win = Windows::new(p, x);
-    let mut y = vec![f32::NEG_INFINITY; win.output_len()];
+    y.fill(f32::NEG_INFINITY);
     win.for_each(|yi, r, c, base| {
-        if let Some(t) = argmax(&x.data, win.w, base, r, c) {
+        if let Some(t) = argmax_of(&x.data, win.w, base, r, c) {
             y[yi] = x.data[t];
         }
     });
-    (Buf::new(win.output_shape(x), y), Saved::Nothing)
 }
 
-/// The gradient goes to the first maximum of each window (PyTorch's choice on ties).
-pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], saved: &Saved) -> Vec<f32> {
+/// The gradient goes to the first maximum of each window (PyTorch's choice on ties), into
+/// `dx`; `argmax` is what the forward pass kept (possibly nothing).
+pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], argmax: &[u8], dx: &mut [f32]) {
     if let Some(t) = tiles(p, x) {
-        return match saved {
-            Saved::PoolArgmax(argmax) => tiles::max_pool_backward_from_argmax(&t, argmax, dy),
-            _ => tiles::max_pool_backward(&t, &x.data, dy),
-        };
+        if argmax.len() == dy.len() {
+            tiles::max_pool_backward_from_argmax(&t, argmax, dy, dx);
+        } else {
+            tiles::max_pool_backward(&t, &x.data, dy, dx);
+        }
+        return;
     }
     let win = Windows::new(p, x);
-    let mut dx = vec![0.0; x.data.len()];
+    dx.fill(0.0);
     win.for_each(|yi, r, c, base| {
-        if let Some(t) = argmax(&x.data, win.w, base, r, c) {
+        if let Some(t) = argmax_of(&x.data, win.w, base, r, c) {
             dx[t] += dy[yi];
         }
     });
-    dx
 }
 
 /// What each window's sum is divided by, as PyTorch's `avg_pool2d` (no divisor override).
@@ -158,13 +153,14 @@ fn divisor(p: &Pool2d, r: &Span, c: &Span) -> f32 {
     }
 }
 
-/// The mean of each window; padding is zeros, counted in the divisor if `count_include_pad`.
-pub fn avg_pool2d(p: &Pool2d, x: &Buf) -> Buf {
+/// The mean of each window into `y`; padding is zeros, counted in the divisor if
+/// `count_include_pad`.
+pub fn avg_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32]) {
     if let Some(t) = tiles(p, x) {
-        return Buf::new(pooled_shape(x, &t), tiles::avg_pool(&t, &x.data));
+        tiles::avg_pool(&t, &x.data, y);
+        return;
     }
     let win = Windows::new(p, x);
-    let mut y = vec![0.0; win.output_len()];
     win.for_each(|yi, r, c, base| {
         let mut sum = 0.0f32;
         for iy in r.start..r.end {
@@ -173,16 +169,16 @@ pub fn avg_pool2d(p: &Pool2d, x: &Buf) -> Buf {
         }
         y[yi] = sum / divisor(p, r, c);
     });
-    Buf::new(win.output_shape(x), y)
 }
 
-/// Spreads each output gradient evenly over its window's real elements.
-pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
+/// Spreads each output gradient evenly over its window's real elements, into `dx`.
+pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], dx: &mut [f32]) {
     if let Some(t) = tiles(p, x) {
-        return tiles::avg_pool_backward(&t, dy);
+        tiles::avg_pool_backward(&t, dy, dx);
+        return;
     }
     let win = Windows::new(p, x);
-    let mut dx = vec![0.0; x.data.len()];
+    dx.fill(0.0);
     win.for_each(|yi, r, c, base| {
         let share = dy[yi] / divisor(p, r, c);
         for iy in r.start..r.end {
@@ -192,5 +188,4 @@ pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32]) -> Vec<f32> {
             }
         }
     });
-    dx
 }

@@ -4,6 +4,8 @@
 //! so a vector may start before or end after the input row (its address is only formed,
 //! with wrapping arithmetic, never dereferenced there).
 
+use std::cell::RefCell;
+
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
     _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_unpackhi_ps,
@@ -11,6 +13,16 @@ use std::arch::x86_64::{
 };
 
 use super::Lowering;
+
+// Buffers these kernels keep per thread from call to call, so that a steady-state step
+// allocates nothing. Each is taken out of its slot for the call and put back after (a
+// `#[target_feature]` body cannot use them through a closure without losing the feature).
+thread_local! {
+    static BLOCK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static CHANNELS_LAST: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SPANS: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+    static REACH: RefCell<Vec<(__mmask16, isize)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// The mask of lanes `lo..hi` (`lo <= hi <= 16`).
 fn lanes(lo: usize, hi: usize) -> __mmask16 {
@@ -106,7 +118,9 @@ unsafe fn lower_row(l: &Lowering, x: &[f32], [c, ky, kx]: [usize; 3], dst: *mut 
 pub(super) unsafe fn im2row_by_blocks(l: &Lowering, x: &[f32], out: &mut [f32]) {
     let (rows, positions) = (l.rows(), l.positions());
     let kernel_taps = l.kernel[0] * l.kernel[1];
-    let mut block = vec![0.0f32; 16 * positions];
+    // Every row read below is written first (`lower_row` writes whole rows).
+    let mut block = BLOCK.take();
+    block.resize(16 * positions, 0.0);
     let op = out.as_mut_ptr();
     for t0 in (0..rows).step_by(16) {
         let nt = (rows - t0).min(16);
@@ -136,6 +150,7 @@ pub(super) unsafe fn im2row_by_blocks(l: &Lowering, x: &[f32], out: &mut [f32]) 
             }
         }
     }
+    BLOCK.set(block);
 }
 
 /// As `super::im2row`: the image is first transposed to channels-last (16 x 16 blocks), so
@@ -151,19 +166,26 @@ pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32]) {
     let (channels, w) = (l.channels, l.width);
     let dw = l.dilation[1];
     // SAFETY: forwarded (`x` holds the image).
-    let xt = unsafe { channels_last(x, channels, l.height * w) };
-    let rows_valid: Vec<(usize, usize)> = (0..kh).map(|ky| l.valid(0, ky)).collect();
-    // Per output column: the kernel columns that read the real input (an interval, since
-    // the input column grows with the kernel column).
-    let cols_valid: Vec<(usize, usize)> = (0..kw).map(|kx| l.valid(1, kx)).collect();
-    let kernel_cols: Vec<(usize, usize)> = (0..l.out[1])
-        .map(|ox| {
-            let reads = |kx: &usize| (cols_valid[*kx].0..cols_valid[*kx].1).contains(&ox);
-            let lo = (0..kw).find(reads).unwrap_or(kw);
-            let hi = (lo..kw).find(|kx| !reads(kx)).unwrap_or(kw);
-            (lo, hi)
-        })
-        .collect();
+    let mut xt = CHANNELS_LAST.take();
+    xt.resize(channels * l.height * w, 0.0);
+    // SAFETY: forwarded (`x` holds the image); `xt` holds as many floats.
+    unsafe { channels_last(x, channels, l.height * w, &mut xt) };
+    // One table: the valid output rows of each kernel row, the valid output columns of each
+    // kernel column, then per output column the kernel columns that read the real input (an
+    // interval, since the input column grows with the kernel column).
+    let mut spans = SPANS.take();
+    spans.clear();
+    spans.extend((0..kh).map(|ky| l.valid(0, ky)));
+    spans.extend((0..kw).map(|kx| l.valid(1, kx)));
+    for ox in 0..l.out[1] {
+        let cols_valid = &spans[kh..kh + kw];
+        let reads = |kx: &usize| (cols_valid[*kx].0..cols_valid[*kx].1).contains(&ox);
+        let lo = (0..kw).find(reads).unwrap_or(kw);
+        let hi = (lo..kw).find(|kx| !reads(kx)).unwrap_or(kw);
+        spans.push((lo, hi));
+    }
+    let (rows_valid, rest) = spans.split_at(kh);
+    let kernel_cols = &rest[kw..];
     let run = kw * channels;
     let mut dst = out.as_mut_ptr();
     for oy in 0..l.out[0] {
@@ -201,6 +223,8 @@ pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32]) {
             }
         }
     }
+    CHANNELS_LAST.set(xt);
+    SPANS.set(spans);
 }
 
 /// `len` floats from `src` (or zeros, for `None`) to `dst`, 16 at a time.
@@ -223,13 +247,13 @@ unsafe fn copy_or_zero(src: Option<*const f32>, dst: *mut f32, len: usize) {
     }
 }
 
-/// The image `x` (`channels x plane`) transposed to `plane x channels`.
+/// The image `x` (`channels x plane`) transposed to `plane x channels` into `xt` (every
+/// element written).
 ///
 /// # Safety
-/// AVX-512F; `x` holds at least `channels * plane` floats.
+/// AVX-512F; `x` and `xt` hold at least `channels * plane` floats.
 #[target_feature(enable = "avx512f")]
-unsafe fn channels_last(x: &[f32], channels: usize, plane: usize) -> Vec<f32> {
-    let mut xt = vec![0.0f32; channels * plane];
+unsafe fn channels_last(x: &[f32], channels: usize, plane: usize, xt: &mut [f32]) {
     let (xp, tp) = (x.as_ptr(), xt.as_mut_ptr());
     for c0 in (0..channels).step_by(16) {
         let nc = (channels - c0).min(16);
@@ -251,7 +275,6 @@ unsafe fn channels_last(x: &[f32], channels: usize, plane: usize) -> Vec<f32> {
             }
         }
     }
-    xt
 }
 
 /// The 16 x 16 transpose of `r` (row `i` becomes column `i`): 2-, 4-, 8- then 16-lane
@@ -301,7 +324,9 @@ pub(super) unsafe fn col2im_add(l: &Lowering, col: &[f32], x: &mut [f32]) {
     // the offset of lane 0 in the tap's output row (lane i is input column j + i, read by
     // output column j + i - shift). The same for every row and channel.
     let chunks = w.div_ceil(16);
-    let mut reach = Vec::with_capacity(chunks * kw);
+    let mut reach = REACH.take();
+    reach.clear();
+    reach.reserve(chunks * kw);
     for j in (0..w).step_by(16) {
         let n = (w - j).min(16) as isize;
         for kx in 0..kw {
@@ -349,4 +374,5 @@ pub(super) unsafe fn col2im_add(l: &Lowering, col: &[f32], x: &mut [f32]) {
             }
         }
     }
+    REACH.set(reach);
 }
