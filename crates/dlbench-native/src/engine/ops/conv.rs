@@ -16,9 +16,11 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::{LockResult, Mutex};
 
 use dlbench_core::ir::Conv2d;
 
+use self::parallel::{Chunks, Parts};
 use super::layout::transpose_matrix;
 use super::Buf;
 use crate::kernels::dot::dot_rows_add;
@@ -131,13 +133,15 @@ pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, y: &mut [f32], 
             }
         });
     };
-    let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
+    let chunks = Chunks::new(g.n, g.work_per_image(), threads);
     if chunks.len() <= 1 {
         forward_images(0..g.n, y, threads);
     } else {
-        let parts = parallel::split_images(y, &chunks, image_out);
-        parallel::run_chunks(threads, parts, |t, y_part| {
-            forward_images(chunks[t].clone(), y_part, 1);
+        let parts = Parts::new(y, chunks, image_out);
+        parallel::run_chunks(threads, chunks, |t| {
+            // SAFETY: each chunk's task runs once and takes only its own part.
+            let y_part = unsafe { parts.part(t) };
+            forward_images(chunks.get(t), y_part, 1);
         });
     }
 }
@@ -228,8 +232,9 @@ impl Gradients {
 pub struct Scratch {
     /// `W^T` of each group.
     w_t: Vec<f32>,
-    /// The gradient sums of each chunk of images (one on one thread).
-    sums: Vec<Gradients>,
+    /// The gradient sums of each chunk of images (one on one thread), each locked only by
+    /// its chunk's task.
+    sums: Vec<Mutex<Gradients>>,
 }
 
 /// What every image's backward pass reads.
@@ -290,31 +295,28 @@ pub fn conv2d_backward(
                 }
             });
         };
-    let chunks = parallel::image_chunks(g.n, g.work_per_image(), threads);
+    let chunks = Chunks::new(g.n, g.work_per_image(), threads);
     let sums = &mut scratch.sums;
-    sums.resize_with(chunks.len().max(1), Gradients::default);
+    sums.resize_with(chunks.len(), Mutex::default);
     for part in sums.iter_mut() {
-        part.clear(&g, pass.dot_taps, has_bias);
+        unpoisoned(part.get_mut()).clear(&g, pass.dot_taps, has_bias);
     }
     if chunks.len() <= 1 {
-        backward_images(0..g.n, dx, &mut sums[0], threads);
+        backward_images(0..g.n, dx, unpoisoned(sums[0].get_mut()), threads);
     } else {
-        let dx_parts: Vec<Option<&mut [f32]>> = match dx {
-            Some(dx) => parallel::split_images(dx, &chunks, image_len)
-                .into_iter()
-                .map(Some)
-                .collect(),
-            None => chunks.iter().map(|_| None).collect(),
-        };
-        let parts: Vec<(Option<&mut [f32]>, &mut Gradients)> =
-            dx_parts.into_iter().zip(sums.iter_mut()).collect();
-        parallel::run_chunks(threads, parts, |t, (dx, sums)| {
-            backward_images(chunks[t].clone(), dx.as_deref_mut(), sums, 1);
+        let dx_parts = dx.map(|dx| Parts::new(dx, chunks, image_len));
+        parallel::run_chunks(threads, chunks, |t| {
+            // SAFETY: each chunk's task runs once and takes only its own part.
+            let dx = dx_parts.as_ref().map(|parts| unsafe { parts.part(t) });
+            let mut sums = unpoisoned(sums[t].lock());
+            backward_images(chunks.get(t), dx, &mut sums, 1);
         });
         let (total, rest) = sums.split_first_mut().expect("at least two chunks");
-        rest.iter().for_each(|part| total.add(part));
+        let total = unpoisoned(total.get_mut());
+        rest.iter_mut()
+            .for_each(|part| total.add(&*unpoisoned(part.get_mut())));
     }
-    let total = &sums[0];
+    let total = unpoisoned(sums[0].get_mut());
     if let Some(dw) = dw {
         if pass.dot_taps {
             dw.copy_from_slice(&total.dw);
@@ -435,6 +437,12 @@ fn transposed_weights(g: &Geometry, w: &[f32], w_t: &mut [f32]) {
     for (w_g, t_g) in w.chunks_exact(group).zip(w_t.chunks_exact_mut(group)) {
         transpose_matrix(w_g, opg, rows, t_g);
     }
+}
+
+/// The value behind a lock whose holder panicked: the panic is re-raised by the pool anyway,
+/// and the sums are cleared before each use.
+fn unpoisoned<T>(result: LockResult<T>) -> T {
+    result.unwrap_or_else(|e| e.into_inner())
 }
 
 /// The sum of `row` in f64.

@@ -6,63 +6,86 @@
 //! chunk of images per thread, each chunk's products run on one thread, and each chunk
 //! writes its own images' part of the output.
 
+use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::{Mutex, PoisonError};
 
 use crate::kernels::gemm::SPLIT_WORK;
 use crate::kernels::threads::pool;
 
-/// The images of each chunk, contiguous and as even as they can be: one chunk (all images)
-/// when the call is too small to split or `threads` is 1, otherwise one per thread (or per
-/// image, when there are fewer images than threads).
-pub(super) fn image_chunks(
+/// The batch cut into contiguous chunks of images, as even as they can be: one chunk (all
+/// images) when the call is too small to split or `threads` is 1, otherwise one per thread
+/// (or per image, when there are fewer images than threads). Computed, not listed, so that
+/// nothing is allocated per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Chunks {
     images: usize,
-    work_per_image: usize,
-    threads: usize,
-) -> Vec<Range<usize>> {
-    // Below `sgemm`'s own bar for a second thread, waking the pool and joining it is not
-    // repaid.
-    let chunks = if images.saturating_mul(work_per_image) < SPLIT_WORK {
-        1
-    } else {
-        threads.min(images).max(1)
-    };
-    (0..chunks)
-        .map(|t| t * images / chunks..(t + 1) * images / chunks)
-        .collect()
+    count: usize,
 }
 
-/// `data`, `per_image` floats per image, cut into the disjoint parts of `chunks`' images.
-pub(super) fn split_images<'a>(
-    mut data: &'a mut [f32],
-    chunks: &[Range<usize>],
+impl Chunks {
+    pub(super) fn new(images: usize, work_per_image: usize, threads: usize) -> Self {
+        // Below `sgemm`'s own bar for a second thread, waking the pool and joining it is not
+        // repaid.
+        let count = if images.saturating_mul(work_per_image) < SPLIT_WORK {
+            1
+        } else {
+            threads.min(images).max(1)
+        };
+        Chunks { images, count }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The images of chunk `t`.
+    pub(super) fn get(&self, t: usize) -> Range<usize> {
+        t * self.images / self.count..(t + 1) * self.images / self.count
+    }
+}
+
+/// A buffer of `per_image` floats per image, from which each chunk's task takes its own
+/// images' part. The parts are disjoint, so tasks on other threads write them at once.
+pub(super) struct Parts<'a> {
+    data: *mut f32,
+    chunks: Chunks,
     per_image: usize,
-) -> Vec<&'a mut [f32]> {
-    chunks
-        .iter()
-        .map(|images| {
-            let (part, rest) = std::mem::take(&mut data).split_at_mut(images.len() * per_image);
-            data = rest;
-            part
-        })
-        .collect()
+    _borrow: PhantomData<&'a mut [f32]>,
 }
 
-/// Runs `task(t, &mut states[t])` for every chunk `t` on the pool of `threads` threads and
-/// returns the states. Each state sits behind its own lock, taken only by its task, so the
-/// locks never contend; they only let a shared closure reach one `&mut` per task safely.
-pub(super) fn run_chunks<S: Send>(
-    threads: usize,
-    states: Vec<S>,
-    task: impl Fn(usize, &mut S) + Sync,
-) -> Vec<S> {
-    let states: Vec<Mutex<S>> = states.into_iter().map(Mutex::new).collect();
-    pool(threads).run(states.len(), &|t| {
-        let mut state = states[t].lock().unwrap_or_else(PoisonError::into_inner);
-        task(t, &mut state);
-    });
-    states
-        .into_iter()
-        .map(|state| state.into_inner().unwrap_or_else(PoisonError::into_inner))
-        .collect()
+// SAFETY: `Parts` hands out disjoint parts of a buffer it borrows exclusively (see `part`).
+unsafe impl Send for Parts<'_> {}
+unsafe impl Sync for Parts<'_> {}
+
+impl<'a> Parts<'a> {
+    pub(super) fn new(data: &'a mut [f32], chunks: Chunks, per_image: usize) -> Self {
+        assert_eq!(data.len(), chunks.images * per_image, "one part per image");
+        Parts {
+            data: data.as_mut_ptr(),
+            chunks,
+            per_image,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Chunk `t`'s images' part.
+    ///
+    /// # Safety
+    /// At most one part of each chunk may be alive at a time (each task takes its own, once).
+    pub(super) unsafe fn part(&self, t: usize) -> &'a mut [f32] {
+        let images = self.chunks.get(t);
+        // SAFETY: chunks are disjoint ranges of images inside the buffer (checked in `new`),
+        // and the caller takes each at most once.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.data.add(images.start * self.per_image),
+                images.len() * self.per_image,
+            )
+        }
+    }
+}
+
+/// Runs `task(t)` for every chunk `t` on the pool of `threads` threads.
+pub(super) fn run_chunks(threads: usize, chunks: Chunks, task: impl Fn(usize) + Sync) {
+    pool(threads).run(chunks.len(), &task);
 }

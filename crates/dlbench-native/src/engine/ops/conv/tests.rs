@@ -7,7 +7,7 @@
 use dlbench_core::ir::Conv2d;
 use dlbench_core::{Mode, Node, Op, Tensor};
 
-use super::parallel::image_chunks;
+use super::parallel::Chunks;
 use super::{conv2d, conv2d_backward, Buf, Scratch};
 use crate::kernels::test_rng::Rng;
 use crate::reference::ops as reference;
@@ -246,7 +246,7 @@ fn conv2d_over_threads_matches_one_thread_and_the_reference() {
             * (w + 2 * case.attrs.padding[1] + 1 - case.kernel[1]);
         let work = case.filters * c / case.attrs.groups * case.kernel[0] * case.kernel[1] * plane;
         for threads in [2, 3] {
-            let chunks = image_chunks(n, work, threads);
+            let chunks = Chunks::new(n, work, threads);
             assert_eq!(chunks.len(), threads, "{}: not split", case.about);
         }
         let seed = 31 * k as u64 + 7;
@@ -270,15 +270,15 @@ fn conv2d_over_threads_matches_one_thread_and_the_reference() {
 
 #[test]
 fn image_chunks_cover_the_batch_in_order() {
+    let listed = |images, work, threads| {
+        let chunks = Chunks::new(images, work, threads);
+        (0..chunks.len()).map(|t| chunks.get(t)).collect::<Vec<_>>()
+    };
     let big = 1 << 22;
-    assert_eq!(image_chunks(5, big, 2), vec![0..2, 2..5]);
-    assert_eq!(image_chunks(5, big, 3), vec![0..1, 1..3, 3..5]);
-    assert_eq!(image_chunks(2, big, 3), vec![0..1, 1..2]);
-    assert_eq!(
-        image_chunks(32, 1000, 2),
-        vec![0..32],
-        "too little work to split"
-    );
-    assert_eq!(image_chunks(7, big, 1), vec![0..7]);
-    assert_eq!(image_chunks(0, big, 2), vec![0..0]);
+    assert_eq!(listed(5, big, 2), vec![0..2, 2..5]);
+    assert_eq!(listed(5, big, 3), vec![0..1, 1..3, 3..5]);
+    assert_eq!(listed(2, big, 3), vec![0..1, 1..2]);
+    assert_eq!(listed(32, 1000, 2), vec![0..32], "too little work to split");
+    assert_eq!(listed(7, big, 1), vec![0..7]);
+    assert_eq!(listed(0, big, 2), vec![0..0]);
 }
