@@ -371,9 +371,10 @@ fn elementwise_cases() -> Vec<Case> {
     ]
 }
 
-/// An LSTM over 4 steps of 3 features, 5 hidden units. The data is batch-first; a
-/// sequence-first LSTM gets it transposed, and its Y transposed back so the loss reads a
-/// batch-first prediction. Outputs Y, Y_h, Y_c.
+/// An LSTM over 4 steps of 3 features, 5 hidden units, reading the data shifted by a
+/// parameter (so that the gradient with respect to its input is checked too). The data is
+/// batch-first; a sequence-first LSTM gets it transposed, and its Y transposed back so the
+/// loss reads a batch-first prediction. Outputs Y, Y_h, Y_c.
 fn lstm_case(name: &str, about: &str, direction: Direction, batch_first: bool) -> Case {
     case(name, about, Loss::Mse, &[4, 3], move |b| {
         let perm = vec![1, 0, 2];
@@ -382,11 +383,12 @@ fn lstm_case(name: &str, about: &str, direction: Direction, batch_first: bool) -
             direction,
             batch_first,
         };
+        let h = shifted(b, 3)?;
         if batch_first {
-            let [y, y_h, y_c] = b.lstm(None, X, attrs)?;
+            let [y, y_h, y_c] = b.lstm(None, &h, attrs)?;
             return Ok(vec![y, y_h, y_c]);
         }
-        let seq = b.op(Some("to_seq"), Op::Transpose { perm: perm.clone() }, &[X])?;
+        let seq = b.op(Some("to_seq"), Op::Transpose { perm: perm.clone() }, &[&h])?;
         let [y, y_h, y_c] = b.lstm(None, &seq, attrs)?;
         let y = b.op(Some("to_batch"), Op::Transpose { perm }, &[&y])?;
         Ok(vec![y, y_h, y_c])

@@ -103,18 +103,20 @@ pub struct Trace {
     c: Vec<f32>,
     tanh_c: Vec<f32>,
     h: Vec<f32>,
-    /// Forward scratch: both biases summed, the input projection in x's row order (when the
-    /// steps run in another order), `W_hhᵀ`, the zero state before the first step.
+    /// x's rows in step order, when the steps run in another order than x's rows (then
+    /// `x_steps` is used for x, in both passes: reordering x costs `I` floats a row, where
+    /// reordering the gates would cost `4H`).
+    x_steps: Vec<f32>,
+    /// Forward scratch: both biases summed, `W_hhᵀ`, the zero state before the first step.
     bias: Vec<f32>,
-    pre: Vec<f32>,
     w_hh_t: Vec<f32>,
     zeros: Vec<f32>,
     /// Backward scratch: the state gradients flowing into the step being processed, the
-    /// gate gradients of every step (by step, and in x's row order).
+    /// gate gradients of every step, dx by step (when x was reordered).
     dh_next: Vec<f32>,
     dc: Vec<f32>,
     da: Vec<f32>,
-    dpre: Vec<f32>,
+    dx_steps: Vec<f32>,
 }
 
 /// `v` holding `len` floats (contents unspecified: every user writes all of them first).
@@ -161,27 +163,26 @@ fn run_direction(
         *b = b_ih + b_hh;
     }
     // Gate pre-activations of every step: both biases, then the input projection of all
-    // steps as one product (rows in x's order), then each step's recurrent product.
+    // steps as one product, then each step's recurrent product.
     let gates = sized(&mut trace.gates, rows * g4);
     for row in gates.chunks_exact_mut(g4) {
         row.copy_from_slice(bias);
     }
-    let x_m = MatRef::row_major(x, rows, dims.i);
-    let w_ih = MatRef::row_major(wt.w_ih, g4, dims.i).t();
-    if dims.steps_in_x_order(reversed) {
-        sgemm(1.0, x_m, w_ih, 1.0, gates, g4, threads);
+    let x_steps = if dims.steps_in_x_order(reversed) {
+        x
     } else {
-        let pre = sized(&mut trace.pre, rows * g4);
-        sgemm(1.0, x_m, w_ih, 0.0, pre, g4, threads);
+        let x_steps = sized(&mut trace.x_steps, rows * dims.i);
         for (s, &t) in trace.order.iter().enumerate() {
             for n in 0..nb {
-                let (src, dst) = (dims.at(t, n, g4), (s * nb + n) * g4);
-                for (g, p) in gates[dst..dst + g4].iter_mut().zip(&pre[src..src + g4]) {
-                    *g += p;
-                }
+                let (src, dst) = (dims.at(t, n, dims.i), (s * nb + n) * dims.i);
+                x_steps[dst..dst + dims.i].copy_from_slice(&x[src..src + dims.i]);
             }
         }
-    }
+        x_steps
+    };
+    let x_m = MatRef::row_major(x_steps, rows, dims.i);
+    let w_ih = MatRef::row_major(wt.w_ih, g4, dims.i).t();
+    sgemm(1.0, x_m, w_ih, 1.0, gates, g4, threads);
     // The recurrent product multiplies by `W_hhᵀ` at every step; laid out row-major once,
     // `sgemm` reads it in place instead of packing it again each step.
     let w_hh_t = sized(&mut trace.w_hh_t, g4 * h);
@@ -306,7 +307,8 @@ pub fn lstm_backward(
             dh_next,
             dc,
             da,
-            dpre,
+            x_steps,
+            dx_steps,
             ..
         } = trace;
         // Slices, not the vectors: the compiler then keeps their addresses in registers
@@ -381,30 +383,35 @@ pub fn lstm_backward(
             (None, Some(db_hh)) => column_sums(da, g4, db_hh),
             (None, None) => {}
         }
-        // The same gradients in x's row order, for dW_ih and dx.
-        let dpre: &[f32] = if dims.steps_in_x_order(reversed(attrs, d)) {
-            da
-        } else {
-            let dpre = sized(dpre, rows * g4);
-            for (s, &t) in order.iter().enumerate() {
-                for n in 0..nb {
-                    let src = (s * nb + n) * g4;
-                    let dst = dims.at(t, n, g4);
-                    dpre[dst..dst + g4].copy_from_slice(&da[src..src + g4]);
-                }
-            }
-            dpre
-        };
-        let dpre_m = MatRef::row_major(dpre, rows, g4);
+        // dW_ih and dx from the gate gradients by step, with x by step.
+        let in_x_order = dims.steps_in_x_order(reversed(attrs, d));
+        let x_steps = if in_x_order { x } else { &x_steps[..] };
+        let da_m = MatRef::row_major(da, rows, g4);
         if let Some(dw_ih) = wanted(dw_ih) {
-            let x_m = MatRef::row_major(x, rows, i_len);
-            sgemm(1.0, dpre_m.t(), x_m, 0.0, dw_ih, i_len, threads);
+            let x_m = MatRef::row_major(x_steps, rows, i_len);
+            sgemm(1.0, da_m.t(), x_m, 0.0, dw_ih, i_len, threads);
         }
         if let Some(dx) = dx.as_deref_mut() {
             // Each direction adds its share onto the first one's.
             let beta = if d == 0 { 0.0 } else { 1.0 };
             let w_ih = MatRef::row_major(wt.w_ih, g4, i_len);
-            sgemm(1.0, dpre_m, w_ih, beta, dx, i_len, threads);
+            if in_x_order {
+                sgemm(1.0, da_m, w_ih, beta, dx, i_len, threads);
+            } else {
+                let dx_steps = sized(dx_steps, rows * i_len);
+                sgemm(1.0, da_m, w_ih, 0.0, dx_steps, i_len, threads);
+                for (s, &t) in order.iter().enumerate() {
+                    for n in 0..nb {
+                        let (src, dst) = ((s * nb + n) * i_len, dims.at(t, n, i_len));
+                        let (from, to) = (&dx_steps[src..src + i_len], &mut dx[dst..dst + i_len]);
+                        if d == 0 {
+                            to.copy_from_slice(from);
+                        } else {
+                            to.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+                        }
+                    }
+                }
+            }
         }
     }
 }
