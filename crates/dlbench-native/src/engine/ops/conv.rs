@@ -14,7 +14,6 @@
 //! pool (`parallel`), each image's products on one thread: one image's product is too small
 //! for `sgemm` to split. The per-image bodies are shared with the one-thread path.
 
-use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::{LockResult, Mutex};
 
@@ -25,7 +24,7 @@ use super::layout::transpose_matrix;
 use super::Buf;
 use crate::kernels::dot::dot_rows_add;
 use crate::kernels::gemm::{sgemm, MatRef};
-use crate::kernels::im2col::{col2im_add, im2col, im2row, Lowering};
+use crate::kernels::im2col::{self, col2im_add, im2col, im2row, Lowering};
 
 /// Taps per output (rows of the column matrix) below which the weight gradient is computed as
 /// dot products of rows (`dW[o, t] = dY[o, :] · col[t, :]`) rather than by `sgemm`: fewer
@@ -109,7 +108,15 @@ impl Geometry {
 
 /// `y[n, o] = b[o] + sum over the group's channels of x[n, c] ⋆ w[o, c]`, with stride,
 /// symmetric zero padding, dilation and groups as PyTorch's `conv2d`, into `y`.
-pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, y: &mut [f32], threads: usize) {
+pub fn conv2d(
+    attrs: &Conv2d,
+    x: &Buf,
+    w: &Buf,
+    b: Option<&Buf>,
+    y: &mut [f32],
+    scratch: &mut Scratch,
+    threads: usize,
+) {
     let g = Geometry::new(attrs, x, w);
     let image_out = g.o * g.plane();
     // Each image's block is overwritten (bias, or the product with beta 0) just before its
@@ -125,23 +132,25 @@ pub fn conv2d(attrs: &Conv2d, x: &Buf, w: &Buf, b: Option<&Buf>, y: &mut [f32], 
         w: &w.data,
         b: b.map(|b| b.data.as_slice()),
     };
-    let forward_images = |images: Range<usize>, y: &mut [f32], sgemm_threads: usize| {
-        with_scratch(col_len, |col| {
+    let forward_images =
+        |images: Range<usize>, y: &mut [f32], chunk: &mut Chunk, sgemm_threads: usize| {
+            let col = sized(&mut chunk.lowered, col_len);
             for (k, n) in images.enumerate() {
                 let y_image = &mut y[k * image_out..(k + 1) * image_out];
                 forward_image(&pass, n, y_image, col, sgemm_threads);
             }
-        });
-    };
+        };
     let chunks = Chunks::new(g.n, g.work_per_image(), threads);
+    let states = chunk_states(&mut scratch.chunks, chunks.len());
     if chunks.len() <= 1 {
-        forward_images(0..g.n, y, threads);
+        forward_images(0..g.n, y, unpoisoned(states[0].get_mut()), threads);
     } else {
         let parts = Parts::new(y, chunks, image_out);
         parallel::run_chunks(threads, chunks, |t| {
             // SAFETY: each chunk's task runs once and takes only its own part.
             let y_part = unsafe { parts.part(t) };
-            forward_images(chunks.get(t), y_part, 1);
+            let mut chunk = unpoisoned(states[t].lock());
+            forward_images(chunks.get(t), y_part, &mut chunk, 1);
         });
     }
 }
@@ -227,14 +236,38 @@ impl Gradients {
     }
 }
 
-/// What a convolution's backward pass reuses from call to call.
+/// What one chunk of images works in: the chunk's own buffers, whichever thread runs it, so
+/// that they are sized once (on the first call) and a steady-state step allocates nothing.
+#[derive(Debug, Default)]
+struct Chunk {
+    /// The lowered input (im2col for the forward product and the dot products, im2row for
+    /// the weight gradient's `sgemm`) and the column gradient.
+    lowered: Vec<f32>,
+    dcol: Vec<f32>,
+    lowering: im2col::Scratch,
+    /// Backward's gradient sums over the chunk's images.
+    sums: Gradients,
+}
+
+/// What a convolution reuses from call to call.
 #[derive(Debug, Default)]
 pub struct Scratch {
     /// `W^T` of each group.
     w_t: Vec<f32>,
-    /// The gradient sums of each chunk of images (one on one thread), each locked only by
-    /// its chunk's task.
-    sums: Vec<Mutex<Gradients>>,
+    /// One per chunk of images (one on one thread), each locked only by its chunk's task.
+    chunks: Vec<Mutex<Chunk>>,
+}
+
+/// The buffers of `count` chunks.
+fn chunk_states(states: &mut Vec<Mutex<Chunk>>, count: usize) -> &mut [Mutex<Chunk>] {
+    states.resize_with(count.max(1), Mutex::default);
+    states
+}
+
+/// `v` holding `len` floats (contents unspecified: every user writes what it reads).
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    v
 }
 
 /// What every image's backward pass reads.
@@ -267,56 +300,68 @@ pub fn conv2d_backward(
     let has_bias = db.is_some();
     // W^T of each group, `[C/g * kh * kw, O/g]`: `sgemm` packs a row-major A faster than a
     // transposed view, and this is done once per call rather than once per image.
+    let Scratch {
+        w_t,
+        chunks: states,
+    } = scratch;
     if need_dx {
-        scratch.w_t.resize(w.data.len(), 0.0);
-        transposed_weights(&g, &w.data, &mut scratch.w_t);
+        w_t.resize(w.data.len(), 0.0);
+        transposed_weights(&g, &w.data, w_t);
     }
     let pass = Backward {
         g: &g,
         x: &x.data,
         dy,
-        w_t: need_dx.then_some(scratch.w_t.as_slice()),
+        w_t: need_dx.then_some(w_t.as_slice()),
         has_bias,
         dot_taps: rows < DOT_TAPS,
     };
     let image_len = g.c * g.low.height * g.low.width;
-    // The lowered input (im2col for the dot products, im2row for `sgemm`) and, if wanted,
-    // the column gradient.
-    let scratch_len = rows * plane * if need_dx { 2 } else { 1 };
+    let dcol_len = if need_dx { rows * plane } else { 0 };
     let backward_images =
-        |images: Range<usize>, mut dx: Option<&mut [f32]>, sums: &mut Gradients, threads| {
-            with_scratch(scratch_len, |scratch| {
-                let (lowered, dcol) = scratch.split_at_mut(rows * plane);
-                for (k, n) in images.enumerate() {
-                    let dx_image = dx
-                        .as_deref_mut()
-                        .map(|dx| &mut dx[k * image_len..(k + 1) * image_len]);
-                    backward_image(&pass, n, dx_image, sums, lowered, dcol, threads);
-                }
-            });
+        |images: Range<usize>, mut dx: Option<&mut [f32]>, chunk: &mut Chunk, threads| {
+            let Chunk {
+                lowered,
+                dcol,
+                lowering,
+                sums,
+            } = chunk;
+            let (lowered, dcol) = (sized(lowered, rows * plane), sized(dcol, dcol_len));
+            for (k, n) in images.enumerate() {
+                let dx_image = dx
+                    .as_deref_mut()
+                    .map(|dx| &mut dx[k * image_len..(k + 1) * image_len]);
+                let work = Work {
+                    sums: &mut *sums,
+                    lowered: &mut *lowered,
+                    dcol: &mut *dcol,
+                    lowering: &mut *lowering,
+                };
+                backward_image(&pass, n, dx_image, work, threads);
+            }
         };
     let chunks = Chunks::new(g.n, g.work_per_image(), threads);
-    let sums = &mut scratch.sums;
-    sums.resize_with(chunks.len(), Mutex::default);
-    for part in sums.iter_mut() {
-        unpoisoned(part.get_mut()).clear(&g, pass.dot_taps, has_bias);
+    let states = chunk_states(states, chunks.len());
+    for state in states.iter_mut() {
+        let sums = &mut unpoisoned(state.get_mut()).sums;
+        sums.clear(&g, pass.dot_taps, has_bias);
     }
     if chunks.len() <= 1 {
-        backward_images(0..g.n, dx, unpoisoned(sums[0].get_mut()), threads);
+        backward_images(0..g.n, dx, unpoisoned(states[0].get_mut()), threads);
     } else {
         let dx_parts = dx.map(|dx| Parts::new(dx, chunks, image_len));
         parallel::run_chunks(threads, chunks, |t| {
             // SAFETY: each chunk's task runs once and takes only its own part.
             let dx = dx_parts.as_ref().map(|parts| unsafe { parts.part(t) });
-            let mut sums = unpoisoned(sums[t].lock());
-            backward_images(chunks.get(t), dx, &mut sums, 1);
+            let mut chunk = unpoisoned(states[t].lock());
+            backward_images(chunks.get(t), dx, &mut chunk, 1);
         });
-        let (total, rest) = sums.split_first_mut().expect("at least two chunks");
-        let total = unpoisoned(total.get_mut());
+        let (first, rest) = states.split_first_mut().expect("at least two chunks");
+        let total = &mut unpoisoned(first.get_mut()).sums;
         rest.iter_mut()
-            .for_each(|part| total.add(&*unpoisoned(part.get_mut())));
+            .for_each(|part| total.add(&unpoisoned(part.get_mut()).sums));
     }
-    let total = unpoisoned(sums[0].get_mut());
+    let total = &unpoisoned(states[0].get_mut()).sums;
     if let Some(dw) = dw {
         if pass.dot_taps {
             dw.copy_from_slice(&total.dw);
@@ -331,17 +376,30 @@ pub fn conv2d_backward(
     }
 }
 
+/// Where an image's backward pass works: the sums its dW and db are added onto, and scratch
+/// (`lowered` of `rows * plane` floats, `dcol` as many when dx is wanted).
+struct Work<'a> {
+    sums: &'a mut Gradients,
+    lowered: &'a mut [f32],
+    dcol: &'a mut [f32],
+    lowering: &'a mut im2col::Scratch,
+}
+
 /// Image `n`'s share of the gradients: its dx (written over) if wanted, its dW and db added
-/// onto `sums`. `lowered` and `dcol` are scratch of `rows * plane` floats each.
+/// onto `work.sums`.
 fn backward_image(
     pass: &Backward,
     n: usize,
     mut dx_image: Option<&mut [f32]>,
-    sums: &mut Gradients,
-    lowered: &mut [f32],
-    dcol: &mut [f32],
+    work: Work,
     threads: usize,
 ) {
+    let Work {
+        sums,
+        lowered,
+        dcol,
+        lowering,
+    } = work;
     let g = pass.g;
     let (plane, opg, rows) = (g.plane(), g.o_per_group(), g.rows());
     let image_at = g.input_at(n, 0);
@@ -367,7 +425,7 @@ fn backward_image(
             dot_rows_add(dy_g, lowered, opg, rows, plane, &mut sums.dw[w_range], rows);
         } else {
             // dW_g += dy_g col^T: [O/g, oh*ow] x [oh*ow, C/g*kh*kw].
-            im2row(&g.low, image, lowered);
+            im2row(&g.low, image, lowered, lowering);
             sgemm(
                 1.0,
                 MatRef::row_major(dy_g, opg, plane),
@@ -388,7 +446,7 @@ fn backward_image(
             } else {
                 // dcol = W_g^T dy_g, then added onto the input it was read from.
                 sgemm(1.0, w_t_g, dy_m, 0.0, dcol, plane, threads);
-                col2im_add(&g.low, dcol, dx_g);
+                col2im_add(&g.low, dcol, dx_g, lowering);
             }
         }
     }
@@ -410,23 +468,6 @@ fn oihw_of_channels_last(g: &Geometry, dw_channels_last: &[f32], dw: &mut [f32])
             }
         }
     }
-}
-
-thread_local! {
-    /// Lowering buffers reused from call to call: every lowering overwrites all of what it
-    /// uses, so they are neither cleared nor reallocated per call (at batch 1 that was a
-    /// visible share of an inference).
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on `len` floats of this thread's scratch buffer (contents unspecified).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with_borrow_mut(|scratch| {
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        f(&mut scratch[..len])
-    })
 }
 
 /// Each group's weights transposed into `w_t`, `[C/g * kh * kw, O/g]` row-major, groups one

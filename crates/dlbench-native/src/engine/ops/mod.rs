@@ -138,7 +138,15 @@ pub fn forward(
     match &node.op {
         Op::Dense => linear::dense(x, &inputs[1], inputs.get(2), y, threads),
         Op::MatMul => linear::matmul(x, &inputs[1], y, threads),
-        Op::Conv2d(attrs) => conv::conv2d(attrs, x, &inputs[1], inputs.get(2), y, threads),
+        Op::Conv2d(attrs) => conv::conv2d(
+            attrs,
+            x,
+            &inputs[1],
+            inputs.get(2),
+            y,
+            &mut state.conv,
+            threads,
+        ),
         Op::MaxPool2d(p) => {
             pool::max_pool2d(p, x, y, ctx.mode == Mode::Training, &mut state.argmax)
         }

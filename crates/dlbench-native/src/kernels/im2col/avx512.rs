@@ -4,25 +4,13 @@
 //! so a vector may start before or end after the input row (its address is only formed,
 //! with wrapping arithmetic, never dereferenced there).
 
-use std::cell::RefCell;
-
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
     _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_unpackhi_ps,
     _mm512_unpacklo_ps,
 };
 
-use super::Lowering;
-
-// Buffers these kernels keep per thread from call to call, so that a steady-state step
-// allocates nothing. Each is taken out of its slot for the call and put back after (a
-// `#[target_feature]` body cannot use them through a closure without losing the feature).
-thread_local! {
-    static BLOCK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static CHANNELS_LAST: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static SPANS: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
-    static REACH: RefCell<Vec<(__mmask16, isize)>> = const { RefCell::new(Vec::new()) };
-}
+use super::{Lowering, Scratch};
 
 /// The mask of lanes `lo..hi` (`lo <= hi <= 16`).
 fn lanes(lo: usize, hi: usize) -> __mmask16 {
@@ -115,11 +103,15 @@ unsafe fn lower_row(l: &Lowering, x: &[f32], [c, ky, kx]: [usize; 3], dst: *mut 
 /// As `im2col` (including `l.stride[1] == 1`), with `out` holding `l.rows() *
 /// l.positions()` floats.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn im2row_by_blocks(l: &Lowering, x: &[f32], out: &mut [f32]) {
+pub(super) unsafe fn im2row_by_blocks(
+    l: &Lowering,
+    x: &[f32],
+    out: &mut [f32],
+    block: &mut Vec<f32>,
+) {
     let (rows, positions) = (l.rows(), l.positions());
     let kernel_taps = l.kernel[0] * l.kernel[1];
     // Every row read below is written first (`lower_row` writes whole rows).
-    let mut block = BLOCK.take();
     block.resize(16 * positions, 0.0);
     let op = out.as_mut_ptr();
     for t0 in (0..rows).step_by(16) {
@@ -150,7 +142,6 @@ pub(super) unsafe fn im2row_by_blocks(l: &Lowering, x: &[f32], out: &mut [f32]) 
             }
         }
     }
-    BLOCK.set(block);
 }
 
 /// As `super::im2row`: the image is first transposed to channels-last (16 x 16 blocks), so
@@ -161,19 +152,20 @@ pub(super) unsafe fn im2row_by_blocks(l: &Lowering, x: &[f32], out: &mut [f32]) 
 /// The CPU must support AVX-512F; `x` and `out` hold at least `l.input_len()` and
 /// `l.rows() * l.positions()` floats (`Lowering::check`).
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32]) {
+pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32], scratch: &mut Scratch) {
     let [kh, kw] = l.kernel;
     let (channels, w) = (l.channels, l.width);
     let dw = l.dilation[1];
     // SAFETY: forwarded (`x` holds the image).
-    let mut xt = CHANNELS_LAST.take();
+    let Scratch {
+        floats: xt, spans, ..
+    } = scratch;
     xt.resize(channels * l.height * w, 0.0);
     // SAFETY: forwarded (`x` holds the image); `xt` holds as many floats.
-    unsafe { channels_last(x, channels, l.height * w, &mut xt) };
+    unsafe { channels_last(x, channels, l.height * w, xt) };
     // One table: the valid output rows of each kernel row, the valid output columns of each
     // kernel column, then per output column the kernel columns that read the real input (an
     // interval, since the input column grows with the kernel column).
-    let mut spans = SPANS.take();
     spans.clear();
     spans.extend((0..kh).map(|ky| l.valid(0, ky)));
     spans.extend((0..kw).map(|kx| l.valid(1, kx)));
@@ -223,8 +215,6 @@ pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32]) {
             }
         }
     }
-    CHANNELS_LAST.set(xt);
-    SPANS.set(spans);
 }
 
 /// `len` floats from `src` (or zeros, for `None`) to `dst`, 16 at a time.
@@ -315,7 +305,12 @@ fn transpose(r: [__m512; 16]) -> [__m512; 16] {
 /// # Safety
 /// As `im2col`.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn col2im_add(l: &Lowering, col: &[f32], x: &mut [f32]) {
+pub(super) unsafe fn col2im_add(
+    l: &Lowering,
+    col: &[f32],
+    x: &mut [f32],
+    reach: &mut Vec<(__mmask16, isize)>,
+) {
     let [oh, ow] = l.out;
     let [kh, kw] = l.kernel;
     let (h, w, positions) = (l.height, l.width, l.positions());
@@ -324,7 +319,6 @@ pub(super) unsafe fn col2im_add(l: &Lowering, col: &[f32], x: &mut [f32]) {
     // the offset of lane 0 in the tap's output row (lane i is input column j + i, read by
     // output column j + i - shift). The same for every row and channel.
     let chunks = w.div_ceil(16);
-    let mut reach = REACH.take();
     reach.clear();
     reach.reserve(chunks * kw);
     for j in (0..w).step_by(16) {
@@ -374,5 +368,4 @@ pub(super) unsafe fn col2im_add(l: &Lowering, col: &[f32], x: &mut [f32]) {
             }
         }
     }
-    REACH.set(reach);
 }

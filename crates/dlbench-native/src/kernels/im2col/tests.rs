@@ -4,7 +4,7 @@
 //! vector. im2col and im2row must write every element (the output starts as NaN); col2im is checked
 //! against an f64 sum of the contributions onto a non-zero input.
 
-use super::{col2im_add_on, im2col_on, im2row_on, tap_of_channels_last, Isa, Lowering};
+use super::{col2im_add_on, im2col_on, im2row_on, tap_of_channels_last, Isa, Lowering, Scratch};
 use crate::kernels::test_rng::Rng;
 
 /// A geometry with the output size PyTorch gives.
@@ -107,6 +107,9 @@ fn im2col_matches_naive_lowering() {
 #[test]
 fn im2row_is_the_transposed_channels_last_lowering() {
     let mut rng = Rng(0x9abc_def0);
+    // One scratch across every geometry, as a convolution keeps it: what one call leaves in
+    // it must not leak into the next.
+    let mut scratch = Scratch::default();
     for l in geometries() {
         let x = rng.fill(l.input_len());
         let col = naive_im2col(&l, &x);
@@ -114,7 +117,7 @@ fn im2row_is_the_transposed_channels_last_lowering() {
         let kernel_taps = l.kernel[0] * l.kernel[1];
         for isa in Isa::available() {
             let mut out = vec![f32::NAN; col.len()];
-            im2row_on(isa, &l, &x, &mut out);
+            im2row_on(isa, &l, &x, &mut out, &mut scratch);
             for t in 0..rows {
                 // Written out rather than through `tap_of_channels_last`, which is checked too.
                 let r = (t % l.channels) * kernel_taps + t / l.channels;
@@ -134,6 +137,7 @@ fn im2row_is_the_transposed_channels_last_lowering() {
 #[test]
 fn col2im_adds_each_element_onto_its_source() {
     let mut rng = Rng(0x0f0f_1234);
+    let mut scratch = Scratch::default();
     for l in geometries() {
         let x0 = rng.fill(l.input_len());
         let col = rng.fill(l.rows() * l.positions());
@@ -150,7 +154,7 @@ fn col2im_adds_each_element_onto_its_source() {
         let taps = (l.kernel[0] * l.kernel[1]) as f64;
         for isa in Isa::available() {
             let mut x = x0.clone();
-            col2im_add_on(isa, &l, &col, &mut x);
+            col2im_add_on(isa, &l, &col, &mut x, &mut scratch);
             for (i, (&got, &want)) in x.iter().zip(&want).enumerate() {
                 assert!(
                     (f64::from(got) - want).abs() <= 1e-6 * (taps + 1.0),

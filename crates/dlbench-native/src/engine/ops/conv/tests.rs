@@ -151,16 +151,16 @@ fn check_against_reference(
     let want_y = reference::forward(&node, &refs, Mode::Training).expect("reference forward");
     // Outputs start as NaN, so that an element the kernels leave unwritten shows.
     let poisoned = |len: usize| vec![f32::NAN; len];
+    // One scratch for every pass, as a session reuses it from step to step.
+    let mut scratch = Scratch::default();
     let mut y = poisoned(want_y[0].len());
-    conv2d(&case.attrs, &x, &w, b, &mut y, threads);
+    conv2d(&case.attrs, &x, &w, b, &mut y, &mut scratch, threads);
     assert_close(&format!("{about}: y"), &y, &want_y[0], tolerance);
 
     let dy = Buf::new(want_y[0].shape().to_vec(), Rng(seed + 3).fill(y.len()));
     let want = reference::backward(&node, &refs, &[&want_y[0]], &[Some(&tensor(&dy))])
         .expect("reference backward");
     let mut results = vec![y];
-    // One scratch for both passes, as a session reuses it from step to step.
-    let mut scratch = Scratch::default();
     for need_dx in [true, false] {
         let mut dx = poisoned(if need_dx { x.data.len() } else { 0 });
         let (mut dw, mut db) = (poisoned(w.data.len()), poisoned(case.filters));
