@@ -269,6 +269,56 @@ pub fn lstm(
     }
 }
 
+/// One row's state at one step, for [`gate_grads`], each slice `H` long.
+struct StateGrads<'a> {
+    /// d loss / d h of this step (in), d loss / d c flowing back (in: from the next step;
+    /// out: into the previous one).
+    dh: &'a [f32],
+    dc: &'a mut [f32],
+    tanh_c: &'a [f32],
+    c_prev: &'a [f32],
+}
+
+/// The gate pre-activation gradients `da` (`[i | f | g | o]`, `4H`) of one row at one step,
+/// from its activated gates and state gradients. Gates and gradients are cut into `H`-long
+/// slices first, so that the loop over the units reads each with one index and vectorises
+/// (indexing `4H`-wide rows at `k * H + j` did not: 480 against 432 us for the seed rnn's
+/// training step).
+fn gate_grads(gates: &[f32], state: StateGrads, da: &mut [f32], h: usize) {
+    let StateGrads {
+        dh,
+        dc,
+        tanh_c,
+        c_prev,
+    } = state;
+    let (gi, gf, gg, go) = (
+        &gates[I * h..][..h],
+        &gates[F * h..][..h],
+        &gates[G * h..][..h],
+        &gates[O * h..][..h],
+    );
+    let (dai, rest) = da.split_at_mut(h);
+    let (daf, rest) = rest.split_at_mut(h);
+    let (dag, dao) = rest.split_at_mut(h);
+    let (dao, dh, dc, tanh_c, c_prev) = (
+        &mut dao[..h],
+        &dh[..h],
+        &mut dc[..h],
+        &tanh_c[..h],
+        &c_prev[..h],
+    );
+    for j in 0..h {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let tc = tanh_c[j];
+        let dcj = dc[j] + dh[j] * o * (1.0 - tc * tc);
+        dc[j] = dcj * f;
+        dai[j] = dcj * g * i * (1.0 - i);
+        daf[j] = dcj * c_prev[j] * f * (1.0 - f);
+        dag[j] = dcj * i * (1.0 - g * g);
+        dao[j] = dh[j] * tc * o * (1.0 - o);
+    }
+}
+
 /// Gradients into `grads` (x, then w_ih, w_hh, b_ih, b_hh per direction; each sized to its
 /// input where wanted, empty otherwise), given the forward traces and the gradients of Y,
 /// Y_h, Y_c (any may be `None`: that output does not reach the loss).
@@ -308,12 +358,14 @@ pub fn lstm_backward(
             dc,
             da,
             x_steps,
+            zeros,
             dx_steps,
             ..
         } = trace;
         // Slices, not the vectors: the compiler then keeps their addresses in registers
         // through the stores of the gate loop.
         let (gates, c, tanh_c, hs) = (&gates[..], &c[..], &tanh_c[..], &hs[..]);
+        let zeros = &zeros[..];
         // Gradients flowing back into the state after the step being processed.
         let final_state = |g: Option<&[f32]>, into: &mut [f32]| match g {
             Some(g) => into.copy_from_slice(&g[d * nb * h..(d + 1) * nb * h]),
@@ -337,23 +389,18 @@ pub fn lstm_backward(
                         *g += v;
                     }
                 }
-                for j in 0..h {
-                    let dh = dh_row[j];
-                    let tanh_c = tanh_c[state + j];
-                    let c_prev = if s > 0 { c[state - nb * h + j] } else { 0.0 };
-                    let (gi, gf, gg, go) = (
-                        gates[I * h + j],
-                        gates[F * h + j],
-                        gates[G * h + j],
-                        gates[O * h + j],
-                    );
-                    let dcj = dc[n * h + j] + dh * go * (1.0 - tanh_c * tanh_c);
-                    dc[n * h + j] = dcj * gf;
-                    a[I * h + j] = dcj * gg * gi * (1.0 - gi);
-                    a[F * h + j] = dcj * c_prev * gf * (1.0 - gf);
-                    a[G * h + j] = dcj * gi * (1.0 - gg * gg);
-                    a[O * h + j] = dh * tanh_c * go * (1.0 - go);
-                }
+                let c_prev = if s > 0 {
+                    &c[state - nb * h..state - nb * h + h]
+                } else {
+                    &zeros[..h]
+                };
+                let state_grads = StateGrads {
+                    dh: dh_row,
+                    dc: &mut dc[n * h..(n + 1) * h],
+                    tanh_c: &tanh_c[state..state + h],
+                    c_prev,
+                };
+                gate_grads(gates, state_grads, a, h);
             }
             if s > 0 {
                 // dh_prev = da_s W_hh: [N, 4H] x [4H, H].
