@@ -283,13 +283,14 @@ fn gemm_every_edge_tile() {
 
 /// One-row and one-column products take the GEMV path on SIMD paths: both of its forms (B
 /// contiguous along columns, as `x W^T` is, or along rows), strided operands that must fall
-/// back to packing, odd lengths around the 16-lane chunks, and alpha/beta with `beta == 0`
-/// over NaN.
+/// back to packing, odd lengths around the 16-lane chunks, more outputs than one block of
+/// row sums (2500), and alpha/beta with `beta == 0` over NaN.
 #[test]
 fn gemm_one_row_and_one_column_products() {
     let shapes = [
         (1, 256, 1000),
         (1, 1000, 256),
+        (1, 2500, 40),
         (1, 10, 30),
         (1, 7, 17),
         (1, 33, 1),
