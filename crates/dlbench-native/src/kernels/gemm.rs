@@ -378,8 +378,10 @@ fn split_k(
     let slice = k.div_ceil(threads);
     let slices = k.div_ceil(slice);
     // Each other slice's `m x n` product, row stride `n`, in this thread's buffer: the
-    // tasks write disjoint parts of it, wherever they run.
-    scratch::with_partials((slices - 1) * m * n, |partials| {
+    // tasks write disjoint parts of it, wherever they run, each from a cache line of its own
+    // (no line written by two threads).
+    let stride = (m * n).next_multiple_of(16);
+    scratch::with_partials((slices - 1) * stride, |partials| {
         let (base, partial_base) = (CPtr(c.as_mut_ptr()), CPtr(partials.as_mut_ptr()));
         threads::pool(threads).run(slices, &|t| {
             let p0 = t * slice;
@@ -391,15 +393,16 @@ fn split_k(
                 // `sgemm_on`).
                 unsafe { blocked(micro, alpha, a_slice, b_slice, beta, base, ldc) };
             } else {
-                let out = partial_base.offset((t - 1) * m * n);
-                // SAFETY: the `m x n` block `t - 1` of `partials` (exclusively borrowed
-                // until `run` returns), written by this task alone. With beta 0 every
-                // element is written, so nothing stale is added below.
+                let out = partial_base.offset((t - 1) * stride);
+                // SAFETY: block `t - 1` of `partials` (`stride >= m * n` floats each, the
+                // buffer exclusively borrowed until `run` returns), written by this task
+                // alone. With beta 0 every element of it is written, so nothing stale is
+                // added below.
                 unsafe { blocked(micro, alpha, a_slice, b_slice, 0.0, out, n) };
             }
         });
-        for partial in partials.chunks_exact(m * n) {
-            for (row, part) in c.chunks_mut(ldc).zip(partial.chunks_exact(n)) {
+        for partial in partials.chunks_exact(stride) {
+            for (row, part) in c.chunks_mut(ldc).zip(partial[..m * n].chunks_exact(n)) {
                 for (x, p) in row[..n].iter_mut().zip(part) {
                     *x += p;
                 }
