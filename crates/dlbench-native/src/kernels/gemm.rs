@@ -12,6 +12,7 @@
 #[cfg(target_arch = "x86_64")]
 mod gemv;
 mod pack;
+mod scratch;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
 
@@ -361,7 +362,7 @@ fn threaded(
 }
 
 /// `threads` equal slices of `k`: the first thread's product goes into `C` (with `beta`), each
-/// other's into its own `m x n` buffer, added onto `C` after.
+/// other's into its own `m x n` block of the calling thread's scratch, added onto `C` after.
 #[allow(clippy::too_many_arguments)]
 fn split_k(
     micro: &Micro,
@@ -376,33 +377,38 @@ fn split_k(
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let slice = k.div_ceil(threads);
     let slices = k.div_ceil(slice);
-    let partials: Vec<std::sync::Mutex<Vec<f32>>> = (1..slices)
-        .map(|_| std::sync::Mutex::new(vec![0.0; m * n]))
-        .collect();
-    let base = CPtr(c.as_mut_ptr());
-    threads::pool(threads).run(slices, &|t| {
-        let p0 = t * slice;
-        let len = slice.min(k - p0);
-        let (a_slice, b_slice) = (a.col_band(p0, len), b.row_band(p0, len));
-        if t == 0 {
-            // SAFETY: only this task writes `c` (exclusively borrowed until `run` returns,
-            // holding the `m x n` block with row stride `ldc`, checked in `sgemm_on`).
-            unsafe { blocked(micro, alpha, a_slice, b_slice, beta, base, ldc) };
-        } else {
-            let mut partial = partials[t - 1].lock().unwrap_or_else(|e| e.into_inner());
-            let out = CPtr(partial.as_mut_ptr());
-            // SAFETY: `partial` is this task's own `m x n` buffer (row stride `n`).
-            unsafe { blocked(micro, alpha, a_slice, b_slice, 0.0, out, n) };
-        }
-    });
-    for partial in partials {
-        let partial = partial.into_inner().unwrap_or_else(|e| e.into_inner());
-        for (row, part) in c.chunks_mut(ldc).zip(partial.chunks_exact(n)) {
-            for (x, p) in row[..n].iter_mut().zip(part) {
-                *x += p;
+    // Each other slice's `m x n` product, row stride `n`, in this thread's buffer: the
+    // tasks write disjoint parts of it, wherever they run, each from a cache line of its own
+    // (no line written by two threads).
+    let stride = (m * n).next_multiple_of(16);
+    scratch::with_partials((slices - 1) * stride, |partials| {
+        let (base, partial_base) = (CPtr(c.as_mut_ptr()), CPtr(partials.as_mut_ptr()));
+        threads::pool(threads).run(slices, &|t| {
+            let p0 = t * slice;
+            let len = slice.min(k - p0);
+            let (a_slice, b_slice) = (a.col_band(p0, len), b.row_band(p0, len));
+            if t == 0 {
+                // SAFETY: only this task writes `c` (exclusively borrowed until `run`
+                // returns, holding the `m x n` block with row stride `ldc`, checked in
+                // `sgemm_on`).
+                unsafe { blocked(micro, alpha, a_slice, b_slice, beta, base, ldc) };
+            } else {
+                let out = partial_base.offset((t - 1) * stride);
+                // SAFETY: block `t - 1` of `partials` (`stride >= m * n` floats each, the
+                // buffer exclusively borrowed until `run` returns), written by this task
+                // alone. With beta 0 every element of it is written, so nothing stale is
+                // added below.
+                unsafe { blocked(micro, alpha, a_slice, b_slice, 0.0, out, n) };
+            }
+        });
+        for partial in partials.chunks_exact(stride) {
+            for (row, part) in c.chunks_mut(ldc).zip(partial[..m * n].chunks_exact(n)) {
+                for (x, p) in row[..n].iter_mut().zip(part) {
+                    *x += p;
+                }
             }
         }
-    }
+    });
 }
 
 /// Where `blocked` writes: the first element of its block of `C`. A raw pointer, because
@@ -422,51 +428,47 @@ impl CPtr {
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
-/// A heap buffer of floats whose start is 64-byte aligned (one cache line, one `zmm`), so
-/// packed panels never split vector loads across lines.
-struct AlignedBuf {
-    buf: Vec<f32>,
-    offset: usize,
-}
-
-impl AlignedBuf {
-    fn new(len: usize) -> Self {
-        let buf = vec![0.0f32; len + 16];
-        let offset = buf.as_ptr().align_offset(64).min(16);
-        AlignedBuf { buf, offset }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [f32] {
-        let len = self.buf.len() - 16;
-        &mut self.buf[self.offset..self.offset + len]
-    }
-}
-
 /// The single-threaded blocked driver (see the module comment for the loop structure).
 ///
 /// # Safety
 /// `c` must point to an `a.rows x b.cols` block with row stride `ldc`, valid for reads and
 /// writes, that nothing else accesses during the call. (`a` and `b` are bounds-checked views.)
 unsafe fn blocked(micro: &Micro, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: CPtr, ldc: usize) {
+    let Blocking { kc, mc, nc, .. } = micro.blocking;
+    // Sized for the largest blocks, not for this product, so that a thread's first product
+    // sizes its buffers for good: which pool thread runs which band varies from call to call,
+    // and sizing by band would let a warm step allocate. Pages never written cost nothing.
+    scratch::with_packing(kc * mc, kc * nc, |a_pack, b_pack| {
+        // SAFETY: this function's own contract, passed on.
+        unsafe { blocked_with(micro, alpha, a, b, beta, c, ldc, a_pack, b_pack) }
+    })
+}
+
+/// `blocked`, given its packing buffers (`kc * mc` and `kc * nc` floats at least).
+///
+/// # Safety
+/// As `blocked`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked_with(
+    micro: &Micro,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: CPtr,
+    ldc: usize,
+    a_pack: &mut [f32],
+    b_pack: &mut [f32],
+) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
     let Blocking { kc, mc, nc, .. } = micro.blocking;
     debug_assert!(mc % mr == 0 && nc % nr == 0 && mr * nr <= MAX_TILE);
-    let kc_max = kc.min(k);
-    let mut a_buf = AlignedBuf::new(kc_max * mc.min(m.div_ceil(mr) * mr));
     // With a single block of rows (small `m`, as in im2col convolutions and batch-32 dense
     // layers), each packed `B` panel would be read only `m / mr` times, so packing all of `B`
     // costs about as much as the product. A row-major `B` is then read in place (each row of
     // a panel is `nr` contiguous floats); only the ragged last panel is packed (zero-padded).
     let direct_b = b.col_stride == 1 && m <= mc;
-    let b_cols = if direct_b {
-        nr
-    } else {
-        nc.min(n.div_ceil(nr) * nr)
-    };
-    let mut b_buf = AlignedBuf::new(kc_max * b_cols);
-    let a_pack = a_buf.as_mut_slice();
-    let b_pack = b_buf.as_mut_slice();
     let mut tile = [0.0f32; MAX_TILE];
     for jc in (0..n).step_by(nc) {
         let ncb = nc.min(n - jc);

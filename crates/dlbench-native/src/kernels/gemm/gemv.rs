@@ -9,6 +9,11 @@ use super::MatRef;
 /// 256-bit FMA chains busy.
 const LANES: usize = 16;
 
+/// Outputs accumulated at a time when B's rows are contiguous: 1 KiB of accumulators on the
+/// stack, which stay in L1 while the rows of B stream past, and cost little to clear for the
+/// short rows of small layers.
+const BLOCK: usize = 256;
+
 /// `c[j] = alpha * sum_p a[p] b[p, j] + beta * c[j]` for a one-row, unit-stride `a`, when B is
 /// contiguous along one of its axes. Returns false (nothing done) otherwise.
 ///
@@ -46,16 +51,22 @@ pub(super) unsafe fn gemv(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [
         }
         true
     } else if b.col_stride == 1 {
-        // Row p of B is contiguous: accumulate x[p] * row p into every output.
-        let mut acc = vec![0.0f32; n];
-        for (p, &xp) in x.iter().enumerate() {
-            let row = &b.data[p * b.row_stride..p * b.row_stride + n];
-            for (o, r) in acc.iter_mut().zip(row) {
-                *o = xp.mul_add(*r, *o);
+        // Row p of B is contiguous: accumulate x[p] * row p into every output, a block of
+        // outputs at a time in a stack buffer (the heap is not touched in steady state).
+        let mut block = [0.0f32; BLOCK];
+        for j0 in (0..n).step_by(BLOCK) {
+            let width = BLOCK.min(n - j0);
+            let acc = &mut block[..width];
+            acc.fill(0.0);
+            for (p, &xp) in x.iter().enumerate() {
+                let start = p * b.row_stride + j0;
+                for (o, r) in acc.iter_mut().zip(&b.data[start..start + width]) {
+                    *o = xp.mul_add(*r, *o);
+                }
             }
-        }
-        for (out, v) in c[..n].iter_mut().zip(acc) {
-            scale(v, out);
+            for (out, &v) in c[j0..j0 + width].iter_mut().zip(acc.iter()) {
+                scale(v, out);
+            }
         }
         true
     } else {

@@ -248,6 +248,39 @@ fn gemm_two_threads() {
     }
 }
 
+/// A split `k` whose `m x n` partial products are shorter than their cache-line-rounded
+/// blocks (7 x 3 = 21 floats in blocks of 32): only the product is added onto `C`, and rows
+/// of the slice past the `m`th stay as they were. The bound allows the rounding of 200,000
+/// terms of about 100 in all (1e-3 measured in the portable path's single chain); a missing
+/// or stale partial product is off by tens.
+#[test]
+fn gemm_split_k_touches_only_the_product() {
+    let (m, n, k) = (7, 3, 200_000);
+    const { assert!(7 * 3 * 200_000 >= SPLIT_WORK) };
+    let mut rng = Rng(41);
+    let (a, b) = (rng.fill(m * k), rng.fill(k * n));
+    let (av, bv) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+    for path in Path::available() {
+        let c0 = rng.fill((m + 4) * n);
+        let mut c = c0.clone();
+        sgemm_on(path, None, 1.0, av, bv, 1.0, &mut c, n, 2);
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = (0..k)
+                    .map(|p| av.at(i, p) as f64 * bv.at(p, j) as f64)
+                    .sum();
+                let want = exact + c0[i * n + j] as f64;
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-2,
+                    "{path:?} C[{i},{j}] = {got}, want {want}"
+                );
+            }
+        }
+        assert_eq!(c[m * n..], c0[m * n..], "{path:?} wrote past the product");
+    }
+}
+
 /// The public entry point picks a path and gives the same answer.
 #[test]
 fn gemm_public_entry_point() {
@@ -283,13 +316,14 @@ fn gemm_every_edge_tile() {
 
 /// One-row and one-column products take the GEMV path on SIMD paths: both of its forms (B
 /// contiguous along columns, as `x W^T` is, or along rows), strided operands that must fall
-/// back to packing, odd lengths around the 16-lane chunks, and alpha/beta with `beta == 0`
-/// over NaN.
+/// back to packing, odd lengths around the 16-lane chunks, more outputs than one block of
+/// row sums (2500), and alpha/beta with `beta == 0` over NaN.
 #[test]
 fn gemm_one_row_and_one_column_products() {
     let shapes = [
         (1, 256, 1000),
         (1, 1000, 256),
+        (1, 2500, 40),
         (1, 10, 30),
         (1, 7, 17),
         (1, 33, 1),
