@@ -223,6 +223,17 @@ impl Micro {
     }
 }
 
+/// Sizes this thread's packing buffers for the chosen path now, as its first product would.
+/// Each pool worker calls it when it starts (at prepare), so that a worker that happens to run
+/// its first product only after the warm-up steps does not allocate in a steady-state step.
+/// Pages never written cost nothing.
+pub(crate) fn prepare_thread() {
+    if let Some(micro) = Micro::of(Path::chosen()) {
+        let Blocking { kc, mc, nc, .. } = micro.blocking;
+        scratch::with_packing(kc * mc, kc * nc, |_, _| {});
+    }
+}
+
 /// The largest index a view reads plus one (0 for an empty view).
 fn extent(v: &MatRef) -> usize {
     if v.rows == 0 || v.cols == 0 {

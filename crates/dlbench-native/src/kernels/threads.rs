@@ -8,7 +8,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -112,13 +112,21 @@ impl Pool {
             wake: Condvar::new(),
             idle: Condvar::new(),
         });
+        // Returns once every worker has started and sized its buffers, so that none of that
+        // (thread start-up allocates too) happens during a step timed later.
+        let started = Arc::new(Barrier::new(threads));
         for k in 1..threads {
-            let shared = Arc::clone(&shared);
+            let (shared, started) = (Arc::clone(&shared), Arc::clone(&started));
             thread::Builder::new()
                 .name(format!("dlbench-native-{k}"))
-                .spawn(move || work(&shared))
+                .spawn(move || {
+                    super::gemm::prepare_thread();
+                    started.wait();
+                    work(&shared)
+                })
                 .expect("the OS refused to start a kernel thread");
         }
+        started.wait();
         Pool {
             threads,
             shared,

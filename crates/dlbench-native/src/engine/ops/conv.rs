@@ -258,10 +258,14 @@ pub struct Scratch {
     chunks: Vec<Mutex<Chunk>>,
 }
 
-/// The buffers of `count` chunks.
+/// The buffers of `count` chunks. Kept when fewer are wanted (a batch of one runs as one
+/// chunk between batches of 32 that run as two), so that they are not made again.
 fn chunk_states(states: &mut Vec<Mutex<Chunk>>, count: usize) -> &mut [Mutex<Chunk>] {
-    states.resize_with(count.max(1), Mutex::default);
-    states
+    let count = count.max(1);
+    if states.len() < count {
+        states.resize_with(count, Mutex::default);
+    }
+    &mut states[..count]
 }
 
 /// `v` holding `len` floats (contents unspecified: every user writes what it reads).

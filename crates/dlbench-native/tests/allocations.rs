@@ -1,0 +1,130 @@
+//! A steady-state step of the native engine allocates nothing: its buffers are planned when a
+//! batch size is first loaded and reused after (see `engine::session`). Counted with a
+//! counting global allocator over the four seed workloads, training at batch 32 and
+//! inference alternating batch 1 and 32 (as the harness's rounds do), on one and two threads.
+//!
+//! One test in this file on purpose: tests of one binary run on parallel threads, and the
+//! counter is global.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dlbench_core::{Backend, Mode, PrepareOptions, Session, Values};
+use dlbench_harness::feed::{batch_inputs, Phase};
+use dlbench_harness::spec::Spec;
+use dlbench_native::engine::NativeBackend;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts. (The default `realloc` and
+// `alloc_zeroed` go through `alloc`, so they are counted too.)
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f`.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    f();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+/// A seed spec's model, its training config, and batches of 1 and 32 rows for inference and
+/// for training.
+struct Workload {
+    spec: Spec,
+    model: dlbench_core::Model,
+    inference: [Values; 2],
+    training: Values,
+}
+
+fn workload(name: &str) -> Workload {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../specs/{name}.yaml"));
+    let spec = Spec::load(&path).expect("seed spec parses");
+    let model = spec.build_model().expect("seed model builds");
+    let (train, _) = spec.load_data().expect("seed data loads");
+    let rows = |batch: usize| (0..batch).map(|i| i % train.len()).collect::<Vec<_>>();
+    let eval = |batch: usize| {
+        let (x, _) = train.batch(&rows(batch));
+        batch_inputs(&model.graph, &x, None, spec.seed, Phase::Eval(0)).expect("inputs")
+    };
+    let graph = model
+        .graph
+        .with_loss(spec.train.loss)
+        .expect("training graph");
+    let (x, y) = train.batch(&rows(32));
+    let training =
+        batch_inputs(&graph, &x, y.as_ref(), spec.seed, Phase::Train(0)).expect("inputs");
+    Workload {
+        inference: [eval(1), eval(32)],
+        training,
+        spec,
+        model,
+    }
+}
+
+#[test]
+fn a_steady_state_step_allocates_nothing() {
+    let mut found = Vec::new();
+    for name in ["mlp", "cnn", "rnn", "vae"] {
+        let work = workload(name);
+        for threads in [1, 2] {
+            let training = PrepareOptions {
+                training: Some(work.spec.training_config()),
+                threads,
+                ..PrepareOptions::default()
+            };
+            let mut session = NativeBackend.prepare(&work.model, &training).unwrap();
+            let step = |session: &mut Box<dyn Session>| {
+                session.load(&work.training).unwrap();
+                session.train_step().unwrap();
+            };
+            // The first steps size the buffers (and the optimizer's state).
+            for _ in 0..3 {
+                step(&mut session);
+            }
+            let count = allocations(|| (0..3).for_each(|_| step(&mut session)));
+            found.push(format!(
+                "{name} training step, {threads} thread(s): {count}"
+            ));
+
+            let inference = PrepareOptions {
+                threads,
+                ..PrepareOptions::default()
+            };
+            let mut session = NativeBackend.prepare(&work.model, &inference).unwrap();
+            let pass = |session: &mut Box<dyn Session>| {
+                for batch in &work.inference {
+                    session.load(batch).unwrap();
+                    session.forward(Mode::Inference).unwrap();
+                }
+            };
+            pass(&mut session);
+            pass(&mut session);
+            let count = allocations(|| pass(&mut session));
+            found.push(format!(
+                "{name} inference b1 + b32, {threads} thread(s): {count}"
+            ));
+        }
+    }
+    let report = found.join("\n");
+    println!("{report}");
+    assert!(
+        found.iter().all(|line| line.ends_with(": 0")),
+        "allocations in steady state:\n{report}"
+    );
+}
