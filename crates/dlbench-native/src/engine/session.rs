@@ -69,6 +69,9 @@ struct Step {
     node: Node,
     inputs: Vec<usize>,
     outputs: Vec<usize>,
+    /// Bit `k`: input `k` is a parameter of an inference session, which never changes
+    /// (`Ctx::fixed_inputs`).
+    fixed_inputs: u64,
 }
 
 /// A model prepared for the native engine.
@@ -165,6 +168,7 @@ impl NativeSession {
                 node: node.clone(),
                 inputs,
                 outputs,
+                fixed_inputs: 0,
             });
         }
         let output_slots = graph.outputs.iter().map(|n| slot_of[n]).collect();
@@ -186,6 +190,17 @@ impl NativeSession {
                 if step.inputs.iter().any(|&s| requires_grad[s]) {
                     for &s in &step.outputs {
                         requires_grad[s] = true;
+                    }
+                }
+            }
+        }
+        if optimizer.is_none() {
+            // Without a training config nothing changes the weights after prepare.
+            let first_node_slot = input_slots.len() + param_slots.len();
+            for step in &mut steps {
+                for (k, &slot) in step.inputs.iter().enumerate().take(64) {
+                    if (input_slots.len()..first_node_slot).contains(&slot) {
+                        step.fixed_inputs |= 1 << k;
                     }
                 }
             }
@@ -275,11 +290,12 @@ impl NativeSession {
             )));
         }
         self.forwarded = false;
-        let ctx = Ctx {
-            mode,
-            threads: self.threads,
-        };
         for (step, state) in self.steps.iter().zip(&mut self.states) {
+            let ctx = Ctx {
+                mode,
+                threads: self.threads,
+                fixed_inputs: step.fixed_inputs,
+            };
             // The outputs leave `values` while the kernel writes them and the inputs are
             // read from it (a node never reads its own output).
             let mut outputs: [Buf; MAX_OUTPUTS] = Default::default();

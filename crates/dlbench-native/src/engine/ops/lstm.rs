@@ -11,7 +11,7 @@ use dlbench_core::ir::{Direction, Lstm};
 
 use super::layout::transpose_matrix;
 use super::linear::column_sums;
-use super::{wanted, Args, Buf};
+use super::{wanted, Args, Buf, Ctx};
 use crate::kernels::gemm::{sgemm, MatRef};
 use crate::kernels::math::{self, sigmoid_in_place, tanh_in_place};
 
@@ -108,8 +108,10 @@ pub struct Trace {
     /// reordering the gates would cost `4H`).
     x_steps: Vec<f32>,
     /// Forward scratch: both biases summed, `W_hhᵀ`, the zero state before the first step.
+    /// With fixed weights (an inference session) the first two are laid out once.
     bias: Vec<f32>,
     w_hh_t: Vec<f32>,
+    weights_laid_out: bool,
     zeros: Vec<f32>,
     /// Backward scratch: the state gradients flowing into the step being processed, the
     /// gate gradients of every step, dx by step (when x was reordered).
@@ -142,14 +144,23 @@ fn activate_gates(a: &mut [f32], h: usize) {
     sigmoid_in_place(o);
 }
 
+/// What a direction's forward pass is told: its threads, and whether its weights never
+/// change in this session.
+#[derive(Clone, Copy)]
+struct DirectionCtx {
+    threads: usize,
+    weights_fixed: bool,
+}
+
 fn run_direction(
     dims: &Dims,
     x: &[f32],
     wt: &Weights,
     reversed: bool,
     trace: &mut Trace,
-    threads: usize,
+    ctx: DirectionCtx,
 ) {
+    let threads = ctx.threads;
     let (nb, h, g4) = (dims.n, dims.h, 4 * dims.h);
     trace.order.clear();
     if reversed {
@@ -158,10 +169,19 @@ fn run_direction(
         trace.order.extend(0..dims.t);
     }
     let rows = dims.t * nb;
-    let bias = sized(&mut trace.bias, g4);
-    for ((b, &b_ih), &b_hh) in bias.iter_mut().zip(wt.b_ih).zip(wt.b_hh) {
-        *b = b_ih + b_hh;
+    // The recurrent product multiplies by `W_hhᵀ` at every step; laid out row-major once
+    // per pass (or once for good, with fixed weights), `sgemm` reads it in place instead of
+    // packing it again each step.
+    if !(ctx.weights_fixed && trace.weights_laid_out) {
+        let bias = sized(&mut trace.bias, g4);
+        for ((b, &b_ih), &b_hh) in bias.iter_mut().zip(wt.b_ih).zip(wt.b_hh) {
+            *b = b_ih + b_hh;
+        }
+        let w_hh_t = sized(&mut trace.w_hh_t, g4 * h);
+        transpose_matrix(wt.w_hh, g4, h, w_hh_t);
+        trace.weights_laid_out = ctx.weights_fixed;
     }
+    let (bias, w_hh_t) = (&trace.bias[..], &trace.w_hh_t[..]);
     // Gate pre-activations of every step: both biases, then the input projection of all
     // steps as one product, then each step's recurrent product.
     let gates = sized(&mut trace.gates, rows * g4);
@@ -183,10 +203,6 @@ fn run_direction(
     let x_m = MatRef::row_major(x_steps, rows, dims.i);
     let w_ih = MatRef::row_major(wt.w_ih, g4, dims.i).t();
     sgemm(1.0, x_m, w_ih, 1.0, gates, g4, threads);
-    // The recurrent product multiplies by `W_hhᵀ` at every step; laid out row-major once,
-    // `sgemm` reads it in place instead of packing it again each step.
-    let w_hh_t = sized(&mut trace.w_hh_t, g4 * h);
-    transpose_matrix(wt.w_hh, g4, h, w_hh_t);
     let cs = sized(&mut trace.c, rows * h);
     let tanh_cs = sized(&mut trace.tanh_c, rows * h);
     let hs = sized(&mut trace.h, rows * h);
@@ -229,16 +245,14 @@ fn run_direction(
 
 /// Inputs: x, then w_ih, w_hh, b_ih, b_hh per direction. Writes [Y, Y_h, Y_c] and keeps the
 /// trace of each direction.
-pub fn lstm(
-    attrs: &Lstm,
-    inputs: Args,
-    outputs: &mut [Buf],
-    traces: &mut Vec<Trace>,
-    threads: usize,
-) {
+pub fn lstm(attrs: &Lstm, inputs: Args, outputs: &mut [Buf], traces: &mut Vec<Trace>, ctx: Ctx) {
     let dims = Dims::new(attrs, &inputs[0]);
     let x = &inputs[0].data;
     let (nb, h, feat) = (dims.n, dims.h, dims.dirs * dims.h);
+    let direction_ctx = DirectionCtx {
+        threads: ctx.threads,
+        weights_fixed: (1..=4 * dims.dirs).all(|k| ctx.is_fixed(k)),
+    };
     let [y, y_h, y_c] = outputs else {
         unreachable!("an LSTM has three outputs")
     };
@@ -246,7 +260,7 @@ pub fn lstm(
     traces.resize_with(dims.dirs, Trace::default);
     for (d, trace) in traces.iter_mut().enumerate() {
         let wt = Weights::of(inputs, d);
-        run_direction(&dims, x, &wt, reversed(attrs, d), trace, threads);
+        run_direction(&dims, x, &wt, reversed(attrs, d), trace, direction_ctx);
         for (s, &t) in trace.order.iter().enumerate() {
             for n in 0..nb {
                 let src = (s * nb + n) * h;

@@ -60,6 +60,9 @@ pub struct State {
     pub conv: conv::Scratch,
     /// Floats any op may use within one call; contents unspecified on entry.
     pub scratch: Vec<f32>,
+    /// A fixed weight laid out for its kernel on the first call (see [`Ctx::fixed_inputs`]),
+    /// empty until then: Dense's `Wᵀ`.
+    pub laid_out: Vec<f32>,
 }
 
 /// Settings every kernel call shares.
@@ -68,6 +71,10 @@ pub struct Ctx {
     pub mode: Mode,
     /// Threads handed to `sgemm`.
     pub threads: usize,
+    /// Bit `k`: input `k` of the node is a parameter that never changes in this session (an
+    /// inference session's weights), so a kernel may lay it out once and keep that in its
+    /// step's state (tract's prepare once, run many).
+    pub fixed_inputs: u64,
 }
 
 /// The values a node reads (or its outputs, in backward), as slots of the session's values:
@@ -114,6 +121,13 @@ pub fn wanted(grad: &mut [f32]) -> Option<&mut [f32]> {
     (!grad.is_empty()).then_some(grad)
 }
 
+impl Ctx {
+    /// Whether input `k` is a parameter that never changes in this session.
+    pub fn is_fixed(&self, k: usize) -> bool {
+        k < 64 && self.fixed_inputs & (1 << k) != 0
+    }
+}
+
 fn node_error(node: &Node) -> impl Fn(String) -> Error + '_ {
     move |message| Error::node(&node.name, node.op.name(), message)
 }
@@ -131,11 +145,21 @@ pub fn forward(
     let x = &inputs[0];
     let threads = ctx.threads;
     if let Op::Lstm(attrs) = &node.op {
-        lstm::lstm(attrs, inputs, outputs, &mut state.lstm, threads);
+        lstm::lstm(attrs, inputs, outputs, &mut state.lstm, ctx);
         return Ok(());
     }
     let Buf { shape, data: y, .. } = &mut outputs[0];
     match &node.op {
+        Op::Dense if ctx.is_fixed(1) && linear::lay_out_pays(x, &inputs[1]) => {
+            linear::dense_laid_out(
+                x,
+                &inputs[1],
+                inputs.get(2),
+                y,
+                &mut state.laid_out,
+                threads,
+            )
+        }
         Op::Dense => linear::dense(x, &inputs[1], inputs.get(2), y, threads),
         Op::MatMul => linear::matmul(x, &inputs[1], y, threads),
         Op::Conv2d(attrs) => conv::conv2d(
