@@ -3,45 +3,21 @@
 //! counting global allocator over the four seed workloads, training at batch 32 and
 //! inference alternating batch 1 and 32 (as the harness's rounds do), on one and two threads.
 //!
-//! One test in this file on purpose: tests of one binary run on parallel threads, and the
-//! counter is global.
+//! Counted by `support/counting.rs`, so this file holds ONE test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "support/counting.rs"]
+mod counting;
+
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use counting::{allocations, Counting};
 use dlbench_core::{Backend, Mode, PrepareOptions, Session, Values};
 use dlbench_harness::feed::{batch_inputs, Phase};
 use dlbench_harness::spec::Spec;
 use dlbench_native::engine::NativeBackend;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts. (The default `realloc` and
-// `alloc_zeroed` go through `alloc`, so they are counted too.)
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Allocations made by `f`.
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    f();
-    ALLOCATIONS.load(Ordering::Relaxed) - before
-}
 
 /// A seed spec's model, its training config, and batches of 1 and 32 rows for inference and
 /// for training.

@@ -1,39 +1,12 @@
 //! `sgemm` allocates nothing on the heap once warm: a training step calls it dozens of times,
-//! and issue 5 wants a steady-state step free of allocations. A counting global allocator
-//! sees every thread's allocations, the pool's workers included, so this file holds ONE test:
-//! tests of one binary run on parallel threads and would count each other.
+//! and a steady-state step must be free of allocations. Counted by `support/counting.rs`
+//! (every thread's allocations, the pool's workers included), so this file holds ONE test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "support/counting.rs"]
+mod counting;
 
+use counting::{allocations, Counting};
 use dlbench_native::kernels::gemm::{sgemm, MatRef};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -103,11 +76,7 @@ fn warm_sgemm_allocates_nothing() {
     }
     let mut report = Vec::new();
     for product in &mut products {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for _ in 0..10 {
-            product.run();
-        }
-        let count = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let count = allocations(|| (0..10).for_each(|_| product.run()));
         if count > 0 {
             report.push(format!(
                 "{} ({}x{}x{}, {} threads): {count} allocations in 10 calls",
