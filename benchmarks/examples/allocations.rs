@@ -1,7 +1,9 @@
 //! Counts the heap allocations of one steady-state training step (after a few warm-up steps)
 //! of each seed workload on one backend, with a counting global allocator:
 //! `cargo run --release -p dlbench-benchmarks --example allocations -- native`
-//! A backend whose buffers were planned at prepare would report zero.
+//! native reports zero (its buffers are planned; `crates/dlbench-native/tests/allocations.rs`
+//! holds it to that). Only Rust's allocator is counted: what libtorch allocates in C++ (with
+//! `--features tch` and `-- tch`) is not seen here.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
