@@ -478,7 +478,8 @@ unsafe fn blocked_with(
     // With a single block of rows (small `m`, as in im2col convolutions and batch-32 dense
     // layers), each packed `B` panel would be read only `m / mr` times, so packing all of `B`
     // costs about as much as the product. A row-major `B` is then read in place (each row of
-    // a panel is `nr` contiguous floats); only the ragged last panel is packed (zero-padded).
+    // a panel is `nr` contiguous floats); so is a ragged last panel when the edge kernel can
+    // read it masked, else that panel is packed (zero-padded).
     let direct_b = b.col_stride == 1 && m <= mc;
     let mut tile = [0.0f32; MAX_TILE];
     for jc in (0..n).step_by(nc) {
@@ -487,8 +488,12 @@ unsafe fn blocked_with(
             let kcb = kc.min(k - pc);
             // Later k slices accumulate onto what the first one wrote.
             let beta_k = if pc == 0 { beta } else { 1.0 };
-            // Columns of this block the kernel reads in place (a multiple of `nr`).
-            let in_place = if direct_b { ncb / nr * nr } else { 0 };
+            // Columns of this block the kernels read in place.
+            let in_place = match (direct_b, micro.edge) {
+                (false, _) => 0,
+                (true, Some(_)) => ncb,
+                (true, None) => ncb / nr * nr,
+            };
             if in_place < ncb {
                 pack::pack_b(&b, pc, kcb, jc + in_place, ncb - in_place, nr, b_pack);
             }
@@ -498,9 +503,9 @@ unsafe fn blocked_with(
                 for jr in (0..ncb).step_by(nr) {
                     let nrb = nr.min(ncb - jr);
                     let (b_panel, ldb) = if jr < in_place {
-                        // Rows `pc..pc+kcb`, columns `jc+jr..jc+jr+nr` of `B`, in place.
+                        // Rows `pc..pc+kcb`, columns `jc+jr..jc+jr+nrb` of `B`, in place.
                         let start = pc * b.row_stride + jc + jr;
-                        let end = start + (kcb - 1) * b.row_stride + nr;
+                        let end = start + (kcb - 1) * b.row_stride + nrb;
                         (&b.data[start..end], b.row_stride)
                     } else {
                         let s = jr - in_place;
@@ -530,7 +535,9 @@ unsafe fn blocked_with(
                             }
                         } else if let Some(edge) = micro.edge {
                             // SAFETY: as above, for the `mrb x nrb` block at `at`, whose last
-                            // element is at most `(m-1)*ldc + n-1`.
+                            // element is at most `(m-1)*ldc + n-1`; the B panel holds `kcb`
+                            // rows of at least `nrb` floats (packed: `nr`), which is what the
+                            // edge kernel reads.
                             unsafe {
                                 edge(
                                     mrb,

@@ -92,10 +92,12 @@ pub(crate) unsafe fn kernel(
 /// An edge tile: `C[0..M, 0..cols] = alpha * Apanel Bpanel + beta * C` for `M <= 6` rows and
 /// `cols <= 16 * V` columns, computing only `M` rows and `V` vectors (so a 2 x 8 edge does not
 /// pay for a 6 x 64 tile) and writing straight into `C` with the last vector masked (so no
-/// bounce buffer). The panels are the same full-size packed panels as `kernel`'s.
+/// bounce buffer). `B`'s last vector is read masked too, so the `B` panel may be a packed one
+/// or `cols` columns of a row-major `B` read in place (a ragged last panel need not be packed).
 ///
 /// # Safety
-/// As `kernel`, with the block at `c` being `M x cols` and `16 * (V - 1) < cols <= 16 * V`.
+/// As `kernel`, with the block at `c` being `M x cols`, `16 * (V - 1) < cols <= 16 * V`, and
+/// `b` pointing to `kc` rows of `cols` readable floats, `ldb` apart.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn edge<const M: usize, const V: usize>(
@@ -112,14 +114,23 @@ unsafe fn edge<const M: usize, const V: usize>(
     let mut acc: [[__m512; V]; M] = [[_mm512_setzero_ps(); V]; M];
     let mut a = a;
     let mut b = b;
+    // Lanes of the last vector that exist in `C` (and are read from `B`).
+    let tail = cols - 16 * (V - 1);
+    let mask: __mmask16 = if tail == 16 {
+        0xffff
+    } else {
+        (1u16 << tail) - 1
+    };
     for _ in 0..kc {
-        // SAFETY: the caller guarantees `kc` rows of 64 floats at `b` (`ldb` apart), V <= 4,
-        // and `kc` rows of 6 floats at `a`, M <= 6.
+        // SAFETY: the caller guarantees `kc` rows of `cols` floats at `b` (`ldb` apart), of
+        // which the loads read the first `cols` (the last vector masked), V <= 4; and `kc`
+        // rows of 6 floats at `a`, M <= 6.
         unsafe {
             let mut bv = [_mm512_setzero_ps(); V];
-            for (j, v) in bv.iter_mut().enumerate() {
+            for (j, v) in bv.iter_mut().enumerate().take(V - 1) {
                 *v = _mm512_loadu_ps(b.add(16 * j));
             }
+            bv[V - 1] = _mm512_maskz_loadu_ps(mask, b.add(16 * (V - 1)));
             for (i, row) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(*a.add(i));
                 for (r, &v) in row.iter_mut().zip(&bv) {
@@ -132,13 +143,6 @@ unsafe fn edge<const M: usize, const V: usize>(
     }
     let va = _mm512_set1_ps(alpha);
     let vb = _mm512_set1_ps(beta);
-    // Lanes of the last vector that exist in `C`.
-    let tail = cols - 16 * (V - 1);
-    let mask: __mmask16 = if tail == 16 {
-        0xffff
-    } else {
-        (1u16 << tail) - 1
-    };
     for (i, row) in acc.iter().enumerate() {
         for (j, &v) in row.iter().enumerate() {
             let m = if j + 1 == V { mask } else { 0xffff };
