@@ -56,7 +56,8 @@ pub struct State {
     /// Max pooling over whole windows: where each window's maximum is (`kernels::pool`);
     /// empty when the forward pass did not keep it.
     pub argmax: Vec<u8>,
-    /// Convolution: the transposed weights and the per-chunk gradient sums of backward.
+    /// Convolution: the transposed weights, and each chunk of images' lowering buffers and
+    /// gradient sums.
     pub conv: conv::Scratch,
     /// Floats any op may use within one call; contents unspecified on entry.
     pub scratch: Vec<f32>,
@@ -75,6 +76,13 @@ pub struct Ctx {
     /// inference session's weights), so a kernel may lay it out once and keep that in its
     /// step's state (tract's prepare once, run many).
     pub fixed_inputs: u64,
+}
+
+impl Ctx {
+    /// Whether input `k` is a parameter that never changes in this session.
+    pub fn is_fixed(&self, k: usize) -> bool {
+        k < 64 && self.fixed_inputs & (1 << k) != 0
+    }
 }
 
 /// The values a node reads (or its outputs, in backward), as slots of the session's values:
@@ -119,13 +127,6 @@ impl<'a> std::ops::Index<usize> for Args<'a> {
 /// is empty either way, and there is nothing to write.
 pub fn wanted(grad: &mut [f32]) -> Option<&mut [f32]> {
     (!grad.is_empty()).then_some(grad)
-}
-
-impl Ctx {
-    /// Whether input `k` is a parameter that never changes in this session.
-    pub fn is_fixed(&self, k: usize) -> bool {
-        k < 64 && self.fixed_inputs & (1 << k) != 0
-    }
 }
 
 fn node_error(node: &Node) -> impl Fn(String) -> Error + '_ {
