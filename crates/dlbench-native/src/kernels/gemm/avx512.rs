@@ -124,7 +124,9 @@ unsafe fn edge<const M: usize, const V: usize>(
     for _ in 0..kc {
         // SAFETY: the caller guarantees `kc` rows of `cols` floats at `b` (`ldb` apart), of
         // which the loads read the first `cols` (the last vector masked), V <= 4; and `kc`
-        // rows of 6 floats at `a`, M <= 6.
+        // rows of 6 floats at `a`, M <= 6. The mask is there for memory safety alone: lanes
+        // past `cols` only feed accumulator lanes that are never stored, so no result shows
+        // its absence, but unmasked they would read past a `B` read in place.
         unsafe {
             let mut bv = [_mm512_setzero_ps(); V];
             for (j, v) in bv.iter_mut().enumerate().take(V - 1) {
