@@ -3,15 +3,8 @@
 use dlbench_core::ir::shape::normalize_axis;
 use dlbench_core::{Mode, Op};
 
-use super::Buf;
+use super::{zip_map, Buf};
 use crate::kernels::math;
-
-/// `out[i] = f(a[i], b[i])`: a plain zip loop, which the compiler vectorises.
-fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-        *o = f(a, b);
-    }
-}
 
 /// `out[i] = f(a[i])`.
 fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {

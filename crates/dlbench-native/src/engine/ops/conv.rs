@@ -21,7 +21,7 @@ use dlbench_core::ir::Conv2d;
 
 use self::parallel::{Chunks, Parts};
 use super::layout::transpose_matrix;
-use super::Buf;
+use super::{sized, Buf};
 use crate::kernels::dot::dot_rows_add;
 use crate::kernels::gemm::{sgemm, MatRef};
 use crate::kernels::im2col::{self, col2im_add, im2col, im2row, Lowering};
@@ -266,12 +266,6 @@ fn chunk_states(states: &mut Vec<Mutex<Chunk>>, count: usize) -> &mut [Mutex<Chu
         states.resize_with(count, Mutex::default);
     }
     &mut states[..count]
-}
-
-/// `v` holding `len` floats (contents unspecified: every user writes what it reads).
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.resize(len, 0.0);
-    v
 }
 
 /// What every image's backward pass reads.

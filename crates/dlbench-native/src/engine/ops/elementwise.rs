@@ -3,7 +3,7 @@
 
 use dlbench_core::Op;
 
-use super::Buf;
+use super::{zip_map, Buf};
 
 /// Strides of `src` read along the dims of `out`: 0 along a broadcast dim.
 fn broadcast_strides(out: &[usize], src: &[usize]) -> Vec<usize> {
@@ -88,14 +88,14 @@ pub fn binary_backward(
         // Each gradient element written once: no clearing, and a branch-free loop per operand.
         if !da.is_empty() {
             if is_mul {
-                zip3(da, dy, &b.data, |g, v| g * v);
+                zip_map(da, dy, &b.data, |g, v| g * v);
             } else {
                 da.copy_from_slice(dy);
             }
         }
         if !db.is_empty() {
             if is_mul {
-                zip3(db, dy, &a.data, |g, v| g * v);
+                zip_map(db, dy, &a.data, |g, v| g * v);
             } else {
                 db.iter_mut().zip(dy).for_each(|(d, &g)| *d = sign * g);
             }
@@ -124,11 +124,4 @@ pub fn binary_backward(
             }
         }
     });
-}
-
-/// `out[i] = f(x[i], y[i])`.
-fn zip3(out: &mut [f32], x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
-        *o = f(x, y);
-    }
 }

@@ -8,7 +8,7 @@
 
 use dlbench_core::Op;
 
-use super::{wanted, Args, Buf};
+use super::{wanted, zip_map, Args, Buf};
 use crate::kernels::math;
 
 /// PyTorch's BCELoss floor on each log, so that `p = 0` or `p = 1` gives a finite loss.
@@ -194,10 +194,10 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             let scale = (2.0 / n) as f32 * dloss;
             let (dp, dt) = (next(), next());
             if let Some(dp) = dp {
-                zip_into(dp, p, t, |a, b| scale * (a - b));
+                zip_map(dp, p, t, |a, b| scale * (a - b));
             }
             if let Some(dt) = dt {
-                zip_into(dt, p, t, |a, b| -(scale * (a - b)));
+                zip_map(dt, p, t, |a, b| -(scale * (a - b)));
             }
             Ok(0.0)
         }
@@ -296,13 +296,6 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             Ok(0.0)
         }
         other => Err(format!("{} is not a loss", other.name())),
-    }
-}
-
-/// `out[i] = f(a[i], b[i])`.
-fn zip_into(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-        *o = f(a, b);
     }
 }
 

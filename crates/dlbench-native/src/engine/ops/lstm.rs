@@ -11,7 +11,7 @@ use dlbench_core::ir::{Direction, Lstm};
 
 use super::layout::transpose_matrix;
 use super::linear::column_sums;
-use super::{wanted, Args, Buf, Ctx};
+use super::{sized, wanted, Args, Buf, Ctx};
 use crate::kernels::gemm::{sgemm, MatRef};
 use crate::kernels::math::{self, sigmoid_in_place, tanh_in_place};
 
@@ -119,12 +119,6 @@ pub struct Trace {
     dc: Vec<f32>,
     da: Vec<f32>,
     dx_steps: Vec<f32>,
-}
-
-/// `v` holding `len` floats (contents unspecified: every user writes all of them first).
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    v.resize(len, 0.0);
-    v
 }
 
 impl Dims {

@@ -129,6 +129,20 @@ pub fn wanted(grad: &mut [f32]) -> Option<&mut [f32]> {
     (!grad.is_empty()).then_some(grad)
 }
 
+/// `v` holding `len` floats, for a buffer reused from call to call: its contents are
+/// unspecified, so every user writes what it later reads.
+pub fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    v
+}
+
+/// `out[i] = f(a[i], b[i])`: a plain zip loop, which the compiler vectorises.
+pub fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o = f(a, b);
+    }
+}
+
 fn node_error(node: &Node) -> impl Fn(String) -> Error + '_ {
     move |message| Error::node(&node.name, node.op.name(), message)
 }
