@@ -20,14 +20,11 @@ fn broadcast_strides(out: &[usize], src: &[usize]) -> Vec<usize> {
 }
 
 /// Calls `f(e, i, j)` for every output element `e` (row-major) with the flat indices of the
-/// elements of `a` and `b` it reads. (Its stride and index tables are the one allocation
-/// left in a step: broadcasting is not on any seed workload's path.)
+/// elements of `a` and `b` it reads, for operands of different shapes (equal shapes take the
+/// callers' flat loops). Its stride and index tables are allocated per call: no seed workload
+/// broadcasts.
 fn for_each_pair(out: &[usize], a: &[usize], b: &[usize], mut f: impl FnMut(usize, usize, usize)) {
     let total: usize = out.iter().product();
-    if a == b {
-        (0..total).for_each(|e| f(e, e, e));
-        return;
-    }
     let (sa, sb) = (broadcast_strides(out, a), broadcast_strides(out, b));
     let rank = out.len();
     let mut index = vec![0; rank];
