@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use dlbench_core::{Backend, Model, Values};
-use dlbench_harness::feed::{batch_inputs, Phase};
-use dlbench_harness::spec::Spec;
+use dlbench_spec::feed::{batch_inputs, Phase};
+use dlbench_spec::Spec;
 use dlbench_native::engine::NativeBackend;
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_reference::ReferenceBackend;
 
 /// The seed specs, by name.
 pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];

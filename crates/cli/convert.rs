@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use dlbench_core::{Graph, Model};
 use dlbench_formats::pytorch::{export_state_dict, import_state_dict};
-use dlbench_harness::spec::Spec;
+use dlbench_spec::Spec;
 
 /// The formats `convert` knows, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

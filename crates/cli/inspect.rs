@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use dlbench_core::ir::format_shape;
 use dlbench_core::{Dim, Model};
-use dlbench_harness::spec::Spec;
+use dlbench_spec::Spec;
 use serde_json::json;
 
 /// Loads a model from a spec (.yaml / .yml) or a native model file (.safetensors).

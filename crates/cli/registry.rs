@@ -3,7 +3,7 @@
 
 use dlbench_core::Backend;
 use dlbench_native::engine::NativeBackend;
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_reference::ReferenceBackend;
 
 /// Every backend in this build (the f64 reference and the native f32 engine, both pure Rust,
 /// always); with the `test-backends` feature, also the deliberately

@@ -5,7 +5,7 @@ Regenerate (from the repository root, in a throw-away virtualenv outside the rep
     python3 -m venv /tmp/venv-torch
     /tmp/venv-torch/bin/pip install torch==2.11.0 numpy
     /tmp/venv-torch/bin/python tests/golden/mlp_training.py \
-        > crates/dlbench-native/tests/golden/mlp_training.json
+        > crates/dlbench-reference/tests/golden/mlp_training.json
 
 The model is Linear(4, 8) -> ReLU -> Linear(8, 1) -> Sigmoid with nn.BCELoss (mean), trained in
 float64 for STEPS full-batch steps. Initial weights and the batch are drawn here, rounded to

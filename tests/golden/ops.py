@@ -4,7 +4,7 @@ Regenerate (from the repository root, in a throw-away virtualenv outside the rep
 
     python3 -m venv /tmp/venv-torch
     /tmp/venv-torch/bin/pip install torch==2.11.0 numpy
-    /tmp/venv-torch/bin/python tests/golden/ops.py > crates/dlbench-native/tests/golden/ops.json
+    /tmp/venv-torch/bin/python tests/golden/ops.py > crates/dlbench-reference/tests/golden/ops.json
 
 Written with torch 2.11.0 (the JSON's "torch" field records the exact build).
 

@@ -5,7 +5,7 @@ Regenerate (from the repository root, in a throw-away virtualenv outside the rep
     python3 -m venv /tmp/venv-torch
     /tmp/venv-torch/bin/pip install torch==2.11.0 numpy
     /tmp/venv-torch/bin/python tests/golden/optimizers.py \
-        > crates/dlbench-native/tests/golden/optimizers.json
+        > crates/dlbench-reference/tests/golden/optimizers.json
 
 Each case runs `torch.optim.SGD` or `torch.optim.Adam` for STEPS steps in float64 on two small
 parameter tensors. The gradient of a step is a fixed function of the parameters times a

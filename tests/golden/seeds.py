@@ -4,11 +4,11 @@ Regenerate (from the repository root, in a throw-away virtualenv outside the rep
 
     python3 -m venv /tmp/venv-torch
     /tmp/venv-torch/bin/pip install torch==2.11.0 numpy
-    /tmp/venv-torch/bin/python tests/golden/seeds.py > crates/dlbench-native/tests/golden/seeds.json
+    /tmp/venv-torch/bin/python tests/golden/seeds.py > crates/dlbench-reference/tests/golden/seeds.json
 
 Written with torch 2.11.0 (the JSON's "torch" field records the exact build). The Rust side is
-crates/dlbench-native/tests/golden/seeds_data.rs, run on the f64 reference by
-crates/dlbench-native/tests/golden_seeds.rs and on libtorch (f32) by
+crates/dlbench-reference/tests/golden/seeds_data.rs, run on the f64 reference by
+crates/dlbench-reference/tests/golden_seeds.rs and on libtorch (f32) by
 crates/dlbench-tch/tests/golden_seeds.rs.
 
 Each seed model is rebuilt here with torch.nn modules in float64, exactly as the spec describes

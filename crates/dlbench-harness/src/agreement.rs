@@ -19,10 +19,10 @@ use dlbench_core::{
 };
 use dlbench_data::Dataset;
 
-use crate::feed::{batch_inputs, Phase};
+use dlbench_spec::feed::{batch_inputs, Phase};
 use crate::results::{Agreement, AgreementCheck};
-use crate::spec::AgreementSpec;
-use crate::workload::Workload;
+use dlbench_spec::AgreementSpec;
+use dlbench_spec::workload::Workload;
 
 pub use crate::results::Comparison;
 

@@ -1,21 +1,17 @@
-//! dlbench-harness: spec files, training and evaluation runs, timing statistics and the
+//! dlbench-harness: training and evaluation runs in worker processes, agreement checks, timing statistics and the
 //! `dlbench.results/v1` record. It sees backends only through the `dlbench-core` traits; the
 //! binary owns the registry of backends and hands it in.
 
 pub mod agreement;
 pub mod backend_run;
-pub mod conformance;
 pub mod environment;
-pub mod feed;
 pub mod measure;
 pub mod results;
 pub mod run;
-pub mod spec;
 pub mod stats;
 pub mod worker;
-pub mod workload;
 
-use spec::SpecError;
+use dlbench_spec::SpecError;
 
 /// Why a harness command could not run at all (a failing backend is a result, not an error).
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::run::Observer;
-use crate::spec::BenchmarkSpec;
+use dlbench_spec::BenchmarkSpec;
 
 /// What is timed: one of several cases, each made current by an untimed `select`.
 pub trait Timed {

@@ -11,9 +11,9 @@ use dlbench_core::{Backend, Device};
 use crate::backend_run::{run_contained, REFERENCE};
 use crate::environment::Environment;
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
-use crate::spec::Spec;
+use dlbench_spec::Spec;
 use crate::worker::{run_worker, WorkerRequest};
-use crate::workload::Workload;
+use dlbench_spec::workload::Workload;
 use crate::HarnessError;
 
 /// Command-line overrides of the spec.
@@ -23,7 +23,7 @@ pub struct RunOptions {
     pub devices: Option<Vec<Device>>,
     pub threads: Option<Vec<usize>>,
     /// A small budget for CI and first looks: at most
-    /// [`QUICK_STEPS`](crate::workload::QUICK_STEPS) training steps and short timing budgets.
+    /// [`QUICK_STEPS`](dlbench_spec::workload::QUICK_STEPS) training steps and short timing budgets.
     pub quick: bool,
     /// Where each backend run happens; in this process by default.
     pub isolation: Isolation,

@@ -55,8 +55,8 @@ use serde::{Deserialize, Serialize};
 use crate::backend_run::run_contained;
 use crate::results::{RunRecord, Status};
 use crate::run::Observer;
-use crate::spec::Spec;
-use crate::workload::Workload;
+use dlbench_spec::Spec;
+use dlbench_spec::workload::Workload;
 use crate::HarnessError;
 use pipes::{read_messages, read_tail, Line, Tail};
 

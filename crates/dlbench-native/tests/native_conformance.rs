@@ -1,9 +1,9 @@
 //! The shared conformance suite on the native f32 engine: every op case and the seed specs,
 //! forward (with intermediates), gradients and training steps, against the f64 reference.
 
-use dlbench_harness::conformance::assert_conforms;
+use dlbench_conformance::assert_conforms;
 use dlbench_native::engine::NativeBackend;
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_reference::ReferenceBackend;
 
 #[test]
 fn conforms() {

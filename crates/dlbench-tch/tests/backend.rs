@@ -6,7 +6,7 @@ use dlbench_core::{
     Backend, Device, Error, GraphBuilder, Loss, Mode, Model, Op, Optimizer, PrepareOptions, Tensor,
     TrainingConfig, Values,
 };
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_reference::ReferenceBackend;
 use dlbench_tch::TchBackend;
 
 /// x [batch, 3] -> dense 4 -> relu -> dense 2.

@@ -3,8 +3,8 @@
 //! device libtorch finds (the CPU, and each CUDA device where there is one).
 
 use dlbench_core::Backend;
-use dlbench_harness::conformance::assert_conforms_on;
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_conformance::assert_conforms_on;
+use dlbench_reference::ReferenceBackend;
 use dlbench_tch::TchBackend;
 
 #[test]

@@ -3,13 +3,13 @@
 //! float64: forward outputs, loss, every parameter gradient, a 5-step training-loss trajectory
 //! with the spec's optimizer, and the weights after it.
 //!
-//! The golden data (`crates/dlbench-native/tests/golden/seeds.json`) and the comparison are
+//! The golden data (`crates/dlbench-reference/tests/golden/seeds.json`) and the comparison are
 //! those of the reference's golden test, shared through `seeds_data.rs`. Weights and inputs are
 //! f32-exact, so the only difference is f32 arithmetic against f64: each element must satisfy
 //! `|libtorch - pytorch| <= atol + rtol |pytorch|`, with the tolerances of [`tolerance`].
 //! Run with `--nocapture` to see the worst differences per kind of value.
 
-#[path = "../../dlbench-native/tests/golden/seeds_data.rs"]
+#[path = "../../dlbench-reference/tests/golden/seeds_data.rs"]
 mod seeds_data;
 
 use dlbench_core::{Backend, Model, PrepareOptions, Session, TrainingConfig};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use dlbench_core::{
     Backend, Capabilities, Error, Mode, Model, PrepareOptions, Result, Session, Values,
 };
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_reference::ReferenceBackend;
 
 /// The training step (counted from 1) during which a faulty backend strikes.
 pub const FAULTY_STEP: usize = 3;

@@ -17,7 +17,7 @@ use dlbench_core::{
     Backend, Capabilities, Data, Error, Mode, Model, Op, PrepareOptions, Result, Session, Tensor,
     Values,
 };
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_reference::ReferenceBackend;
 
 /// The one thing a [`Mutant`] breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! PyTorch's optimizers on f32 parameters, updated in place: GD, SGD (momentum, dampening,
 //! Nesterov, weight decay), Adam (L2 weight decay, AMSGrad). The formulas and their order are
-//! those of [`crate::reference::optim`] (PyTorch's single-tensor code paths); scalars such as
+//! those of `dlbench_reference::optim` (PyTorch's single-tensor code paths); scalars such as
 //! Adam's bias corrections are computed in f64, as Python does, and applied in f32, as
 //! PyTorch's float kernels do.
 
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn every_golden_case_matches_pytorch_in_f32() {
         let golden: Value =
-            serde_json::from_str(include_str!("../../tests/golden/optimizers.json")).unwrap();
+            serde_json::from_str(include_str!("../../../dlbench-reference/tests/golden/optimizers.json")).unwrap();
         let cases = golden["cases"].as_array().expect("cases");
         assert!(cases.len() >= 8, "the golden file lost its cases");
         for case in cases {

@@ -1,4 +1,4 @@
-//! One op family per file, mirroring [`crate::reference::ops`] in f32; this module dispatches a
+//! One op family per file, mirroring `dlbench_reference::ops` in f32; this module dispatches a
 //! [`Node`] to its family. Inputs were validated by shape inference and by the session's batch
 //! check before they get here, so the families index without checks; what only the data can
 //! break (a label out of range, a probability outside [0, 1]) comes back as an error naming

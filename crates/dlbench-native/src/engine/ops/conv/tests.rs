@@ -10,7 +10,7 @@ use dlbench_core::{Mode, Node, Op, Tensor};
 use super::parallel::Chunks;
 use super::{conv2d, conv2d_backward, Buf, Scratch};
 use crate::kernels::test_rng::Rng;
-use crate::reference::ops as reference;
+use dlbench_reference::ops as reference;
 
 fn tensor(b: &Buf) -> Tensor {
     let data = b.data.iter().map(|&v| f64::from(v)).collect();

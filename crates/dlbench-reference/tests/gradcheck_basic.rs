@@ -5,8 +5,8 @@ use std::slice;
 
 use dlbench_core::rng::Stream;
 use dlbench_core::{Mode, Node, Op, Tensor};
-use dlbench_native::reference::gradcheck::GradCheck;
-use dlbench_native::reference::ops;
+use dlbench_reference::gradcheck::GradCheck;
+use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize) -> Node {
     Node {

@@ -1,17 +1,17 @@
 //! The conformance suite every backend runs: one small model per IR op and per loss, and the
 //! seed specs, each checked against the reference for forward outputs (and intermediates),
-//! parameter gradients and a training loss trajectory ([`crate::agreement`]). In the style of
+//! parameter gradients and a training loss trajectory (`dlbench_harness::agreement`). In the style of
 //! tract's test-rt and burn's backend tests: the cases live here, once, and a backend adds one
 //! test.
 //!
 //! # Adding a backend
 //!
-//! In the adapter crate, `tests/conformance.rs` (with `dlbench-harness` and `dlbench-native`
+//! In the adapter crate, `tests/conformance.rs` (with `dlbench-conformance` and `dlbench-reference`
 //! as dev-dependencies):
 //!
 //! ```no_run
-//! use dlbench_harness::conformance::assert_conforms;
-//! use dlbench_native::reference::ReferenceBackend;
+//! use dlbench_conformance::assert_conforms;
+//! use dlbench_reference::ReferenceBackend;
 //! # let my_backend = ReferenceBackend;
 //! // #[test] fn conforms() {
 //! assert_conforms(
@@ -38,10 +38,10 @@ use dlbench_core::{
 };
 use dlbench_data::Dataset;
 
-use crate::agreement::{check_subject, Subject};
-use crate::results::{Agreement, AgreementCheck};
-use crate::spec::{AgreementSpec, Spec};
-use crate::workload::Workload;
+use dlbench_harness::agreement::{check_subject, Subject};
+use dlbench_harness::results::{Agreement, AgreementCheck};
+use dlbench_spec::workload::Workload;
+use dlbench_spec::{AgreementSpec, Spec};
 
 /// The data input of every op case.
 const X: &str = "x";

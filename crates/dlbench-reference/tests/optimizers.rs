@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use dlbench_core::training::Gd;
 use dlbench_core::Optimizer;
-use dlbench_native::reference::OptimizerState;
+use dlbench_reference::OptimizerState;
 use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-12;

@@ -3,8 +3,8 @@
 //! forward divergence localized to the node that has the bug.
 
 use dlbench_core::{Backend, Model, Node, Op};
-use dlbench_harness::conformance::{assert_conforms, cases, SuiteReport};
-use dlbench_native::reference::ReferenceBackend;
+use dlbench_conformance::{assert_conforms, cases, SuiteReport};
+use dlbench_reference::ReferenceBackend;
 use dlbench_testkit::mutants::{Mutant, Mutation};
 
 #[test]

@@ -6,8 +6,8 @@ use dlbench_core::ir::shape::infer_node;
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
 use dlbench_core::rng::Stream;
 use dlbench_core::{DType, Dim, Mode, Node, Op, Tensor, ValueInfo};
-use dlbench_native::reference::gradcheck::GradCheck;
-use dlbench_native::reference::ops;
+use dlbench_reference::gradcheck::GradCheck;
+use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize, outputs: usize) -> Node {
     Node {

@@ -13,7 +13,7 @@
 //! forward; this shows that both are PyTorch's, conventions and edge cases included.
 
 use dlbench_core::{Mode, Node, Op, Tensor};
-use dlbench_native::reference::ops;
+use dlbench_reference::ops;
 use serde_json::Value;
 
 const ATOL: f64 = 1e-12;

@@ -11,7 +11,7 @@
 mod seeds_data;
 
 use dlbench_core::{Model, Session, TrainingConfig};
-use dlbench_native::reference::ReferenceSession;
+use dlbench_reference::ReferenceSession;
 use seeds_data::{check_seed, Engine, Kind, Tolerance};
 
 const REFERENCE: Engine = Engine {

@@ -4,7 +4,7 @@
 //! batch, per-step losses and final weights); its header says how to regenerate it.
 
 use dlbench_core::{Graph, GraphBuilder, Model, Op, Session, Tensor, TrainingConfig, Values};
-use dlbench_native::reference::ReferenceSession;
+use dlbench_reference::ReferenceSession;
 use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-10;

@@ -4,8 +4,7 @@
 use dlbench_core::Model;
 use dlbench_data::Dataset;
 
-use crate::spec::{BenchmarkSpec, Spec};
-use crate::HarnessError;
+use crate::{BenchmarkSpec, Spec, SpecError};
 
 /// Training steps a `--quick` run is capped at.
 pub const QUICK_STEPS: usize = 30;
@@ -24,14 +23,11 @@ pub struct Workload {
 
 impl Workload {
     /// Builds the model and loads the data of `spec`; `quick` caps steps and timing budgets.
-    pub fn prepare(spec: Spec, quick: bool) -> Result<Workload, HarnessError> {
+    pub fn prepare(spec: Spec, quick: bool) -> Result<Workload, SpecError> {
         let model = spec.build_model()?;
         let (train, validation) = spec.load_data()?;
         if train.is_empty() {
-            return Err(HarnessError::Usage(format!(
-                "{}: the training split is empty",
-                spec.path.display()
-            )));
+            return Err(SpecError::new(&spec.path, "the training split is empty"));
         }
         let mut steps = spec.train.total_steps(train.len());
         let mut benchmark = spec.benchmark.clone();

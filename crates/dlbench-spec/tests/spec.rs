@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dlbench_core::ir::format_shape;
 use dlbench_core::{Device, Loss, Optimizer};
-use dlbench_harness::spec::{ModelSpec, Spec, SpecError};
+use dlbench_spec::{ModelSpec, Spec, SpecError};
 
 fn specs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs")

@@ -6,8 +6,10 @@
 
 mod data;
 mod de;
+pub mod feed;
 mod layer;
 mod model;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 

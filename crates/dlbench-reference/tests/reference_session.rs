@@ -8,7 +8,7 @@ use dlbench_core::{
     Backend, Device, Error, Graph, GraphBuilder, Loss, Mode, Model, Op, Optimizer, PrepareOptions,
     Session, Tensor, TrainingConfig, Values,
 };
-use dlbench_native::reference::{ReferenceBackend, ReferenceSession};
+use dlbench_reference::{ReferenceBackend, ReferenceSession};
 
 const FEATURES: usize = 3;
 

@@ -1,7 +1,7 @@
 //! The golden seed data (`seeds.json`, written by `tests/golden/seeds.py` from real PyTorch
 //! float64) and the check that runs one engine's [`Session`] against it. Shared by the test
 //! files that include it with `#[path = ...] mod seeds_data;`:
-//! `crates/dlbench-native/tests/golden_seeds.rs` (the f64 reference) and
+//! `crates/dlbench-reference/tests/golden_seeds.rs` (the f64 reference) and
 //! `crates/dlbench-tch/tests/golden_seeds.rs` (libtorch in f32). Each chooses its tolerances.
 //!
 //! `seeds.py` (its header says how to regenerate, and with which torch) rebuilt each model from
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use dlbench_core::training::LOSS;
 use dlbench_core::{Model, Session, Tensor, TrainingConfig, Values};
-use dlbench_harness::spec::Spec;
+use dlbench_spec::Spec;
 use serde_json::Value;
 
 /// At most this many disagreements are listed per spec; the count is always given.
