@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use dlbench_core::{Backend, Model, Values};
-use dlbench_spec::feed::{batch_inputs, Phase};
-use dlbench_spec::Spec;
 use dlbench_native::engine::NativeBackend;
 use dlbench_reference::ReferenceBackend;
+use dlbench_spec::feed::{batch_inputs, Phase};
+use dlbench_spec::Spec;
 
 /// The seed specs, by name.
 pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];

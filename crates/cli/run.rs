@@ -9,8 +9,8 @@ use clap::Args;
 use dlbench_core::{Backend, Device};
 use dlbench_harness::results::{AgreementCheck, Results, RunRecord, Status};
 use dlbench_harness::run::{Isolation, RunOptions};
-use dlbench_spec::Spec;
 use dlbench_harness::stats::format_ns;
+use dlbench_spec::Spec;
 
 use crate::progress::Bars;
 use crate::{registry, Failure};

@@ -2,8 +2,8 @@
 //! of `dlbench-testkit`, each of which must fail exactly the cases its bug touches, with the
 //! forward divergence localized to the node that has the bug.
 
-use dlbench_core::{Backend, Model, Node, Op};
 use dlbench_conformance::{assert_conforms, cases, SuiteReport};
+use dlbench_core::{Backend, Model, Node, Op};
 use dlbench_reference::ReferenceBackend;
 use dlbench_testkit::mutants::{Mutant, Mutation};
 

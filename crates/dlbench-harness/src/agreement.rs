@@ -19,10 +19,10 @@ use dlbench_core::{
 };
 use dlbench_data::Dataset;
 
-use dlbench_spec::feed::{batch_inputs, Phase};
 use crate::results::{Agreement, AgreementCheck};
-use dlbench_spec::AgreementSpec;
+use dlbench_spec::feed::{batch_inputs, Phase};
 use dlbench_spec::workload::Workload;
+use dlbench_spec::AgreementSpec;
 
 pub use crate::results::Comparison;
 

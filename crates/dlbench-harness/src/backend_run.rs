@@ -12,11 +12,11 @@ use dlbench_data::metrics;
 
 use crate::agreement;
 use crate::environment::peak_rss_bytes;
-use dlbench_spec::feed::{batch_inputs, Phase};
 use crate::measure::{measure_in_rounds, Timed};
 use crate::results::{InferenceRecord, RunRecord, Status, TrainingRecord};
 use crate::run::Observer;
 use crate::stats::{consecutive_rounds, format_ns, summarize};
+use dlbench_spec::feed::{batch_inputs, Phase};
 use dlbench_spec::workload::Workload;
 
 /// The name of the backend every other one is checked against: the f64 reference.

@@ -11,10 +11,10 @@ use dlbench_core::{Backend, Device};
 use crate::backend_run::{run_contained, REFERENCE};
 use crate::environment::Environment;
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
-use dlbench_spec::Spec;
 use crate::worker::{run_worker, WorkerRequest};
-use dlbench_spec::workload::Workload;
 use crate::HarnessError;
+use dlbench_spec::workload::Workload;
+use dlbench_spec::Spec;
 
 /// Command-line overrides of the spec.
 #[derive(Debug, Clone, Default)]

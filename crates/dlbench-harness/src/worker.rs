@@ -55,9 +55,9 @@ use serde::{Deserialize, Serialize};
 use crate::backend_run::run_contained;
 use crate::results::{RunRecord, Status};
 use crate::run::Observer;
-use dlbench_spec::Spec;
-use dlbench_spec::workload::Workload;
 use crate::HarnessError;
+use dlbench_spec::workload::Workload;
+use dlbench_spec::Spec;
 use pipes::{read_messages, read_tail, Line, Tail};
 
 /// Lines of the worker's stderr kept for a failure message.

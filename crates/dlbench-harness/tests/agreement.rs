@@ -8,9 +8,9 @@ use dlbench_core::{
 };
 use dlbench_harness::agreement::{check, compare, ulp_distance};
 use dlbench_harness::results::AgreementCheck;
-use dlbench_spec::Spec;
-use dlbench_spec::workload::Workload;
 use dlbench_reference::ReferenceBackend;
+use dlbench_spec::workload::Workload;
+use dlbench_spec::Spec;
 use dlbench_testkit::mutants::{Mutant, Mutation};
 
 fn f32s(v: &[f32]) -> Tensor {

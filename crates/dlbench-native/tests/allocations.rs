@@ -12,9 +12,9 @@ use std::path::Path;
 
 use counting::{allocations, Counting};
 use dlbench_core::{Backend, Mode, PrepareOptions, Session, Values};
+use dlbench_native::engine::NativeBackend;
 use dlbench_spec::feed::{batch_inputs, Phase};
 use dlbench_spec::Spec;
-use dlbench_native::engine::NativeBackend;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

@@ -2,8 +2,8 @@
 //! (with intermediates), gradients and 20 training steps, against the f64 reference — on every
 //! device libtorch finds (the CPU, and each CUDA device where there is one).
 
-use dlbench_core::Backend;
 use dlbench_conformance::assert_conforms_on;
+use dlbench_core::Backend;
 use dlbench_reference::ReferenceBackend;
 use dlbench_tch::TchBackend;
 

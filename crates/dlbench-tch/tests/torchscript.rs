@@ -12,8 +12,8 @@ use dlbench_core::ir::{Direction, Lstm};
 use dlbench_core::{
     Backend, DType, GraphBuilder, InputRole, Mode, Model, Op, PrepareOptions, Tensor, Values,
 };
-use dlbench_spec::Spec;
 use dlbench_reference::ReferenceBackend;
+use dlbench_spec::Spec;
 use dlbench_tch::{export_torchscript, traced_inputs, TchBackend};
 use tch::{CModule, IValue};
 

@@ -2,10 +2,12 @@
 //! typed values. Canonical layouts: NCHW activations, Dense weight `[out, in]`, Conv weight
 //! OIHW, LSTM `w_ih [4H, I]`, `w_hh [4H, H]`, `b_ih [4H]`, `b_hh [4H]`, gates i, f, g, o.
 
+mod geometry;
 mod graph;
 mod op;
 pub mod shape;
 
+pub use geometry::{LstmDims, PoolWindow};
 pub use graph::{Graph, Input, InputRole, Node, Param};
 pub use op::{Conv2d, Direction, Lstm, Op, Pool2d};
 

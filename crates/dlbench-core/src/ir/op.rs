@@ -44,22 +44,6 @@ impl Pool2d {
             count_include_pad: true,
         }
     }
-
-    /// The output length along one axis, or `None` when the window does not fit.
-    pub fn output_len(&self, input: usize, axis: usize) -> Option<usize> {
-        let (k, s, p) = (self.kernel[axis], self.stride[axis], self.padding[axis]);
-        let span = (input + 2 * p).checked_sub(k)?;
-        let mut out = if self.ceil_mode {
-            span.div_ceil(s) + 1
-        } else {
-            span / s + 1
-        };
-        // PyTorch: the last window must start inside the input or the left padding.
-        if self.ceil_mode && (out - 1) * s >= input + p {
-            out -= 1;
-        }
-        Some(out)
-    }
 }
 
 /// Which way an LSTM reads the sequence.
@@ -69,15 +53,6 @@ pub enum Direction {
     Forward,
     Reverse,
     Bidirectional,
-}
-
-impl Direction {
-    pub fn count(self) -> usize {
-        match self {
-            Direction::Bidirectional => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// Attributes of an LSTM layer (PyTorch `nn.LSTM` semantics, zero initial state).

@@ -146,16 +146,14 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
                 let Some(size) = x.shape[2 + axis].known() else {
                     return Err(c.err("spatial dims must be known"));
                 };
-                let span = attrs.dilation[axis] * (k - 1) + 1;
-                let padded = size + 2 * attrs.padding[axis];
-                if padded < span || attrs.stride[axis] == 0 {
+                let Some(out) = attrs.output_len(size, k, axis) else {
                     return Err(c.err(format!(
                         "kernel {kh}x{kw} (dilation {:?}) does not fit input {}",
                         attrs.dilation,
                         c.describe(0)
                     )));
-                }
-                shape.push(known((padded - span) / attrs.stride[axis] + 1));
+                };
+                shape.push(known(out));
             }
             Ok(vec![c.out(0, x.dtype, shape)])
         }

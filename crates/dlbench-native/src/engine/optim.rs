@@ -177,8 +177,10 @@ mod tests {
 
     #[test]
     fn every_golden_case_matches_pytorch_in_f32() {
-        let golden: Value =
-            serde_json::from_str(include_str!("../../../dlbench-reference/tests/golden/optimizers.json")).unwrap();
+        let golden: Value = serde_json::from_str(include_str!(
+            "../../../dlbench-reference/tests/golden/optimizers.json"
+        ))
+        .unwrap();
         let cases = golden["cases"].as_array().expect("cases");
         assert!(cases.len() >= 8, "the golden file lost its cases");
         for case in cases {

@@ -1,6 +1,6 @@
 //! LSTM (PyTorch semantics, gates i, f, g, o, zero initial state, optional reverse direction).
 
-use dlbench_core::ir::{Direction, Lstm};
+use dlbench_core::ir::{Lstm, LstmDims as Dims};
 use dlbench_core::Tensor;
 
 /// Gate blocks within the `4H` rows of the weights, in PyTorch's order.
@@ -9,68 +9,12 @@ const F: usize = 1;
 const G: usize = 2;
 const O: usize = 3;
 
-/// Sizes of one LSTM layer and where its values live in the flat buffers.
-struct Dims {
-    t: usize,
-    n: usize,
-    i: usize,
-    h: usize,
-    dirs: usize,
-    batch_first: bool,
-}
-
-impl Dims {
-    fn new(attrs: &Lstm, x: &Tensor) -> Self {
-        let s = x.shape();
-        let (t, n) = if attrs.batch_first {
-            (s[1], s[0])
-        } else {
-            (s[0], s[1])
-        };
-        Dims {
-            t,
-            n,
-            i: s[2],
-            h: attrs.hidden,
-            dirs: attrs.direction.count(),
-            batch_first: attrs.batch_first,
-        }
-    }
-
-    /// Offset of the first of the `width` features of (time `t`, batch `n`) in x or Y.
-    fn at(&self, t: usize, n: usize, width: usize) -> usize {
-        if self.batch_first {
-            (n * self.t + t) * width
-        } else {
-            (t * self.n + n) * width
-        }
-    }
-
-    fn y_shape(&self) -> Vec<usize> {
-        let feat = self.dirs * self.h;
-        if self.batch_first {
-            vec![self.n, self.t, feat]
-        } else {
-            vec![self.t, self.n, feat]
-        }
-    }
-
-    /// The time index processed at each step: backwards for a reverse direction.
-    fn order(&self, reversed: bool) -> Vec<usize> {
-        if reversed {
-            (0..self.t).rev().collect()
-        } else {
-            (0..self.t).collect()
-        }
-    }
-}
-
-/// Whether direction slot `d` reads the sequence from its end.
-fn reversed(attrs: &Lstm, d: usize) -> bool {
-    match attrs.direction {
-        Direction::Forward => false,
-        Direction::Reverse => true,
-        Direction::Bidirectional => d == 1,
+/// The time index processed at each step: backwards for a reverse direction.
+fn order(dims: &Dims, reversed: bool) -> Vec<usize> {
+    if reversed {
+        (0..dims.t).rev().collect()
+    } else {
+        (0..dims.t).collect()
     }
 }
 
@@ -113,7 +57,7 @@ fn sigmoid(v: f64) -> f64 {
 
 fn run_direction(dims: &Dims, x: &[f64], wt: &Weights, reversed: bool) -> Trace {
     let (n_batch, h, i_len) = (dims.n, dims.h, dims.i);
-    let order = dims.order(reversed);
+    let order = order(dims, reversed);
     let mut gates = vec![0.0; dims.t * n_batch * 4 * h];
     let mut cs = vec![0.0; dims.t * n_batch * h];
     let mut hs = vec![0.0; dims.t * n_batch * h];
@@ -158,14 +102,14 @@ fn tensor(shape: Vec<usize>, data: Vec<f64>) -> Tensor {
 
 /// Inputs: x, then w_ih, w_hh, b_ih, b_hh per direction. Returns [Y, Y_h, Y_c].
 pub fn lstm(attrs: &Lstm, inputs: &[&Tensor]) -> [Tensor; 3] {
-    let dims = Dims::new(attrs, inputs[0]);
+    let dims = Dims::new(attrs, inputs[0].shape());
     let x = inputs[0].as_f64().expect("reference tensors are f64");
     let (n_batch, h, feat) = (dims.n, dims.h, dims.dirs * dims.h);
     let mut y = vec![0.0; dims.t * n_batch * feat];
     let mut y_h = vec![0.0; dims.dirs * n_batch * h];
     let mut y_c = vec![0.0; dims.dirs * n_batch * h];
     for d in 0..dims.dirs {
-        let trace = run_direction(&dims, x, &Weights::of(inputs, d), reversed(attrs, d));
+        let trace = run_direction(&dims, x, &Weights::of(inputs, d), attrs.reversed(d));
         for (s, &t) in trace.order.iter().enumerate() {
             for n in 0..n_batch {
                 let src = (s * n_batch + n) * h;
@@ -192,7 +136,7 @@ pub fn lstm(attrs: &Lstm, inputs: &[&Tensor]) -> [Tensor; 3] {
 /// Gradients for every input (x and each weight), given the gradients of Y, Y_h, Y_c (any may
 /// be `None`: that output does not reach the loss).
 pub fn lstm_backward(attrs: &Lstm, inputs: &[&Tensor], grads: [Option<&Tensor>; 3]) -> Vec<Tensor> {
-    let dims = Dims::new(attrs, inputs[0]);
+    let dims = Dims::new(attrs, inputs[0].shape());
     let x = inputs[0].as_f64().expect("reference tensors are f64");
     let [dy, dy_h, dy_c] = grads.map(|g| g.map(|t| t.as_f64().expect("f64 gradient")));
     let (n_batch, h, i_len, feat) = (dims.n, dims.h, dims.i, dims.dirs * dims.h);
@@ -200,7 +144,7 @@ pub fn lstm_backward(attrs: &Lstm, inputs: &[&Tensor], grads: [Option<&Tensor>; 
     let mut weight_grads = Vec::with_capacity(4 * dims.dirs);
     for d in 0..dims.dirs {
         let wt = Weights::of(inputs, d);
-        let trace = run_direction(&dims, x, &wt, reversed(attrs, d));
+        let trace = run_direction(&dims, x, &wt, attrs.reversed(d));
         let mut dw_ih = vec![0.0; wt.w_ih.len()];
         let mut dw_hh = vec![0.0; wt.w_hh.len()];
         let mut db = vec![0.0; 4 * h];

@@ -1,46 +1,15 @@
 //! Max and average pooling (PyTorch semantics, ceil_mode, count_include_pad).
 
-use dlbench_core::ir::Pool2d;
+use dlbench_core::ir::{Pool2d, PoolWindow};
 use dlbench_core::Tensor;
-
-/// One output position's window on one axis, in input coordinates.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    /// First and one-past-last real (non-padding) input index covered.
-    start: usize,
-    end: usize,
-    /// Length of the window clipped to `[-pad, input + pad)`: PyTorch's divisor with
-    /// `count_include_pad`, taken before clipping to the real input.
-    padded_len: usize,
-}
-
-/// The windows of every output position along one axis.
-fn spans(p: &Pool2d, input: usize, axis: usize) -> Vec<Span> {
-    let out = p
-        .output_len(input, axis)
-        .expect("shape inference checked the window fits");
-    let (k, s, pad) = (p.kernel[axis], p.stride[axis], p.padding[axis]);
-    (0..out)
-        .map(|o| {
-            // Padded coordinates (input index + pad) keep everything unsigned.
-            let start = o * s;
-            let end = (start + k).min(input + 2 * pad);
-            Span {
-                start: start.max(pad) - pad,
-                end: end.min(input + pad).saturating_sub(pad),
-                padded_len: end - start,
-            }
-        })
-        .collect()
-}
 
 /// Sizes of one pooling, read from the input shape.
 struct Windows {
     planes: usize,
     h: usize,
     w: usize,
-    rows: Vec<Span>,
-    cols: Vec<Span>,
+    rows: Vec<PoolWindow>,
+    cols: Vec<PoolWindow>,
 }
 
 impl Windows {
@@ -50,8 +19,8 @@ impl Windows {
             planes: s[0] * s[1],
             h: s[2],
             w: s[3],
-            rows: spans(p, s[2], 0),
-            cols: spans(p, s[3], 1),
+            rows: p.windows(s[2], 0),
+            cols: p.windows(s[3], 1),
         }
     }
 
@@ -62,7 +31,7 @@ impl Windows {
 
     /// Calls `f(y_index, window)` for every output element, with the flat input indices of
     /// the window's real elements in row-major order.
-    fn for_each(&self, mut f: impl FnMut(usize, &Span, &Span, &[usize])) {
+    fn for_each(&self, mut f: impl FnMut(usize, &PoolWindow, &PoolWindow, &[usize])) {
         let mut taps = Vec::new();
         let mut yi = 0;
         for plane in 0..self.planes {
@@ -117,7 +86,7 @@ pub fn max_pool2d_backward(p: &Pool2d, x: &Tensor, dy: &Tensor) -> Tensor {
 }
 
 /// What each window's sum is divided by, as PyTorch's `avg_pool2d` (no divisor override).
-fn divisor(p: &Pool2d, r: &Span, c: &Span, taps: &[usize]) -> f64 {
+fn divisor(p: &Pool2d, r: &PoolWindow, c: &PoolWindow, taps: &[usize]) -> f64 {
     if p.count_include_pad {
         (r.padded_len * c.padded_len) as f64
     } else {

@@ -49,8 +49,9 @@ impl Geometry {
     fn new(attrs: &Conv2d, x: &Buf, w: &Buf) -> Self {
         let (xs, ws) = (&x.shape, &w.shape);
         let out_len = |size: usize, k: usize, axis: usize| {
-            let span = attrs.dilation[axis] * (k - 1) + 1;
-            (size + 2 * attrs.padding[axis] - span) / attrs.stride[axis] + 1
+            attrs
+                .output_len(size, k, axis)
+                .expect("shape inference checked the kernel fits")
         };
         Geometry {
             n: xs[0],

@@ -7,7 +7,7 @@
 //! every step's gate gradients and turns them into the weight gradients with one `sgemm`
 //! each.
 
-use dlbench_core::ir::{Direction, Lstm};
+use dlbench_core::ir::{Lstm, LstmDims as Dims};
 
 use super::layout::transpose_matrix;
 use super::linear::column_sums;
@@ -20,54 +20,6 @@ const I: usize = 0;
 const F: usize = 1;
 const G: usize = 2;
 const O: usize = 3;
-
-/// Sizes of one LSTM layer and where its values live in the flat buffers.
-struct Dims {
-    t: usize,
-    n: usize,
-    i: usize,
-    h: usize,
-    dirs: usize,
-    batch_first: bool,
-}
-
-impl Dims {
-    fn new(attrs: &Lstm, x: &Buf) -> Self {
-        let s = &x.shape;
-        let (t, n) = if attrs.batch_first {
-            (s[1], s[0])
-        } else {
-            (s[0], s[1])
-        };
-        Dims {
-            t,
-            n,
-            i: s[2],
-            h: attrs.hidden,
-            dirs: attrs.direction.count(),
-            batch_first: attrs.batch_first,
-        }
-    }
-
-    /// Offset of the first of the `width` features of (time `t`, batch `n`) in x or Y (and
-    /// in anything laid out in x's row order).
-    fn at(&self, t: usize, n: usize, width: usize) -> usize {
-        if self.batch_first {
-            (n * self.t + t) * width
-        } else {
-            (t * self.n + n) * width
-        }
-    }
-}
-
-/// Whether direction slot `d` reads the sequence from its end.
-fn reversed(attrs: &Lstm, d: usize) -> bool {
-    match attrs.direction {
-        Direction::Forward => false,
-        Direction::Reverse => true,
-        Direction::Bidirectional => d == 1,
-    }
-}
 
 /// One direction's weights, borrowed from the inputs.
 struct Weights<'a> {
@@ -121,12 +73,10 @@ pub struct Trace {
     dx_steps: Vec<f32>,
 }
 
-impl Dims {
-    /// Whether step `s`, row `n` is row `s * N + n` of x: a forward, time-major direction.
-    /// Then values by step need no reordering into x's row order, and back.
-    fn steps_in_x_order(&self, reversed: bool) -> bool {
-        !reversed && (!self.batch_first || self.t <= 1 || self.n <= 1)
-    }
+/// Whether step `s`, row `n` is row `s * N + n` of x: a forward, time-major direction.
+/// Then values by step need no reordering into x's row order, and back.
+fn steps_in_x_order(dims: &Dims, reversed: bool) -> bool {
+    !reversed && (!dims.batch_first || dims.t <= 1 || dims.n <= 1)
 }
 
 /// The gate activations of one row `[i | f | g | o]` (each `H` wide), in place.
@@ -182,7 +132,7 @@ fn run_direction(
     for row in gates.chunks_exact_mut(g4) {
         row.copy_from_slice(bias);
     }
-    let x_steps = if dims.steps_in_x_order(reversed) {
+    let x_steps = if steps_in_x_order(dims, reversed) {
         x
     } else {
         let x_steps = sized(&mut trace.x_steps, rows * dims.i);
@@ -240,7 +190,7 @@ fn run_direction(
 /// Inputs: x, then w_ih, w_hh, b_ih, b_hh per direction. Writes [Y, Y_h, Y_c] and keeps the
 /// trace of each direction.
 pub fn lstm(attrs: &Lstm, inputs: Args, outputs: &mut [Buf], traces: &mut Vec<Trace>, ctx: Ctx) {
-    let dims = Dims::new(attrs, &inputs[0]);
+    let dims = Dims::new(attrs, &inputs[0].shape);
     let x = &inputs[0].data;
     let (nb, h, feat) = (dims.n, dims.h, dims.dirs * dims.h);
     let direction_ctx = DirectionCtx {
@@ -254,7 +204,7 @@ pub fn lstm(attrs: &Lstm, inputs: Args, outputs: &mut [Buf], traces: &mut Vec<Tr
     traces.resize_with(dims.dirs, Trace::default);
     for (d, trace) in traces.iter_mut().enumerate() {
         let wt = Weights::of(inputs, d);
-        run_direction(&dims, x, &wt, reversed(attrs, d), trace, direction_ctx);
+        run_direction(&dims, x, &wt, attrs.reversed(d), trace, direction_ctx);
         for (s, &t) in trace.order.iter().enumerate() {
             for n in 0..nb {
                 let src = (s * nb + n) * h;
@@ -338,7 +288,7 @@ pub fn lstm_backward(
     grads: &mut [Vec<f32>],
     threads: usize,
 ) {
-    let dims = Dims::new(attrs, &inputs[0]);
+    let dims = Dims::new(attrs, &inputs[0].shape);
     let x = &inputs[0].data;
     let [dy, dy_h, dy_c] = output_grads;
     let (nb, h, g4, i_len, feat) = (dims.n, dims.h, 4 * dims.h, dims.i, dims.dirs * dims.h);
@@ -439,7 +389,7 @@ pub fn lstm_backward(
             (None, None) => {}
         }
         // dW_ih and dx from the gate gradients by step, with x by step.
-        let in_x_order = dims.steps_in_x_order(reversed(attrs, d));
+        let in_x_order = steps_in_x_order(&dims, attrs.reversed(d));
         let x_steps = if in_x_order { x } else { &x_steps[..] };
         let da_m = MatRef::row_major(da, rows, g4);
         if let Some(dw_ih) = wanted(dw_ih) {

@@ -1,47 +1,17 @@
 //! Max and average pooling (PyTorch semantics, ceil_mode, count_include_pad), in f32.
 
-use dlbench_core::ir::Pool2d;
+use dlbench_core::ir::{Pool2d, PoolWindow};
 
 use super::Buf;
 use crate::kernels::pool::{self as tiles, Tiles};
-
-/// One output position's window on one axis, in input coordinates.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    /// First and one-past-last real (non-padding) input index covered.
-    start: usize,
-    end: usize,
-    /// Length of the window clipped to `[-pad, input + pad)`: PyTorch's divisor with
-    /// `count_include_pad`, taken before clipping to the real input.
-    padded_len: usize,
-}
-
-/// The windows of every output position along one axis.
-fn spans(p: &Pool2d, input: usize, axis: usize) -> Vec<Span> {
-    // Shape inference checked that the window fits; an empty list is the safe fallback.
-    let out = p.output_len(input, axis).unwrap_or(0);
-    let (k, s, pad) = (p.kernel[axis], p.stride[axis], p.padding[axis]);
-    (0..out)
-        .map(|o| {
-            // Padded coordinates (input index + pad) keep everything unsigned.
-            let start = o * s;
-            let end = (start + k).min(input + 2 * pad);
-            Span {
-                start: start.max(pad) - pad,
-                end: end.min(input + pad).saturating_sub(pad),
-                padded_len: end - start,
-            }
-        })
-        .collect()
-}
 
 /// Sizes of one pooling, read from the input shape.
 struct Windows {
     planes: usize,
     h: usize,
     w: usize,
-    rows: Vec<Span>,
-    cols: Vec<Span>,
+    rows: Vec<PoolWindow>,
+    cols: Vec<PoolWindow>,
 }
 
 impl Windows {
@@ -51,13 +21,13 @@ impl Windows {
             planes: s[0] * s[1],
             h: s[2],
             w: s[3],
-            rows: spans(p, s[2], 0),
-            cols: spans(p, s[3], 1),
+            rows: p.windows(s[2], 0),
+            cols: p.windows(s[3], 1),
         }
     }
 
     /// Calls `f(y_index, row_span, col_span, plane_offset)` for every output element.
-    fn for_each(&self, mut f: impl FnMut(usize, &Span, &Span, usize)) {
+    fn for_each(&self, mut f: impl FnMut(usize, &PoolWindow, &PoolWindow, usize)) {
         let mut yi = 0;
         for plane in 0..self.planes {
             let base = plane * self.h * self.w;
@@ -87,7 +57,7 @@ fn tiles(p: &Pool2d, x: &Buf) -> Option<Tiles> {
 /// The flat input index of the first maximum of a window, in row-major order: strict `>`
 /// keeps the earliest of equal values, which is where PyTorch sends the gradient on ties.
 /// Padding is -inf, so it never wins; `None` only for a window with no real element.
-fn argmax_of(x: &[f32], w: usize, base: usize, r: &Span, c: &Span) -> Option<usize> {
+fn argmax_of(x: &[f32], w: usize, base: usize, r: &PoolWindow, c: &PoolWindow) -> Option<usize> {
     let mut best: Option<usize> = None;
     for iy in r.start..r.end {
         for ix in c.start..c.end {
@@ -145,7 +115,7 @@ pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], argmax: &[u8], dx: &
 }
 
 /// What each window's sum is divided by, as PyTorch's `avg_pool2d` (no divisor override).
-fn divisor(p: &Pool2d, r: &Span, c: &Span) -> f32 {
+fn divisor(p: &Pool2d, r: &PoolWindow, c: &PoolWindow) -> f32 {
     if p.count_include_pad {
         (r.padded_len * c.padded_len) as f32
     } else {
