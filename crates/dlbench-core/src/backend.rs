@@ -3,7 +3,6 @@
 //! (moving inputs in and results out) apart from timed work (compute and synchronise), the
 //! benchmark contract of burn's burnbench.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -11,11 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::tensor::Tensor;
+use crate::tensor::Values;
 use crate::training::TrainingConfig;
-
-/// Named tensors: inputs, outputs, weights, gradients.
-pub type Values = BTreeMap<String, Tensor>;
 
 /// Where a session computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::backend::Values;
 use crate::error::{Error, Result};
 use crate::ir::Graph;
 use crate::model::Model;
+use crate::tensor::Values;
 use crate::tensor::{Data, Tensor};
 
 /// Metadata key holding the graph JSON.
@@ -112,6 +112,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+impl Model {
+    /// Reads a native `.safetensors` model (weights, with the graph in the metadata).
+    pub fn load(path: &Path) -> Result<Model> {
+        read(path)
+    }
+
+    /// Writes a native `.safetensors` model; the file appears whole or not at all.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write(self, path)
+    }
 }
 
 pub fn write(model: &Model, path: &Path) -> Result<()> {

@@ -4,9 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Values;
 use crate::error::Result;
-use crate::ir::Graph;
 use crate::rng::Stream;
 use crate::tensor::Tensor;
 
@@ -33,25 +31,20 @@ impl Init {
     }
 }
 
-/// Initial f32 weights for every parameter of `graph`, from `seed`.
-pub fn initialize(graph: &Graph, seed: u64) -> Result<Values> {
-    graph
-        .params
-        .iter()
-        .map(|param| {
-            let shape = param.value.resolve(1);
-            let n: usize = shape.iter().product();
-            let data: Vec<f32> = match param.init {
-                Init::Uniform { bound } => {
-                    let mut stream = Stream::new(seed, &param.value.name, 0);
-                    (0..n)
-                        .map(|_| ((stream.uniform() * 2.0 - 1.0) * bound) as f32)
-                        .collect()
-                }
-                Init::Zeros => vec![0.0; n],
-                Init::Ones => vec![1.0; n],
-            };
-            Ok((param.value.name.clone(), Tensor::f32(shape, data)?))
-        })
-        .collect()
+impl Init {
+    /// The initial f32 value of the parameter `name` of this shape, from `seed`.
+    pub fn sample(self, name: &str, shape: Vec<usize>, seed: u64) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = match self {
+            Init::Uniform { bound } => {
+                let mut stream = Stream::new(seed, name, 0);
+                (0..n)
+                    .map(|_| ((stream.uniform() * 2.0 - 1.0) * bound) as f32)
+                    .collect()
+            }
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+        };
+        Tensor::f32(shape, data)
+    }
 }

@@ -18,10 +18,10 @@ pub mod rng;
 mod tensor;
 pub mod training;
 
-pub use backend::{Backend, Capabilities, Device, Mode, PrepareOptions, Session, Values};
+pub use backend::{Backend, Capabilities, Device, Mode, PrepareOptions, Session};
 pub use builder::GraphBuilder;
 pub use error::{Error, Result};
 pub use ir::{Dim, Graph, Input, InputRole, Node, Op, Param, ValueInfo};
 pub use model::Model;
-pub use tensor::{DType, Data, Tensor};
+pub use tensor::{DType, Data, Tensor, Values};
 pub use training::{Loss, Optimizer, TrainingConfig};

@@ -1,10 +1,7 @@
-use std::path::Path;
-
-use crate::backend::Values;
 use crate::error::{Error, Result};
 use crate::ir::Graph;
+use crate::tensor::Values;
 use crate::training::Loss;
-use crate::{format, init};
 
 /// A graph and a value for each of its parameters: what backends prepare and formats move.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +54,15 @@ impl Model {
 
     /// A fresh model, initialised like PyTorch from `seed`.
     pub fn initialized(graph: Graph, seed: u64) -> Result<Self> {
-        let weights = init::initialize(&graph, seed)?;
+        let weights = graph
+            .params
+            .iter()
+            .map(|param| {
+                let name = &param.value.name;
+                let value = param.init.sample(name, param.value.resolve(1), seed)?;
+                Ok((name.clone(), value))
+            })
+            .collect::<Result<Values>>()?;
         Model::new(graph, weights)
     }
 
@@ -67,16 +72,6 @@ impl Model {
             graph: self.graph.with_loss(loss)?,
             weights: self.weights.clone(),
         })
-    }
-
-    /// Reads a native `.safetensors` model (weights, with the graph in the metadata).
-    pub fn load(path: &Path) -> Result<Model> {
-        format::read(path)
-    }
-
-    /// Writes a native `.safetensors` model; the file appears whole or not at all.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        format::write(self, path)
     }
 
     pub fn parameter_count(&self) -> usize {

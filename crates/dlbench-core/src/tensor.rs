@@ -1,6 +1,11 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// Named tensors: inputs, outputs, weights, gradients.
+pub type Values = BTreeMap<String, Tensor>;
 
 /// Element types a [`Tensor`] can hold: float data, double-precision reference values, and
 /// integer class labels.

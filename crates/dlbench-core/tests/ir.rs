@@ -242,14 +242,14 @@ fn the_native_format_round_trips_and_rejects_bad_files() {
 #[test]
 fn a_model_rejects_weights_that_do_not_fit() {
     let g = cnn();
-    let mut weights = dlbench_core::init::initialize(&g, 0).unwrap();
+    let mut weights = Model::initialized(g.clone(), 0).unwrap().weights;
     weights.insert("dense_2.bias".into(), Tensor::zeros(DType::F32, vec![11]));
     let err = Model::new(g.clone(), weights).unwrap_err().to_string();
     assert!(
         err.contains("dense_2.bias") && err.contains("[11]"),
         "{err}"
     );
-    let mut weights = dlbench_core::init::initialize(&g, 0).unwrap();
+    let mut weights = Model::initialized(g.clone(), 0).unwrap().weights;
     weights.remove("conv2d_1.weight");
     assert!(Model::new(g, weights)
         .unwrap_err()

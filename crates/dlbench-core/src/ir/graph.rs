@@ -3,10 +3,10 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::{op::Op, shape, Dim, ValueInfo};
-use crate::backend::Values;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::tensor::DType;
+use crate::tensor::Values;
 
 /// What the harness feeds into a graph input.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

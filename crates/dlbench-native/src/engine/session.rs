@@ -216,7 +216,7 @@ impl NativeSession {
             .flatten();
         let slots = names.len();
         // Starts the kernels' threads now, so that no timed step pays for it.
-        kernels::threads::pool(options.threads);
+        kernels::threads::pool(options.threads, kernels::gemm::prepare_thread);
         Ok(NativeSession {
             graph,
             names,

@@ -24,8 +24,7 @@ mod avx512;
 #[cfg(test)]
 mod tests;
 
-use std::sync::OnceLock;
-
+use super::isa::Isa;
 use super::threads;
 
 /// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
@@ -105,43 +104,7 @@ pub fn sgemm(
         "sgemm: A is {}x{}, B is {}x{}",
         a.rows, a.cols, b.rows, b.cols
     );
-    sgemm_on(Path::chosen(), None, alpha, a, b, beta, c, ldc, threads);
-}
-
-/// An implementation of `sgemm`: one micro-kernel family, or the portable loops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Path {
-    /// 6 x 64 `zmm` tiles (AVX-512F).
-    Avx512,
-    /// 6 x 16 `ymm` tiles (AVX2 + FMA).
-    Avx2,
-    /// Plain loops: any CPU.
-    Portable,
-}
-
-impl Path {
-    /// The fastest path this CPU supports, detected once (feature detection is cheap but not
-    /// free, and `sgemm` is called per layer per step).
-    pub(crate) fn chosen() -> Path {
-        static CHOSEN: OnceLock<Path> = OnceLock::new();
-        *CHOSEN.get_or_init(|| Path::available()[0])
-    }
-
-    /// Every path this CPU can run, fastest first (tests run them all).
-    pub(crate) fn available() -> Vec<Path> {
-        let mut paths = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                paths.push(Path::Avx512);
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                paths.push(Path::Avx2);
-            }
-        }
-        paths.push(Path::Portable);
-        paths
-    }
+    sgemm_on(Isa::chosen(), None, alpha, a, b, beta, c, ldc, threads);
 }
 
 /// Cache blocking: the depth of a `k` slice (`kc`), and the rows (`mc`) and columns (`nc`) of
@@ -183,11 +146,11 @@ const MAX_TILE: usize = 6 * 64;
 
 impl Micro {
     /// The kernel of `path`, or `None` for the portable path. Only call with a path from
-    /// `Path::available()`: the kernel's CPU features are assumed from then on.
-    fn of(path: Path) -> Option<Micro> {
+    /// `Isa::available()`: the kernel's CPU features are assumed from then on.
+    fn of(path: Isa) -> Option<Micro> {
         match path {
             #[cfg(target_arch = "x86_64")]
-            Path::Avx512 => Some(Micro {
+            Isa::Avx512 => Some(Micro {
                 mr: avx512::MR,
                 nr: avx512::NR,
                 kernel: avx512::kernel,
@@ -205,7 +168,7 @@ impl Micro {
                 },
             }),
             #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => Some(Micro {
+            Isa::Avx2 => Some(Micro {
                 mr: avx2::MR,
                 nr: avx2::NR,
                 kernel: avx2::kernel,
@@ -228,7 +191,7 @@ impl Micro {
 /// its first product only after the warm-up steps does not allocate in a steady-state step.
 /// Pages never written cost nothing.
 pub(crate) fn prepare_thread() {
-    if let Some(micro) = Micro::of(Path::chosen()) {
+    if let Some(micro) = Micro::of(Isa::chosen()) {
         let Blocking { kc, mc, nc, .. } = micro.blocking;
         scratch::with_packing(kc * mc, kc * nc, |_, _| {});
     }
@@ -247,7 +210,7 @@ fn extent(v: &MatRef) -> usize {
 /// every loop of the blocked driver on small shapes).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm_on(
-    path: Path,
+    path: Isa,
     blocking: Option<Blocking>,
     alpha: f32,
     a: MatRef,
@@ -288,7 +251,7 @@ pub(crate) fn sgemm_on(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if m == 1 && a.col_stride == 1 && path != Path::Portable && blocking.is_none() {
+    if m == 1 && a.col_stride == 1 && path != Isa::Portable && blocking.is_none() {
         // SAFETY: a SIMD path is only chosen on CPUs with AVX2 and FMA (AVX-512 implies
         // both), and the views were checked to lie inside their slices above.
         if unsafe { gemv::gemv(alpha, a, b, beta, c) } {
@@ -296,7 +259,7 @@ pub(crate) fn sgemm_on(
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if n == 1 && ldc == 1 && b.row_stride == 1 && path != Path::Portable && blocking.is_none() {
+    if n == 1 && ldc == 1 && b.row_stride == 1 && path != Isa::Portable && blocking.is_none() {
         // One column (a Dense layer with one unit, its dW and dx): as `Cᵀ = Bᵀ Aᵀ` it is a
         // one-row product, and `Cᵀ` is the same contiguous slice as `C`.
         // SAFETY: as above.
@@ -345,7 +308,7 @@ fn threaded(
         // Few rows (im2col convolutions): split the columns instead, so each thread reads
         // only its share of `B` (with few rows, reading `B` is a large part of the work).
         let band = n.div_ceil(col_threads).div_ceil(nr) * nr;
-        threads::pool(threads).run(n.div_ceil(band), &|t| {
+        threads::pool(threads, prepare_thread).run(n.div_ceil(band), &|t| {
             let j0 = t * band;
             let b_band = b.col_band(j0, band.min(n - j0));
             // SAFETY: `c` stays exclusively borrowed until `run` returns (through `base`) and
@@ -364,7 +327,7 @@ fn threaded(
         return;
     }
     let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
-    threads::pool(threads).run(m.div_ceil(band), &|t| {
+    threads::pool(threads, prepare_thread).run(m.div_ceil(band), &|t| {
         let i0 = t * band;
         let a_band = a.row_band(i0, band.min(m - i0));
         // SAFETY: as above; each task writes only rows `i0..i0 + rows` of the block.
@@ -394,7 +357,7 @@ fn split_k(
     let stride = (m * n).next_multiple_of(16);
     scratch::with_partials((slices - 1) * stride, |partials| {
         let (base, partial_base) = (CPtr(c.as_mut_ptr()), CPtr(partials.as_mut_ptr()));
-        threads::pool(threads).run(slices, &|t| {
+        threads::pool(threads, prepare_thread).run(slices, &|t| {
             let p0 = t * slice;
             let len = slice.min(k - p0);
             let (a_slice, b_slice) = (a.col_band(p0, len), b.row_band(p0, len));

@@ -1,6 +1,6 @@
-//! Which SIMD instruction set the kernels run on, detected at run time. (`gemm` has its own,
-//! finer choice of micro-kernels.) A kernel without code for an instruction set runs the
-//! next one it has, down to the portable loops.
+//! Which SIMD instruction set the kernels run on, detected at run time, for every kernel
+//! family (`gemm` picks its micro-kernel by it). A kernel without code for an instruction
+//! set runs the next one it has, down to the portable loops.
 
 use std::sync::OnceLock;
 

@@ -100,8 +100,10 @@ fn wait_until(shared: &Shared, condvar: &Condvar, ready: impl Fn() -> bool) {
 }
 
 impl Pool {
-    /// A pool of `threads` threads (at least 1): the caller plus `threads - 1` workers.
-    pub fn new(threads: usize) -> Pool {
+    /// A pool of `threads` threads (at least 1): the caller plus `threads - 1` workers. Each
+    /// worker runs `on_start` before it takes work (the kernels size their per-thread buffers
+    /// there), and `new` returns once every worker has.
+    pub fn new(threads: usize, on_start: fn()) -> Pool {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
@@ -120,7 +122,7 @@ impl Pool {
             thread::Builder::new()
                 .name(format!("dlbench-native-{k}"))
                 .spawn(move || {
-                    super::gemm::prepare_thread();
+                    on_start();
                     started.wait();
                     work(&shared)
                 })
@@ -216,17 +218,18 @@ fn work(shared: &Shared) {
     }
 }
 
-/// The process's pool of `threads` threads, created on first use and kept for the life of the
-/// process (a worker process runs one thread count; a few idle threads per distinct count
-/// otherwise).
-pub fn pool(threads: usize) -> &'static Pool {
+/// The process's pool of `threads` threads, created on first use (its workers then run
+/// `on_start`) and kept for the life of the process (a worker process runs one thread count; a
+/// few idle threads per distinct count otherwise). Every caller passes the same `on_start`:
+/// the pool is found by its thread count alone.
+pub fn pool(threads: usize, on_start: fn()) -> &'static Pool {
     static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
     let threads = threads.max(1);
     let mut pools = lock(&POOLS);
     if let Some(found) = pools.iter().find(|p| p.threads == threads) {
         return found;
     }
-    let created: &'static Pool = Box::leak(Box::new(Pool::new(threads)));
+    let created: &'static Pool = Box::leak(Box::new(Pool::new(threads, on_start)));
     pools.push(created);
     created
 }
@@ -240,7 +243,7 @@ mod tests {
     #[test]
     fn every_task_runs_exactly_once() {
         for threads in [1, 2, 3] {
-            let pool = Pool::new(threads);
+            let pool = Pool::new(threads, || {});
             for tasks in [0, 1, 2, 7, 100] {
                 let counts: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
                 pool.run(tasks, &|i| {
@@ -253,7 +256,7 @@ mod tests {
 
     #[test]
     fn tasks_really_run_on_other_threads() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, || {});
         let caller = std::thread::current().id();
         let elsewhere = AtomicUsize::new(0);
         // Each task waits a little so that the worker, once woken, gets some of them.
@@ -268,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_panicking_task_is_reraised_and_the_pool_still_works() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, || {});
         let result = std::panic::catch_unwind(|| {
             pool.run(16, &|i| {
                 std::thread::sleep(std::time::Duration::from_micros(200));
@@ -285,8 +288,8 @@ mod tests {
 
     #[test]
     fn one_pool_per_thread_count() {
-        assert!(std::ptr::eq(pool(2), pool(2)));
-        assert_eq!(pool(3).threads(), 3);
-        assert_eq!(pool(0).threads(), 1);
+        assert!(std::ptr::eq(pool(2, || {}), pool(2, || {})));
+        assert_eq!(pool(3, || {}).threads(), 3);
+        assert_eq!(pool(0, || {}).threads(), 1);
     }
 }

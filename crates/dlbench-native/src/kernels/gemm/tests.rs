@@ -9,7 +9,7 @@
 //! times that, which still catches any wrong term (an error of one `|a||b|` term is far larger
 //! for the magnitudes drawn here).
 
-use super::{sgemm_on, Blocking, MatRef, Path, SPLIT_WORK};
+use super::{sgemm_on, Blocking, Isa, MatRef, SPLIT_WORK};
 use crate::kernels::test_rng::Rng;
 
 /// The storage of a `rows x cols` operand: row-major with `pad` extra floats per row, or (if
@@ -62,7 +62,7 @@ impl Operand {
 /// One case: runs `path` and checks every element of C (and that padding is untouched).
 #[allow(clippy::too_many_arguments)]
 fn check(
-    path: Path,
+    path: Isa,
     blocking: Option<Blocking>,
     (m, n, k): (usize, usize, usize),
     (ta, tb): (bool, bool),
@@ -132,7 +132,7 @@ const TRANSPOSES: [(bool, bool); 4] = [(false, false), (false, true), (true, fal
 
 #[test]
 fn gemm_every_path_shape_and_transpose() {
-    for path in Path::available() {
+    for path in Isa::available() {
         for (s, &shape) in SHAPES.iter().enumerate() {
             for (t, &tr) in TRANSPOSES.iter().enumerate() {
                 let seed = (s * 4 + t) as u64 + 7;
@@ -152,7 +152,7 @@ fn gemm_alpha_beta_and_ldc() {
         (0.0, 0.5),
         (0.0, 0.0),
     ];
-    for path in Path::available() {
+    for path in Isa::available() {
         for &(alpha, beta) in &cases {
             for &(m, n, k) in &[(7, 13, 29), (70, 90, 33)] {
                 check(
@@ -174,7 +174,7 @@ fn gemm_alpha_beta_and_ldc() {
 
 #[test]
 fn gemm_zero_k_scales_c() {
-    for path in Path::available() {
+    for path in Isa::available() {
         check(path, None, (5, 9, 0), (false, false), 1.0, 0.0, 9, 1, 11);
         check(path, None, (5, 9, 0), (false, false), 1.0, 3.0, 12, 1, 11);
     }
@@ -183,8 +183,8 @@ fn gemm_zero_k_scales_c() {
 /// Tiny blocks so that shapes of a few dozen cross every `nc`, `kc` and `mc` boundary.
 #[test]
 fn gemm_small_blocks_cover_every_loop() {
-    for path in Path::available() {
-        let nr = if path == Path::Avx2 { 16 } else { 64 };
+    for path in Isa::available() {
+        let nr = if path == Isa::Avx2 { 16 } else { 64 };
         let blocking = Blocking {
             kc: 16,
             mc: 12,
@@ -229,7 +229,7 @@ fn gemm_small_blocks_cover_every_loop() {
 #[test]
 fn gemm_two_threads() {
     const { assert!(200 * 300 * 70 >= SPLIT_WORK && 7 * 20 * 40_000 >= SPLIT_WORK) };
-    for path in Path::available() {
+    for path in Isa::available() {
         // Each above the work a second thread needs (`SPLIT_WORK`).
         // The last two split `k` (few rows and columns): with 2 and 3 slices below.
         for &(m, n, k) in &[
@@ -260,7 +260,7 @@ fn gemm_split_k_touches_only_the_product() {
     let mut rng = Rng(41);
     let (a, b) = (rng.fill(m * k), rng.fill(k * n));
     let (av, bv) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-    for path in Path::available() {
+    for path in Isa::available() {
         let c0 = rng.fill((m + 4) * n);
         let mut c = c0.clone();
         sgemm_on(path, None, 1.0, av, bv, 1.0, &mut c, n, 2);
@@ -292,7 +292,7 @@ fn gemm_public_entry_point() {
     let mut slow = vec![0.0; m * n];
     let (av, bv) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
     super::sgemm(1.0, av, bv, 0.0, &mut fast, n, 2);
-    sgemm_on(Path::Portable, None, 1.0, av, bv, 0.0, &mut slow, n, 1);
+    sgemm_on(Isa::Portable, None, 1.0, av, bv, 0.0, &mut slow, n, 1);
     for (x, y) in fast.iter().zip(&slow) {
         assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
     }
@@ -302,7 +302,7 @@ fn gemm_public_entry_point() {
 /// boundary, with `C` ending right at the tile (masked lanes must not reach past it).
 #[test]
 fn gemm_every_edge_tile() {
-    for path in Path::available() {
+    for path in Isa::available() {
         for m in 1..=7 {
             for n in [
                 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 70,
@@ -333,7 +333,7 @@ fn gemm_one_row_and_one_column_products() {
         (7, 1, 17),
         (33, 1, 1),
     ];
-    for path in Path::available() {
+    for path in Isa::available() {
         for (s, &shape) in shapes.iter().enumerate() {
             for (t, &tr) in TRANSPOSES.iter().enumerate() {
                 let seed = (s * 4 + t) as u64 + 101;

@@ -9,7 +9,7 @@
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use crate::kernels::gemm::SPLIT_WORK;
+use crate::kernels::gemm::{self, SPLIT_WORK};
 use crate::kernels::threads::pool;
 
 /// The batch cut into contiguous chunks of images, as even as they can be: one chunk (all
@@ -87,5 +87,5 @@ impl<'a> Parts<'a> {
 
 /// Runs `task(t)` for every chunk `t` on the pool of `threads` threads.
 pub(super) fn run_chunks(threads: usize, chunks: Chunks, task: impl Fn(usize) + Sync) {
-    pool(threads).run(chunks.len(), &task);
+    pool(threads, gemm::prepare_thread).run(chunks.len(), &task);
 }
