@@ -12,7 +12,8 @@
 //! dlbench worker --spec PATH --backend NAME --device D --threads N [--quick]
 //! ```
 //!
-//! (built by [`WorkerRequest::args`]) with stdin closed and stdout and stderr piped. The
+//! (written by [`WorkerRequest::args`] and read back by [`WorkerRequest::parse`], side by side
+//! in `worker/request.rs`) with stdin closed and stdout and stderr piped. The
 //! worker ([`serve`]) loads the spec, prepares the workload and runs the backend. On stdout it
 //! writes one JSON object per line, each a [`Message`]:
 //!
