@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dlbench_harness::run::Observer;
+use dlbench_harness::observer::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Draws one bar per phase and prints each phase's outcome as a line.

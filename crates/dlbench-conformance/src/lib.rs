@@ -39,6 +39,7 @@ use dlbench_core::{
 use dlbench_data::Dataset;
 
 use dlbench_harness::agreement::{check_subject, Subject};
+use dlbench_harness::configuration::Configuration;
 use dlbench_harness::results::{Agreement, AgreementCheck};
 use dlbench_spec::workload::Workload;
 use dlbench_spec::{AgreementSpec, Spec};
@@ -150,10 +151,14 @@ impl Case {
                 let work =
                     Workload::prepare(spec, false).map_err(|e| Error::invalid(e.to_string()))?;
                 let Workload {
-                    spec, model, train, ..
+                    spec,
+                    model,
+                    train,
+                    batch_size,
+                    ..
                 } = work;
                 Ok(Built {
-                    batch_size: spec.train.effective_batch_size(train.len()),
+                    batch_size,
                     model,
                     data: train,
                     training: spec.training_config(),
@@ -188,7 +193,8 @@ impl Case {
             seed: built.seed,
             tolerances: &built.tolerances,
         };
-        check_subject(&subject, backend, reference, device, threads)
+        let config = Configuration::new(backend, device, threads);
+        check_subject(&subject, config, reference)
     }
 }
 

@@ -14,11 +14,11 @@ pub mod localize;
 
 use dlbench_core::training::LOSS;
 use dlbench_core::{
-    Backend, DType, Device, Error, Mode, Model, PrepareOptions, Result, Session, Tensor,
-    TrainingConfig, Values,
+    Backend, DType, Error, Mode, Model, Result, Session, Tensor, TrainingConfig, Values,
 };
 use dlbench_data::Dataset;
 
+use crate::configuration::Configuration;
 use crate::results::{Agreement, AgreementCheck};
 use dlbench_spec::feed::{batch_inputs, Phase};
 use dlbench_spec::workload::Workload;
@@ -27,7 +27,8 @@ use dlbench_spec::AgreementSpec;
 pub use crate::results::Comparison;
 
 /// Everything an agreement check reads: a workload's model, training data and settings, or a
-/// conformance case's.
+/// conformance case's. What it is checked *on* (backend, device, threads) is a
+/// [`Configuration`], passed beside it.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub model: &'a Model,
@@ -49,7 +50,7 @@ impl<'a> Subject<'a> {
             model: &work.model,
             data: &work.train,
             training: spec.training_config(),
-            batch_size: spec.train.effective_batch_size(work.train.len()),
+            batch_size: work.batch_size,
             shuffle: spec.train.shuffle,
             seed: spec.seed,
             tolerances: &spec.agreement,
@@ -223,19 +224,14 @@ fn failed_check(note: String) -> AgreementCheck {
     check
 }
 
-/// Checks `backend` against `reference` on a prepared spec: forward, gradients and training,
+/// Checks `config` against `reference` on a prepared spec: forward, gradients and training,
 /// with the spec's `agreement:` tolerances. See [`check_subject`].
-pub fn check(
-    work: &Workload,
-    backend: &dyn Backend,
-    reference: &dyn Backend,
-    device: Device,
-    threads: usize,
-) -> Result<Agreement> {
-    check_subject(&Subject::of(work), backend, reference, device, threads)
+pub fn check(work: &Workload, config: Configuration, reference: &dyn Backend) -> Result<Agreement> {
+    check_subject(&Subject::of(work), config, reference)
 }
 
-/// Checks `backend` (on `device` with `threads`) against `reference` (on the CPU, one thread).
+/// Checks `config` (a backend on a device with a thread count) against `reference` (on the
+/// CPU, one thread: [`Configuration::oracle`]).
 ///
 /// An error of the reference is returned: without the oracle there is nothing to check. An
 /// error of the backend fails the check it happened in, with the message in its notes; an
@@ -243,18 +239,14 @@ pub fn check(
 /// a note in [`Agreement::notes`].
 pub fn check_subject(
     subject: &Subject,
-    backend: &dyn Backend,
+    config: Configuration,
     reference: &dyn Backend,
-    device: Device,
-    threads: usize,
 ) -> Result<Agreement> {
-    let caps = backend.capabilities();
+    let caps = config.backend.capabilities();
     let runner = Runner {
         subject,
-        backend,
-        reference,
-        device,
-        threads,
+        candidate: config,
+        oracle: Configuration::oracle(reference),
     };
     let mut agreement = Agreement {
         forward: None,
@@ -262,7 +254,7 @@ pub fn check_subject(
         training: None,
         notes: Vec::new(),
     };
-    let name = backend.name();
+    let name = config.name();
     if caps.inference {
         agreement.forward = runner.forward(&mut agreement.notes)?;
     } else {
@@ -284,36 +276,25 @@ pub fn check_subject(
 /// Runs one side of a check: the reference with `?`, the backend through [`Runner::outcome`].
 struct Runner<'a> {
     subject: &'a Subject<'a>,
-    backend: &'a dyn Backend,
-    reference: &'a dyn Backend,
-    device: Device,
-    threads: usize,
+    /// The configuration checked.
+    candidate: Configuration<'a>,
+    /// The reference, as it runs: on the CPU with one thread.
+    oracle: Configuration<'a>,
 }
 
 impl Runner<'_> {
-    fn options(&self, for_reference: bool, training: bool) -> PrepareOptions {
-        let training = training.then_some(self.subject.training);
-        match for_reference {
-            true => PrepareOptions {
-                device: Device::Cpu,
-                threads: 1,
-                training,
-            },
-            false => PrepareOptions {
-                device: self.device,
-                threads: self.threads,
-                training,
-            },
-        }
-    }
-
+    /// A session of the subject's model on the reference or the candidate, for training or
+    /// for inference.
     fn prepare(&self, for_reference: bool, training: bool) -> Result<Box<dyn Session>> {
-        let backend = if for_reference {
-            self.reference
+        let side = if for_reference {
+            self.oracle
         } else {
-            self.backend
+            self.candidate
         };
-        backend.prepare(self.subject.model, &self.options(for_reference, training))
+        side.prepare(
+            self.subject.model,
+            training.then_some(self.subject.training),
+        )
     }
 
     /// The backend's result, a failed check (other errors) or no check (`Unsupported`).
@@ -328,13 +309,13 @@ impl Runner<'_> {
             Err(Error::Unsupported { what: why, .. }) => {
                 notes.push(format!(
                     "{what}: unsupported by {}: {why}",
-                    self.backend.name()
+                    self.candidate.name()
                 ));
                 Err(None)
             }
             Err(e) => Err(Some(Box::new(failed_check(format!(
                 "{what}: {} failed: {e}",
-                self.backend.name()
+                self.candidate.name()
             ))))),
         }
     }
@@ -345,7 +326,7 @@ impl Runner<'_> {
         let graph = &self.subject.model.graph;
         let (x, _) = self.subject.batch(0)?;
         let inputs = batch_inputs(graph, &x, None, self.subject.seed, Phase::Eval(0))?;
-        let with_intermediates = self.reference.capabilities().intermediates;
+        let with_intermediates = self.oracle.backend.capabilities().intermediates;
         let (ref_outputs, ref_values) = run_forward(
             self.prepare(true, false)?.as_mut(),
             &inputs,
@@ -354,10 +335,10 @@ impl Runner<'_> {
         if let Some(name) = graph.outputs.iter().find(|n| !ref_outputs.contains_key(*n)) {
             return Err(Error::invalid(format!(
                 "{} returned no output `{name}`",
-                self.reference.name()
+                self.oracle.name()
             )));
         }
-        let wants = self.backend.capabilities().intermediates;
+        let wants = self.candidate.backend.capabilities().intermediates;
         let run = self
             .prepare(false, false)
             .and_then(|mut s| run_forward(s.as_mut(), &inputs, wants));
@@ -402,14 +383,8 @@ impl Runner<'_> {
             if with_intermediates {
                 let mut values = ref_values;
                 values.extend(inputs);
-                let found = localize::localize(
-                    self.subject.model,
-                    &values,
-                    self.backend,
-                    self.device,
-                    self.threads,
-                    (rtol, atol),
-                );
+                let found =
+                    localize::localize(self.subject.model, &values, self.candidate, (rtol, atol));
                 check.notes.extend(found.notes);
                 if let Some(d) = found.first {
                     check.first_divergent_node = Some(d.node);
@@ -419,7 +394,7 @@ impl Runner<'_> {
             } else {
                 check.notes.push(format!(
                     "not localized: {} returns no intermediate values",
-                    self.reference.name()
+                    self.oracle.name()
                 ));
             }
         }

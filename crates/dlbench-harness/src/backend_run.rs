@@ -7,20 +7,19 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use dlbench_core::training::LOSS;
-use dlbench_core::{Backend, Device, Error, Loss, Mode, PrepareOptions, Session, Tensor, Values};
+use dlbench_core::{Backend, Error, Loss, Mode, Session, Tensor, Values};
 use dlbench_data::metrics;
 
 use crate::agreement;
+use crate::configuration::Configuration;
 use crate::environment::peak_rss_bytes;
 use crate::measure::{measure_in_rounds, Timed};
+use crate::observer::Observer;
+use crate::registry::REFERENCE;
 use crate::results::{InferenceRecord, RunRecord, Status, TrainingRecord};
-use crate::run::Observer;
 use crate::stats::{consecutive_rounds, format_ns, summarize};
 use dlbench_spec::feed::{batch_inputs, Phase};
 use dlbench_spec::workload::Workload;
-
-/// The name of the backend every other one is checked against: the f64 reference.
-pub const REFERENCE: &str = "reference";
 
 /// One backend run with its failures, panics included, turned into a failed record.
 ///
@@ -28,35 +27,28 @@ pub const REFERENCE: &str = "reference";
 /// backend is checked against it before anything is timed.
 pub fn run_contained(
     work: &Workload,
-    backend: &dyn Backend,
+    config: Configuration,
     reference: Option<&dyn Backend>,
-    device: Device,
-    threads: usize,
     observer: &mut dyn Observer,
 ) -> RunRecord {
-    let name = backend.name();
-    let caps = backend.capabilities();
+    let (name, device) = (config.name(), config.device);
+    let caps = config.backend.capabilities();
     if !caps.devices.contains(&device) {
-        return RunRecord::without_results(
-            name,
-            device,
-            threads,
+        return config.record(
             Status::Unsupported,
             format!("{name} cannot use device {device} on this machine"),
         );
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        run_backend(work, backend, reference, device, threads, observer)
+        run_backend(work, config, reference, observer)
     }));
     let mut failed = |message: String| {
-        observer.end(&format!("{name} {device} x{threads}: failed: {message}"));
-        RunRecord::without_results(name, device, threads, Status::Failed, message)
+        observer.end(&format!("{}: failed: {message}", config.label()));
+        config.record(Status::Failed, message)
     };
     match outcome {
         Ok(Ok(record)) => record,
-        Ok(Err(Error::Unsupported { what, .. })) => {
-            RunRecord::without_results(name, device, threads, Status::Unsupported, what)
-        }
+        Ok(Err(Error::Unsupported { what, .. })) => config.record(Status::Unsupported, what),
         Ok(Err(e)) => failed(e.to_string()),
         Err(panic) => {
             let message = panic
@@ -71,18 +63,15 @@ pub fn run_contained(
 
 fn run_backend(
     work: &Workload,
-    backend: &dyn Backend,
+    config: Configuration,
     reference: Option<&dyn Backend>,
-    device: Device,
-    threads: usize,
     observer: &mut dyn Observer,
 ) -> dlbench_core::Result<RunRecord> {
-    let label = format!("{} {device} x{threads}", backend.name());
-    let mut record =
-        RunRecord::without_results(backend.name(), device, threads, Status::Ok, String::new());
+    let label = config.label();
+    let mut record = config.record(Status::Ok, String::new());
     record.error = None;
     match reference {
-        _ if backend.name() == REFERENCE => record
+        _ if config.name() == REFERENCE => record
             .notes
             .push("the f64 reference is the agreement oracle: it has no agreement section".into()),
         None => record
@@ -90,7 +79,7 @@ fn run_backend(
             .push("no f64 reference in this build: agreement was not checked".into()),
         Some(reference) => {
             observer.begin(&format!("{label}: agreement"), 1);
-            let agreement = agreement::check(work, backend, reference, device, threads)?;
+            let agreement = agreement::check(work, config, reference)?;
             let pass = agreement.pass();
             observer.end(&format!(
                 "{label}: agreement with the reference: {}",
@@ -115,24 +104,14 @@ fn run_backend(
             }
         }
     }
-    let caps = backend.capabilities();
+    let caps = config.backend.capabilities();
     if caps.training {
-        record.training = Some(train(
-            work,
-            backend,
-            device,
-            threads,
-            &label,
-            observer,
-            &mut record,
-        )?);
+        record.training = Some(train(work, config, observer, &mut record)?);
     } else {
-        record
-            .notes
-            .push(format!("{} cannot train", backend.name()));
+        record.notes.push(format!("{} cannot train", config.name()));
     }
     if caps.inference {
-        record.inference = benchmark_inference(work, backend, device, threads, &label, observer)?;
+        record.inference = benchmark_inference(work, config, observer)?;
     }
     // The peak of this process: the backend's own in a worker; the caller of an in-process
     // run says that it covers everything else the process did too.
@@ -148,28 +127,21 @@ fn loss_of(session: &mut dyn Session) -> dlbench_core::Result<f64> {
     Ok(loss.to_f64_vec()[0])
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Trains `config` for the workload's steps; the time to prepare the session goes in `record`.
 fn train(
     work: &Workload,
-    backend: &dyn Backend,
-    device: Device,
-    threads: usize,
-    label: &str,
+    config: Configuration,
     observer: &mut dyn Observer,
     record: &mut RunRecord,
 ) -> dlbench_core::Result<TrainingRecord> {
     let spec = &work.spec;
-    let config = spec.training_config();
-    let options = PrepareOptions {
-        device,
-        threads,
-        training: Some(config),
-    };
+    let label = config.label();
+    let training = spec.training_config();
     let started = Instant::now();
-    let mut session = backend.prepare(&work.model, &options)?;
+    let mut session = config.prepare(&work.model, Some(training))?;
     record.prepare_ns = Some(started.elapsed().as_nanos() as f64);
-    let graph = work.model.graph.with_loss(config.loss)?;
-    let batch = spec.train.effective_batch_size(work.train.len());
+    let graph = work.model.graph.with_loss(training.loss)?;
+    let batch = work.batch_size;
     let epoch_of = |epoch: u32| {
         work.train
             .batches(batch, spec.train.shuffle, spec.seed, epoch)
@@ -209,7 +181,7 @@ fn train(
         observer.advance(step as u64 + 1, &format!("loss {loss:.4}"));
         let epoch_done = batches.len() == 0 || step + 1 == work.steps;
         if let (Some(target), true, None) = (&spec.train.target, epoch_done, time_to_quality) {
-            let metrics = evaluate(work, session.as_mut(), &graph, config.loss)?;
+            let metrics = evaluate(work, session.as_mut(), &graph, training.loss)?;
             if metrics
                 .get(&target.record_key())
                 .is_some_and(|v| target.is_met(*v))
@@ -218,7 +190,7 @@ fn train(
             }
         }
     }
-    let metrics = evaluate(work, session.as_mut(), &graph, config.loss)?;
+    let metrics = evaluate(work, session.as_mut(), &graph, training.loss)?;
     // Consecutive blocks of steps play the part of inference's rounds: the interval widens
     // when the machine drifted during training.
     let raw_round = consecutive_rounds(raw.len(), work.benchmark.rounds);
@@ -299,17 +271,10 @@ fn accuracy(loss: Loss, prediction: &Tensor, target: &Tensor) -> dlbench_core::R
 /// inference session.
 fn benchmark_inference(
     work: &Workload,
-    backend: &dyn Backend,
-    device: Device,
-    threads: usize,
-    label: &str,
+    config: Configuration,
     observer: &mut dyn Observer,
 ) -> dlbench_core::Result<Vec<InferenceRecord>> {
-    let options = PrepareOptions {
-        device,
-        threads,
-        training: None,
-    };
+    let label = config.label();
     let source = if !work.validation.is_empty() {
         &work.validation
     } else {
@@ -325,7 +290,7 @@ fn benchmark_inference(
         })
         .collect::<dlbench_core::Result<Vec<_>>>()?;
     let mut subject = Inference {
-        session: backend.prepare(&work.model, &options)?,
+        session: config.prepare(&work.model, None)?,
         inputs,
     };
     let list: Vec<String> = batches.iter().map(usize::to_string).collect();

@@ -1,11 +1,19 @@
 //! dlbench-harness: training and evaluation runs in worker processes, agreement checks, timing statistics and the
 //! `dlbench.results/v1` record. It sees backends only through the `dlbench-core` traits; the
 //! binary owns the registry of backends and hands it in.
+//!
+//! Dependencies inside the crate point one way, from the top down: [`run`] (a whole spec)
+//! starts [`worker`]s or calls [`backend_run`] (one [`Configuration`](configuration::Configuration)),
+//! which uses [`agreement`] and [`measure`]; at the bottom are what they all share:
+//! [`configuration`], [`registry`], [`observer`], [`results`], [`stats`] and [`environment`].
 
 pub mod agreement;
 pub mod backend_run;
+pub mod configuration;
 pub mod environment;
 pub mod measure;
+pub mod observer;
+pub mod registry;
 pub mod results;
 pub mod run;
 pub mod stats;

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::run::Observer;
+use crate::observer::Observer;
 use dlbench_spec::BenchmarkSpec;
 
 /// What is timed: one of several cases, each made current by an untimed `select`.

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use dlbench_core::{Backend, Device};
 
-use crate::backend_run::{run_contained, REFERENCE};
+use crate::backend_run::run_contained;
+use crate::configuration::Configuration;
 use crate::environment::Environment;
+use crate::observer::Observer;
+use crate::registry::{self, every_backend, not_built_message};
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
 use crate::worker::{run_worker, WorkerRequest};
 use crate::HarnessError;
@@ -41,16 +44,6 @@ pub enum Isolation {
     /// `worker` subcommand serves the request; a worker still running after `timeout` is
     /// killed and recorded as timed out.
     Process { exe: PathBuf, timeout: Duration },
-}
-
-/// Receives progress, so the binary can draw bars while the library stays silent.
-pub trait Observer {
-    /// A new phase of `total` units begins (`label`: backend, device, what).
-    fn begin(&mut self, label: &str, total: u64);
-    /// `done` units of the current phase are finished.
-    fn advance(&mut self, done: u64, message: &str);
-    /// The current phase ended with this one-line outcome.
-    fn end(&mut self, outcome: &str);
 }
 
 /// Runs `spec` on the backends it names (or `options.backends`), using those in `registry`.
@@ -86,7 +79,7 @@ pub fn run(
         BTreeMap::from([("dlbench".to_string(), env!("CARGO_PKG_VERSION").to_string())]);
     let mut runs = Vec::new();
     for name in &backends {
-        let backend = registry.iter().find(|b| b.name() == name.as_str());
+        let backend = registry::find(registry, name);
         if let Some(b) = backend {
             versions.insert(b.name().to_string(), b.version());
         }
@@ -101,9 +94,12 @@ pub fn run(
                         not_built_message(name, registry),
                     ),
                     Some(b) => match &options.isolation {
-                        Isolation::InProcess => {
-                            in_process(&work, *b, reference(registry), device, n, observer)
-                        }
+                        Isolation::InProcess => in_process(
+                            &work,
+                            Configuration::new(b, device, n),
+                            registry::reference(registry),
+                            observer,
+                        ),
                         Isolation::Process { exe, timeout } => {
                             let request = WorkerRequest {
                                 spec: spec_path.clone(),
@@ -131,42 +127,17 @@ pub fn run(
 /// One run in this process; its peak RSS is the whole process's, which the record says.
 fn in_process(
     work: &Workload,
-    backend: &dyn Backend,
+    config: Configuration,
     reference: Option<&dyn Backend>,
-    device: Device,
-    threads: usize,
     observer: &mut dyn Observer,
 ) -> RunRecord {
-    let mut record = run_contained(work, backend, reference, device, threads, observer);
+    let mut record = run_contained(work, config, reference, observer);
     if record.peak_rss_bytes.is_some() {
         record
             .notes
             .push("in-process run: peak RSS covers the whole dlbench process".into());
     }
     record
-}
-
-/// Every backend in `registry` but the deliberately faulty `test-...` doubles: what a spec
-/// that names no backends compares.
-fn every_backend(registry: &[&dyn Backend]) -> Vec<String> {
-    registry
-        .iter()
-        .map(|b| b.name().to_string())
-        .filter(|name| !name.starts_with("test-"))
-        .collect()
-}
-
-/// The agreement oracle in `registry`, if this build has it.
-pub fn reference<'a>(registry: &[&'a dyn Backend]) -> Option<&'a dyn Backend> {
-    registry.iter().copied().find(|b| b.name() == REFERENCE)
-}
-
-fn not_built_message(name: &str, registry: &[&dyn Backend]) -> String {
-    let built: Vec<&str> = registry.iter().map(|b| b.name()).collect();
-    format!(
-        "backend `{name}` is not in this build of dlbench (built in: {}); `dlbench list` shows how to add the others",
-        built.join(", ")
-    )
 }
 
 fn spec_info(work: &Workload) -> Result<SpecInfo, HarnessError> {
@@ -183,7 +154,7 @@ fn spec_info(work: &Workload) -> Result<SpecInfo, HarnessError> {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
         optimizer: spec.train.optimizer.name().to_string(),
-        batch_size: spec.train.effective_batch_size(work.train.len()),
+        batch_size: work.batch_size,
         train_samples: work.train.len(),
         validation_samples: work.validation.len(),
     })

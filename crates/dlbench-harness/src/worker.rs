@@ -12,7 +12,8 @@
 //! dlbench worker --spec PATH --backend NAME --device D --threads N [--quick]
 //! ```
 //!
-//! (built by [`WorkerRequest::args`]) with stdin closed and stdout and stderr piped. The
+//! (written by [`WorkerRequest::args`] and read back by [`WorkerRequest::parse`], side by side
+//! in `worker/request.rs`) with stdin closed and stdout and stderr piped. The
 //! worker ([`serve`]) loads the spec, prepares the workload and runs the backend. On stdout it
 //! writes one JSON object per line, each a [`Message`]:
 //!
@@ -38,27 +39,30 @@
 //! a record follows; they only explain a missing record.
 
 mod pipes;
+mod request;
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dlbench_core::{Backend, Device};
+use dlbench_core::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::backend_run::run_contained;
+use crate::configuration::Configuration;
+use crate::observer::Observer;
+use crate::registry;
 use crate::results::{RunRecord, Status};
-use crate::run::Observer;
 use crate::HarnessError;
 use dlbench_spec::workload::Workload;
 use dlbench_spec::Spec;
 use pipes::{read_messages, read_tail, Line, Tail};
+pub use request::{WorkerRequest, SUBCOMMAND};
 
 /// Lines of the worker's stderr kept for a failure message.
 pub const TAIL_LINES: usize = 20;
@@ -70,45 +74,6 @@ const DRAIN_WAIT: Duration = Duration::from_secs(2);
 const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How often to look whether a worker that closed its stdout has exited.
 const POLL: Duration = Duration::from_millis(10);
-
-/// What one worker runs: the arguments of `dlbench worker`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerRequest {
-    /// The spec file; the worker reads it again, relative to the working directory it inherits.
-    pub spec: PathBuf,
-    pub backend: String,
-    pub device: Device,
-    pub threads: usize,
-    /// See [`RunOptions::quick`](crate::run::RunOptions::quick).
-    pub quick: bool,
-}
-
-impl WorkerRequest {
-    /// The worker's command line after the executable: `worker --spec PATH --backend NAME
-    /// --device D --threads N [--quick]`. The binary's `worker` subcommand parses exactly these.
-    pub fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "worker".into(),
-            "--spec".into(),
-            self.spec.clone().into(),
-            "--backend".into(),
-            self.backend.clone().into(),
-            "--device".into(),
-            self.device.to_string().into(),
-            "--threads".into(),
-            self.threads.to_string().into(),
-        ];
-        if self.quick {
-            args.push("--quick".into());
-        }
-        args
-    }
-
-    /// `backend device xthreads`, as progress labels and failure lines name a run.
-    pub fn label(&self) -> String {
-        format!("{} {} x{}", self.backend, self.device, self.threads)
-    }
-}
 
 /// One line of the worker's stdout. Serialized externally tagged: `{"begin": {...}}`,
 /// `{"record": {...}}`.
@@ -148,15 +113,12 @@ pub fn serve(
     registry: &[&dyn Backend],
     out: &mut dyn Write,
 ) -> Result<(), HarnessError> {
-    let backend = registry
-        .iter()
-        .find(|b| b.name() == request.backend)
-        .ok_or_else(|| {
-            HarnessError::Usage(format!(
-                "backend `{}` is not in this build of dlbench",
-                request.backend
-            ))
-        })?;
+    let backend = registry::find(registry, &request.backend).ok_or_else(|| {
+        HarnessError::Usage(format!(
+            "backend `{}` is not in this build of dlbench",
+            request.backend
+        ))
+    })?;
     eprintln!(
         "dlbench worker (pid {}): {} on spec {}",
         std::process::id(),
@@ -168,14 +130,8 @@ pub fn serve(
         out: &mut *out,
         last_done: None,
     };
-    let record = run_contained(
-        &work,
-        *backend,
-        crate::run::reference(registry),
-        request.device,
-        request.threads,
-        &mut events,
-    );
+    let config = Configuration::new(backend, request.device, request.threads);
+    let record = run_contained(&work, config, registry::reference(registry), &mut events);
     write_line(out, &Message::Record(Box::new(record)))
         .map_err(|e| HarnessError::Core(dlbench_core::Error::io("<stdout>", e)))
 }
@@ -492,6 +448,7 @@ impl WorkerOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dlbench_core::Device;
 
     #[test]
     fn a_record_round_trips_through_a_json_line() {
@@ -523,25 +480,6 @@ mod tests {
         );
         assert_eq!(Message::from_line(&begin.to_line()).unwrap(), begin);
         assert!(Message::from_line("Loading weights...").is_err());
-    }
-
-    #[test]
-    fn the_request_is_a_worker_command_line() {
-        let request = WorkerRequest {
-            spec: "specs/mlp.yaml".into(),
-            backend: "reference".into(),
-            device: Device::Cuda(1),
-            threads: 4,
-            quick: true,
-        };
-        let args: Vec<String> = request
-            .args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let expected = "worker --spec specs/mlp.yaml --backend reference --device cuda:1 \
-                        --threads 4 --quick";
-        assert_eq!(args.join(" "), expected);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use dlbench_core::{
     Backend, Capabilities, DType, Device, Error, Model, Op, PrepareOptions, Result, Session, Tensor,
 };
 use dlbench_harness::agreement::{check, compare, ulp_distance};
+use dlbench_harness::configuration::Configuration;
 use dlbench_harness::results::AgreementCheck;
 use dlbench_reference::ReferenceBackend;
 use dlbench_spec::workload::Workload;
@@ -129,6 +130,11 @@ fn infinite_figures_survive_the_results_record() {
     assert_eq!(back, check, "{json}");
 }
 
+/// `backend` on the CPU with one thread.
+fn on_cpu(backend: &dyn Backend) -> Configuration<'_> {
+    Configuration::new(backend, Device::Cpu, 1)
+}
+
 fn mlp() -> Workload {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/mlp.yaml");
     let mut spec = Spec::load(&path).unwrap();
@@ -142,14 +148,14 @@ fn check_is_deterministic_and_reads_the_spec() {
     let mutant = Mutant {
         mutation: Mutation::TransposedDense,
     };
-    let a = check(&work, &mutant, &ReferenceBackend, Device::Cpu, 1).unwrap();
-    let b = check(&work, &mutant, &ReferenceBackend, Device::Cpu, 1).unwrap();
+    let a = check(&work, on_cpu(&mutant), &ReferenceBackend).unwrap();
+    let b = check(&work, on_cpu(&mutant), &ReferenceBackend).unwrap();
     assert_eq!(a, b);
     assert!(!a.pass());
     let training = a.training.as_ref().unwrap();
     assert!(training.max_abs > 0.0 && training.worst.as_ref().unwrap().starts_with("loss["));
 
-    let same = check(&work, &ReferenceBackend, &ReferenceBackend, Device::Cpu, 1).unwrap();
+    let same = check(&work, on_cpu(&ReferenceBackend), &ReferenceBackend).unwrap();
     assert!(same.pass() && same.notes.is_empty());
     assert_eq!(same.gradients.as_ref().unwrap().max_abs, 0.0);
 }
@@ -194,7 +200,7 @@ fn checks_a_backend_cannot_do_are_left_out_with_a_note() {
     let limited = Limited {
         inference_only: true,
     };
-    let a = check(&mlp(), &limited, &ReferenceBackend, Device::Cpu, 1).unwrap();
+    let a = check(&mlp(), on_cpu(&limited), &ReferenceBackend).unwrap();
     assert!(a.forward.is_some() && a.gradients.is_none() && a.training.is_none());
     assert!(a.notes[0].contains("cannot train"), "{:?}", a.notes);
 }
@@ -205,7 +211,7 @@ fn a_node_that_cannot_be_replayed_is_noted_and_skipped() {
         inference_only: false,
     };
     let work = mlp();
-    let a = check(&work, &limited, &ReferenceBackend, Device::Cpu, 1).unwrap();
+    let a = check(&work, on_cpu(&limited), &ReferenceBackend).unwrap();
     let forward = a.forward.unwrap();
     // dense_1 is skipped; dense_2 (10 x 10) is the next one the mutation scrambles.
     assert_eq!(forward.first_divergent_node.as_deref(), Some("dense_2"));

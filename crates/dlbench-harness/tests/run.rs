@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use dlbench_core::{Backend, Capabilities, Device, Model, PrepareOptions, Result, Session};
+use dlbench_harness::observer::Observer;
 use dlbench_harness::results::Status;
-use dlbench_harness::run::{run, Observer, RunOptions};
+use dlbench_harness::run::{run, RunOptions};
 use dlbench_harness::stats::{consecutive_rounds, summarize};
 use dlbench_reference::ReferenceBackend;
 use dlbench_spec::Spec;

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use dlbench_core::Device;
+use dlbench_harness::observer::Observer;
 use dlbench_harness::results::{RunRecord, Status};
-use dlbench_harness::run::Observer;
 use dlbench_harness::worker::{run_worker, Message, WorkerRequest, TAIL_LINES};
 
 /// Keeps every progress event, as one line each.

@@ -15,6 +15,11 @@ pub struct Workload {
     pub model: Model,
     pub train: Dataset,
     pub validation: Dataset,
+    /// Rows per training step, settled once: the spec's batch size capped by the training
+    /// split's size, or the whole split for full-batch gradient descent (see
+    /// [`TrainSpec::effective_batch_size`](crate::TrainSpec::effective_batch_size)). Training,
+    /// the agreement checks and the results record all read it here.
+    pub batch_size: usize,
     /// Training steps to run: the spec's, capped by `--quick`.
     pub steps: usize,
     /// Timing budget: the spec's, shortened by `--quick`.
@@ -29,6 +34,7 @@ impl Workload {
         if train.is_empty() {
             return Err(SpecError::new(&spec.path, "the training split is empty"));
         }
+        let batch_size = spec.train.effective_batch_size(train.len());
         let mut steps = spec.train.total_steps(train.len());
         let mut benchmark = spec.benchmark.clone();
         if quick {
@@ -45,6 +51,7 @@ impl Workload {
             model,
             train,
             validation,
+            batch_size,
             steps,
             benchmark,
         })

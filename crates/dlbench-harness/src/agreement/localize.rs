@@ -5,12 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use dlbench_core::{
-    Backend, Device, Error, Graph, Input, InputRole, Mode, Model, Node, PrepareOptions, Result,
-    Values,
-};
+use dlbench_core::{Error, Graph, Input, InputRole, Mode, Model, Node, Result, Values};
 
 use super::compare;
+use crate::configuration::Configuration;
 use crate::results::Comparison;
 
 /// The node that introduced a disagreement and its own error.
@@ -75,33 +73,19 @@ pub fn single_node_model(model: &Model, node: &Node) -> Result<Model> {
     Model::new(single, weights)
 }
 
-/// Replays each node of `model` in order on `backend`, fed from `reference_values` (the
+/// Replays each node of `model` in order on `config`, fed from `reference_values` (the
 /// reference's graph inputs and intermediate values of the same batch), and stops at the first
 /// whose outputs are outside `(rtol, atol)` of the reference's: a shape mismatch counts. A node
 /// the backend cannot replay (an error) is noted and skipped.
 pub fn localize(
     model: &Model,
     reference_values: &Values,
-    backend: &dyn Backend,
-    device: Device,
-    threads: usize,
+    config: Configuration,
     (rtol, atol): (f64, f64),
 ) -> Localization {
     let mut found = Localization::default();
-    let options = PrepareOptions {
-        device,
-        threads,
-        training: None,
-    };
     for node in &model.graph.nodes {
-        let replayed = replay(
-            model,
-            node,
-            reference_values,
-            backend,
-            &options,
-            (rtol, atol),
-        );
+        let replayed = replay(model, node, reference_values, config, (rtol, atol));
         match replayed {
             Ok(c) if c.pass => {}
             Ok(comparison) => {
@@ -116,7 +100,7 @@ pub fn localize(
                 "node `{}` ({}) could not be replayed on {}: {e}",
                 node.name,
                 node.op.name(),
-                backend.name()
+                config.name()
             )),
         }
     }
@@ -133,8 +117,7 @@ fn replay(
     model: &Model,
     node: &Node,
     reference_values: &Values,
-    backend: &dyn Backend,
-    options: &PrepareOptions,
+    config: Configuration,
     (rtol, atol): (f64, f64),
 ) -> Result<Comparison> {
     let single = single_node_model(model, node)?;
@@ -154,7 +137,7 @@ fn replay(
             ))
         })
         .collect::<Result<Values>>()?;
-    let mut session = backend.prepare(&single, options)?;
+    let mut session = config.prepare(&single, None)?;
     session.load(&inputs)?;
     session.forward(Mode::Inference)?;
     let outputs = session.outputs()?;
