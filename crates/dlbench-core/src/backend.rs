@@ -16,7 +16,9 @@ use crate::training::TrainingConfig;
 /// Where a session computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Device {
+    /// The host CPU; written `cpu`.
     Cpu,
+    /// The CUDA GPU with this ordinal; written `cuda:N` (`cuda` alone means `cuda:0`).
     Cuda(usize),
 }
 
@@ -65,7 +67,10 @@ impl<'de> Deserialize<'de> for Device {
 /// What a backend can do; anything it cannot is reported as unsupported, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
+    /// Can run forward passes ([`Session::forward`], [`Session::outputs`]).
     pub inference: bool,
+    /// Can run backward passes and optimizer updates ([`Session::backward`],
+    /// [`Session::train_step`]).
     pub training: bool,
     /// Can return every intermediate value (for locating a divergence).
     pub intermediates: bool,
@@ -77,14 +82,19 @@ pub struct Capabilities {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// Dropout is the identity (PyTorch's `model.eval()`).
     Inference,
+    /// Dropout masks and rescales its input (PyTorch's `model.train()`).
     Training,
 }
 
 /// How to prepare a session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrepareOptions {
+    /// Where the session computes; must be one of [`Capabilities::devices`].
     pub device: Device,
+    /// Intra-op CPU threads the session may use (PyTorch's `torch.set_num_threads`); 1 by
+    /// default.
     pub threads: usize,
     /// Loss and optimizer; `None` prepares for inference only.
     pub training: Option<TrainingConfig>,
@@ -106,6 +116,7 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     /// The framework's version, for the results record.
     fn version(&self) -> String;
+    /// What this build can do on this machine; the harness skips, and reports, the rest.
     fn capabilities(&self) -> Capabilities;
     /// Untimed, done once: lower the model, copy its weights, plan buffers, build the optimizer.
     fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>>;

@@ -23,6 +23,7 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// An empty graph named `name`.
     pub fn new(name: impl Into<String>) -> Self {
         GraphBuilder {
             name: name.into(),

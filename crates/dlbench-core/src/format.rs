@@ -17,6 +17,7 @@ use crate::tensor::{Data, Tensor};
 pub const GRAPH_KEY: &str = "dlbench.graph";
 /// Metadata key holding the format version.
 pub const FORMAT_KEY: &str = "dlbench.format";
+/// The format version this build writes under [`FORMAT_KEY`]; [`read`] does not check it.
 pub const FORMAT_VERSION: &str = "1";
 
 fn to_bytes(t: &Tensor) -> (Dtype, Vec<u8>) {
@@ -126,6 +127,7 @@ impl Model {
     }
 }
 
+/// Writes `model` to `path` in the native format, atomically: [`Model::save`].
 pub fn write(model: &Model, path: &Path) -> Result<()> {
     let graph = serde_json::to_string(&model.graph)
         .map_err(|e| Error::invalid(format!("graph to JSON: {e}")))?;
@@ -136,6 +138,8 @@ pub fn write(model: &Model, path: &Path) -> Result<()> {
     write_atomically(path, &to_safetensors(&model.weights, Some(metadata))?)
 }
 
+/// Reads a native model from `path` and validates it ([`Model::new`]): [`Model::load`]. A plain
+/// safetensors file without the graph metadata is refused.
 pub fn read(path: &Path) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (weights, metadata) = from_safetensors(&bytes, path)?;

@@ -16,9 +16,12 @@ pub enum Init {
     /// `bound = 1 / sqrt(fan_in)` (kaiming_uniform with a = sqrt(5)); `LSTM` uses
     /// `1 / sqrt(hidden)` for every tensor.
     Uniform {
+        /// Half-width of the interval; positive.
         bound: f64,
     },
+    /// All zeros.
     Zeros,
+    /// All ones.
     Ones,
 }
 

@@ -1,3 +1,6 @@
+//! [`Model`]: a graph with its weights, the unit that backends prepare and formats read and
+//! write, and the checks that keep the two consistent.
+
 use crate::error::{Error, Result};
 use crate::ir::Graph;
 use crate::tensor::Values;
@@ -6,7 +9,9 @@ use crate::training::Loss;
 /// A graph and a value for each of its parameters: what backends prepare and formats move.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
+    /// The computation, without a loss node unless built by [`Model::with_loss`].
     pub graph: Graph,
+    /// One tensor per graph parameter, by name, of its declared dtype and shape.
     pub weights: Values,
 }
 
@@ -74,6 +79,7 @@ impl Model {
         })
     }
 
+    /// Total number of trainable scalars, as [`Graph::parameter_count`].
     pub fn parameter_count(&self) -> usize {
         self.graph.parameter_count()
     }

@@ -55,6 +55,7 @@ impl Stream {
         }
     }
 
+    /// The next 32 random bits; one Philox block yields four, in counter order.
     pub fn next_u32(&mut self) -> u32 {
         if self.used == 4 {
             let counter = [
@@ -85,10 +86,12 @@ impl Stream {
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
+    /// The next `n` values of [`Stream::uniform`].
     pub fn uniform_vec(&mut self, n: usize) -> Vec<f64> {
         (0..n).map(|_| self.uniform()).collect()
     }
 
+    /// The next `n` values of [`Stream::normal`] (two uniforms each).
     pub fn normal_vec(&mut self, n: usize) -> Vec<f64> {
         (0..n).map(|_| self.normal()).collect()
     }

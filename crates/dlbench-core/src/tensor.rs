@@ -1,3 +1,6 @@
+//! [`Tensor`], the dense host-side array every backend takes and returns, its element types
+//! ([`DType`], [`Data`]) and [`Values`], the named collections of them.
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -12,16 +15,21 @@ pub type Values = BTreeMap<String, Tensor>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
+    /// 32-bit float: what backends compute in (`torch.float32`).
     F32,
+    /// 64-bit float: the reference's precision (`torch.float64`).
     F64,
+    /// 64-bit signed integer: class labels (`torch.int64`, what `CrossEntropyLoss` takes).
     I64,
 }
 
 impl DType {
+    /// True for [`DType::F32`] and [`DType::F64`].
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
     }
 
+    /// The lowercase name used in files and messages: `f32`, `f64`, `i64`.
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
@@ -40,8 +48,11 @@ impl std::fmt::Display for DType {
 /// The elements of a tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
+    /// [`DType::F32`] elements.
     F32(Vec<f32>),
+    /// [`DType::F64`] elements.
     F64(Vec<f64>),
+    /// [`DType::I64`] elements.
     I64(Vec<i64>),
 }
 
@@ -69,18 +80,22 @@ impl Tensor {
         Ok(Tensor { shape, data })
     }
 
+    /// An f32 tensor; fails when `data.len()` is not the product of `shape`.
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
         Self::new(shape, Data::F32(data))
     }
 
+    /// An f64 tensor; fails when `data.len()` is not the product of `shape`.
     pub fn f64(shape: Vec<usize>, data: Vec<f64>) -> Result<Self> {
         Self::new(shape, Data::F64(data))
     }
 
+    /// An i64 tensor; fails when `data.len()` is not the product of `shape`.
     pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Result<Self> {
         Self::new(shape, Data::I64(data))
     }
 
+    /// A tensor of this dtype and shape filled with zeros.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
         let data = match dtype {
@@ -91,6 +106,7 @@ impl Tensor {
         Tensor { shape, data }
     }
 
+    /// A rank-0 (shape `[]`) f64 tensor holding `value`, like a loss.
     pub fn scalar_f64(value: f64) -> Self {
         Tensor {
             shape: Vec::new(),
@@ -98,18 +114,22 @@ impl Tensor {
         }
     }
 
+    /// Dimensions, outermost first; empty for a scalar.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// Element count: the product of the shape (1 for a scalar).
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
 
+    /// True when some dimension is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The element type, from the [`Data`] variant.
     pub fn dtype(&self) -> DType {
         match self.data {
             Data::F32(_) => DType::F32,
@@ -118,14 +138,17 @@ impl Tensor {
         }
     }
 
+    /// The elements, row-major.
     pub fn data(&self) -> &Data {
         &self.data
     }
 
+    /// The elements, row-major, without copying; the shape is dropped.
     pub fn into_data(self) -> Data {
         self.data
     }
 
+    /// The elements when the dtype is f32, else `None` (no conversion).
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             Data::F32(v) => Some(v),
@@ -133,6 +156,7 @@ impl Tensor {
         }
     }
 
+    /// The elements when the dtype is f64, else `None` (no conversion).
     pub fn as_f64(&self) -> Option<&[f64]> {
         match &self.data {
             Data::F64(v) => Some(v),
@@ -140,6 +164,7 @@ impl Tensor {
         }
     }
 
+    /// The elements when the dtype is i64, else `None` (no conversion).
     pub fn as_i64(&self) -> Option<&[i64]> {
         match &self.data {
             Data::I64(v) => Some(v),

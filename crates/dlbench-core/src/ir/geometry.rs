@@ -25,6 +25,7 @@ impl Conv2d {
 pub struct PoolWindow {
     /// First and one-past-last real (non-padding) input index covered.
     pub start: usize,
+    /// See `start`; `end - start` is the divisor without `count_include_pad`.
     pub end: usize,
     /// Length of the window clipped to `[-pad, input + pad)`: PyTorch's divisor with
     /// `count_include_pad`, taken before clipping to the real input.

@@ -1,3 +1,7 @@
+//! The IR's containers: a [`Graph`] of [`Node`]s over typed [`Input`]s and [`Param`]s, with
+//! the checks every consumer relies on (name uniqueness, topological order, shape inference,
+//! batch validation).
+
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +21,10 @@ pub enum InputRole {
     /// The training target (class labels, or values shaped like the prediction).
     Target,
     /// A dropout keep-mask: 1 with probability `1 - p`, else 0, from the counter-based RNG.
-    DropoutMask { p: f64 },
+    DropoutMask {
+        /// Drop probability, PyTorch's `Dropout(p)`.
+        p: f64,
+    },
     /// Standard normal noise (the VAE's epsilon), from the counter-based RNG.
     Normal,
 }
@@ -25,25 +32,33 @@ pub enum InputRole {
 /// A graph input: its type and what feeds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Input {
+    /// Name, dtype and shape; the shape usually starts with [`Dim::Batch`].
     #[serde(flatten)]
     pub value: ValueInfo,
+    /// What the harness feeds it.
     pub role: InputRole,
 }
 
 /// A trainable parameter: its type and its PyTorch-default initialisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Param {
+    /// Name, dtype and shape (all dims known), in the canonical layout of the module docs.
     #[serde(flatten)]
     pub value: ValueInfo,
+    /// How [`crate::Model::initialized`] fills it.
     pub init: Init,
 }
 
 /// One operation: named inputs in, named outputs out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// Unique in the graph; errors and divergence reports name nodes by it.
     pub name: String,
+    /// What the node computes, with its attributes.
     pub op: Op,
+    /// Names of the values it reads, in the op's argument order (e.g. `x, weight, bias`).
     pub inputs: Vec<String>,
+    /// Names of the values it defines; no other node defines them.
     pub outputs: Vec<String>,
 }
 
@@ -51,10 +66,15 @@ pub struct Node {
 /// the names of its outputs. Every value has a single producer (SSA).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
+    /// The model's name, used in messages and results.
     pub name: String,
+    /// What the harness feeds per batch, in declaration order.
     pub inputs: Vec<Input>,
+    /// The trainable parameters, in declaration order.
     pub params: Vec<Param>,
+    /// The operations, each after the producers of its inputs.
     pub nodes: Vec<Node>,
+    /// Names of the values the graph returns, in order.
     pub outputs: Vec<String>,
 }
 
@@ -126,10 +146,12 @@ impl Graph {
         Ok(self.outputs.iter().map(|o| values[o].clone()).collect())
     }
 
+    /// The graph input named `name`.
     pub fn input(&self, name: &str) -> Option<&Input> {
         self.inputs.iter().find(|i| i.value.name == name)
     }
 
+    /// The parameter named `name`.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.value.name == name)
     }

@@ -18,7 +18,9 @@ use crate::tensor::DType;
 /// One dimension of a value's shape: known, or the symbolic batch size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dim {
+    /// The batch size, fixed only when a batch is loaded; written `"batch"`.
     Batch,
+    /// A fixed size, the same for every batch.
     Known(usize),
 }
 
@@ -31,6 +33,7 @@ impl Dim {
         }
     }
 
+    /// The size when it is fixed, `None` for the batch dimension.
     pub fn known(self) -> Option<usize> {
         match self {
             Dim::Batch => None,
@@ -101,12 +104,16 @@ pub fn format_shape(shape: &[Dim]) -> String {
 /// A named value's type: its dtype and shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValueInfo {
+    /// The value's name, unique in its graph.
     pub name: String,
+    /// Element type.
     pub dtype: DType,
+    /// Dimensions, outermost first (NCHW for images); empty for a scalar.
     pub shape: Vec<Dim>,
 }
 
 impl ValueInfo {
+    /// A value named `name` of this dtype and shape.
     pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<Dim>) -> Self {
         ValueInfo {
             name: name.into(),
