@@ -37,8 +37,11 @@ impl Default for CsvOptions {
 /// A rectangular table of numbers, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
+    /// Kept lines (after the skipped header lines and blank lines).
     pub rows: usize,
+    /// Fields per line, the same for every line.
     pub columns: usize,
+    /// `rows * columns` numbers, row-major.
     pub values: Vec<f64>,
 }
 

@@ -1,3 +1,6 @@
+//! [`Dataset`]: features and targets as tensors, and the seeded splitting, shuffling and
+//! batching every backend is fed from, so they all see the same batches.
+
 use dlbench_core::rng::Stream;
 use dlbench_core::{DType, Tensor};
 
@@ -9,7 +12,9 @@ use crate::error::{Error, Result};
 /// indices for cross-entropy, f32 `[n, k]` for binary cross-entropy and regression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
+    /// f32 `[n, ..sample]`, one row per sample.
     pub features: Tensor,
+    /// `n` rows of targets; `None` when the data has none, which only the VAE's ELBO accepts.
     pub targets: Option<Tensor>,
 }
 
@@ -42,6 +47,7 @@ impl Dataset {
         self.features.shape()[0]
     }
 
+    /// True when there are no samples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -20,6 +20,7 @@ impl Metric {
     /// Every metric, in the order of [`Metric::name`]s shown to users.
     pub const ALL: [Metric; 3] = [Metric::Accuracy, Metric::BinaryAccuracy, Metric::Mse];
 
+    /// The name specs and results use: `accuracy`, `binary_accuracy`, `mse`.
     pub fn name(self) -> &'static str {
         match self {
             Metric::Accuracy => "accuracy",
@@ -28,6 +29,7 @@ impl Metric {
         }
     }
 
+    /// The metric whose [`Metric::name`] is `name`.
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.into_iter().find(|m| m.name() == name)
     }

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 /// never leaks into the statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standardizer {
+    /// Mean of each element of a sample, flattened row-major.
     pub mean: Vec<f64>,
+    /// Population standard deviation of each element, same layout as `mean`.
     pub std: Vec<f64>,
 }
 

@@ -73,6 +73,7 @@ impl Archive {
         })
     }
 
+    /// The file the archive was opened from, for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }

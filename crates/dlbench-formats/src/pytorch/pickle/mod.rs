@@ -29,10 +29,15 @@ pub use write::{contiguous_strides, encode_state_dict, TensorOut};
 /// A pickle value. Containers, storages and tensors are [`Object`]s in the arena.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Python's `None`.
     None,
+    /// A Python `bool`.
     Bool(bool),
+    /// A Python `int` that fits in 64 bits (larger ones are refused).
     Int(i64),
+    /// A Python `float`.
     Float(f64),
+    /// A Python `str`; shared, since the memo may hand it out many times.
     Str(Rc<str>),
     /// A whitelisted callable or class, from `GLOBAL` / `STACK_GLOBAL`.
     Global(Global),
@@ -58,13 +63,16 @@ impl Value {
 /// A dict key: state_dicts and their `_metadata` use only strings and ints.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
+    /// A string key, e.g. `fc1.weight`.
     Str(Rc<str>),
+    /// An int key.
     Int(i64),
 }
 
 /// An insertion-ordered dict (Python dicts keep order; `OrderedDict` too).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dict {
+    /// The items in insertion order; keys are unique (see [`Dict::insert`]).
     pub entries: Vec<(Key, Value)>,
     index: HashMap<Key, usize>,
 }
@@ -89,8 +97,11 @@ impl Dict {
 /// A non-scalar object built by the pickle.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
+    /// A Python `tuple`.
     Tuple(Vec<Value>),
+    /// A Python `list`.
     List(Vec<Value>),
+    /// A Python `dict` or `collections.OrderedDict`.
     Dict(Dict),
     /// A storage named by a persistent id: its bytes are the archive entry `data/<key>`.
     Storage(StorageRef),
@@ -99,6 +110,7 @@ pub enum Object {
 }
 
 impl Object {
+    /// What the object is, for error messages (never its contents).
     pub fn kind(&self) -> &'static str {
         match self {
             Object::Tuple(_) => "a tuple",
@@ -113,6 +125,7 @@ impl Object {
 /// `('storage', torch.FloatStorage, '0', 'cpu', 6)`: what a persistent id says of a storage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageRef {
+    /// The storage class, hence the element type.
     pub kind: StorageKind,
     /// The archive entry is `<archive>/data/<key>`.
     pub key: String,
@@ -127,8 +140,11 @@ pub struct StorageRef {
 pub struct TensorRef {
     /// Index of an [`Object::Storage`].
     pub storage: usize,
+    /// First element's index in the storage (`tensor.storage_offset()`).
     pub offset: usize,
+    /// `tensor.size()`.
     pub shape: Vec<usize>,
+    /// `tensor.stride()`, in elements, one per dimension.
     pub stride: Vec<usize>,
 }
 
@@ -153,6 +169,7 @@ pub struct StorageKind {
     pub class: &'static str,
     /// torch's dtype name, for messages (`float32`, `bfloat16`).
     pub torch_dtype: &'static str,
+    /// The dlbench dtype, `None` when dlbench has none (the tensor is refused, by name).
     pub dtype: Option<DType>,
 }
 
@@ -220,7 +237,9 @@ impl Global {
 /// A parsed pickle: the value `STOP` returned and the arena its objects live in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pickle {
+    /// The value on the stack at `STOP`: the `state_dict` itself for a torch file.
     pub root: Value,
+    /// Every non-scalar object, indexed by [`Value::Object`].
     pub objects: Vec<Object>,
 }
 
@@ -243,7 +262,9 @@ impl Pickle {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("data.pkl at byte {offset}: {message}")]
 pub struct PickleError {
+    /// Byte offset of the opcode in `data.pkl`.
     pub offset: usize,
+    /// What the opcode did wrong, or the non-whitelisted global it named.
     pub message: String,
 }
 

@@ -7,8 +7,11 @@ use super::{op, StorageKind};
 /// holding the elements contiguously (offset 0, row-major strides).
 #[derive(Debug, Clone, Copy)]
 pub struct TensorOut<'a> {
+    /// The `state_dict` key, e.g. `fc1.weight`.
     pub name: &'a str,
+    /// The storage class, from the tensor's dtype ([`StorageKind::of`]).
     pub kind: StorageKind,
+    /// `tensor.size()`; the strides follow ([`contiguous_strides`]).
     pub shape: &'a [usize],
 }
 
