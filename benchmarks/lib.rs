@@ -37,9 +37,14 @@ pub fn backend(name: &str) -> Box<dyn Backend> {
 /// A seed workload ready to time: its model, and one batch of `batch` rows for inference and
 /// for training (targets included).
 pub struct Workload {
+    /// The parsed `specs/<name>.yaml`.
     pub spec: Spec,
+    /// The spec's model from [`Spec::build_model`], without a loss node.
     pub model: Model,
+    /// One batch for the model's graph: data and noise inputs, evaluation phase 0.
     pub inference: Values,
+    /// One batch for the training graph (with the spec's loss): data, targets and noise,
+    /// training step 0.
     pub training: Values,
 }
 

@@ -249,7 +249,9 @@ pub fn cases() -> Vec<Case> {
 /// One case's outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseReport {
+    /// The case's [`Case::name`].
     pub case: String,
+    /// The case's [`Case::about`].
     pub about: String,
     /// The agreement, or why the case could not be checked at all (the reference or the case
     /// itself failed, or the backend panicked).
@@ -324,13 +326,16 @@ fn describe_check(kind: &str, c: &AgreementCheck) -> String {
 /// The outcome of the whole suite for one backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuiteReport {
+    /// The checked backend's name.
     pub backend: String,
+    /// One report per case, in suite order.
     pub cases: Vec<CaseReport>,
     /// Expected failures that name no case of the suite.
     pub unknown_expected: Vec<String>,
 }
 
 impl SuiteReport {
+    /// The report of the case named `name`.
     pub fn case(&self, name: &str) -> Option<&CaseReport> {
         self.cases.iter().find(|c| c.case == name)
     }

@@ -31,14 +31,19 @@ pub use crate::results::Comparison;
 /// [`Configuration`], passed beside it.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
+    /// The model as it starts training (initial weights, no loss node).
     pub model: &'a Model,
     /// Batches are cut from it as training cuts them (same shuffle, same seed).
     pub data: &'a Dataset,
+    /// Loss and optimizer of the compared training steps.
     pub training: TrainingConfig,
+    /// Rows per step, as training uses them (the workload's settled batch size).
     pub batch_size: usize,
+    /// Reshuffle `data` every epoch, as training does.
     pub shuffle: bool,
     /// Seeds the shuffle, dropout masks and noise inputs.
     pub seed: u64,
+    /// `rtol`, `atol` and the number of compared training steps.
     pub tolerances: &'a AgreementSpec,
 }
 

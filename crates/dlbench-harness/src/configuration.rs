@@ -12,8 +12,11 @@ use crate::results::{RunRecord, Status};
 /// a timing are of.
 #[derive(Clone, Copy)]
 pub struct Configuration<'a> {
+    /// The framework measured.
     pub backend: &'a dyn Backend,
+    /// Where it computes ([`PrepareOptions::device`]).
     pub device: Device,
+    /// Intra-op threads it may use ([`PrepareOptions::threads`]).
     pub threads: usize,
 }
 

@@ -7,11 +7,15 @@ use serde::{Deserialize, Serialize};
 /// Where and with what a run was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
+    /// The CPU model (`model name` of `/proc/cpuinfo`), or the architecture when unknown.
     pub cpu: String,
     /// The SIMD features that decide kernel choice (avx2, fma, avx512f...).
     pub cpu_flags: Vec<String>,
+    /// Logical CPUs available to the process.
     pub cores: usize,
+    /// Distribution, kernel release and architecture, e.g. `Ubuntu 24.04 (Linux 6.8.0, x86_64)`.
     pub os: String,
+    /// `rustc --version` of the compiler that built dlbench.
     pub rustc: String,
     /// dlbench and each framework used, by name.
     pub versions: BTreeMap<String, String>,

@@ -11,29 +11,44 @@ use serde::{Deserialize, Serialize};
 use crate::environment::Environment;
 use crate::stats::Summary;
 
+/// The `schema` this build writes; `docs/results.md` documents it field by field.
 pub const SCHEMA: &str = "dlbench.results/v1";
 
 /// A whole run of one spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
+    /// [`SCHEMA`] for records of this version.
     pub schema: String,
+    /// What was run.
     pub spec: SpecInfo,
+    /// Where and with what it was run.
     pub environment: Environment,
+    /// One record per backend x device x thread count, in run order.
     pub runs: Vec<RunRecord>,
 }
 
 /// What was run: enough to read the record without the spec file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpecInfo {
+    /// The spec's name (by default its file's stem).
     pub name: String,
+    /// The spec file's path, as it was loaded.
     pub path: String,
+    /// The spec's seed.
     pub seed: u64,
+    /// Trainable scalars of the model.
     pub parameters: usize,
+    /// Floating-point operations of one sample's forward pass (a multiply-add counts 2).
     pub flops_per_sample: u64,
+    /// The loss's spec name, e.g. `cross_entropy`.
     pub loss: String,
+    /// The optimizer's name: `gd`, `sgd` or `adam`.
     pub optimizer: String,
+    /// Rows per training step as run (the spec's, capped by the training split).
     pub batch_size: usize,
+    /// Samples in the training split.
     pub train_samples: usize,
+    /// Samples in the validation split.
     pub validation_samples: usize,
 }
 
@@ -41,17 +56,24 @@ pub struct SpecInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// It ran to the end. One whose `agreement` fails is `ok` too, but not timed.
     Ok,
+    /// It errored, panicked, crashed or ran past the timeout; `error` says why.
     Failed,
+    /// Not in this build, or it lacks a capability the spec needs; `error` says which.
     Unsupported,
 }
 
 /// One backend on one device with one thread count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The backend's name.
     pub backend: String,
+    /// Where it computed.
     pub device: Device,
+    /// Intra-op threads it was given.
     pub threads: usize,
+    /// How the run ended.
     pub status: Status,
     /// Why it failed or is unsupported.
     pub error: Option<String>,
@@ -61,8 +83,11 @@ pub struct RunRecord {
     pub prepare_ns: Option<f64>,
     /// Agreement with the f64 reference; `None` for the reference itself, the oracle.
     pub agreement: Option<Agreement>,
+    /// One record per inference batch size; empty when the run did not get that far.
     pub inference: Vec<InferenceRecord>,
+    /// The training run; `None` when it did not get that far.
     pub training: Option<TrainingRecord>,
+    /// Caveats a reader of the numbers needs (e.g. what the peak RSS covers).
     pub notes: Vec<String>,
 }
 
@@ -128,11 +153,15 @@ impl Agreement {
 /// The worst difference found by one check; passes if `|a - r| <= atol + rtol * |r|` throughout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgreementCheck {
+    /// Largest `|a - r|` over everything compared.
     #[serde(with = "non_finite")]
     pub max_abs: f64,
+    /// Largest `|a - r| / |r|` over the elements whose reference is not zero.
     #[serde(with = "non_finite")]
     pub max_rel: f64,
+    /// Largest distance in f32 units in the last place (the reference rounded to f32).
     pub max_ulp: u64,
+    /// True when every comparison passed; false when the check hit an `error`.
     pub pass: bool,
     /// What was furthest outside tolerance (or closest to it): a value of the graph, a
     /// parameter (for gradients) or `loss[step]` (for training).
@@ -170,7 +199,9 @@ pub struct Comparison {
     pub tolerance_used: f64,
     /// Elements outside tolerance, out of `elements`.
     pub mismatched: usize,
+    /// Elements compared.
     pub elements: usize,
+    /// No element is outside tolerance and the tensors are comparable (`problem` is `None`).
     pub pass: bool,
     /// Why the tensors could not be compared element by element (shape or dtype).
     #[serde(default)]
@@ -240,9 +271,12 @@ mod non_finite {
 /// Inference latency at one batch size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferenceRecord {
+    /// Rows per forward pass.
     pub batch: usize,
+    /// Per-pass time statistics, flattened into the record's JSON.
     #[serde(flatten)]
     pub summary: Summary,
+    /// Samples per second at the median: `batch / median`.
     pub throughput_per_s: f64,
     /// Iterations timed together in one sample (more than one when a run is very short).
     pub iterations_per_sample: usize,
@@ -257,9 +291,13 @@ pub struct InferenceRecord {
 /// Training: step time, the loss trajectory and the final metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecord {
+    /// Rows per step.
     pub batch: usize,
+    /// Optimizer steps run.
     pub steps: usize,
+    /// `step_time.median_ns`, kept at the top for readers of the JSON.
     pub step_median_ns: f64,
+    /// Statistics of the step times, grouped into rounds of consecutive steps.
     pub step_time: Summary,
     /// The training loss of each step (before its update).
     pub losses: Vec<f64>,

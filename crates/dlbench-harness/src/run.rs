@@ -22,8 +22,11 @@ use dlbench_spec::Spec;
 /// Command-line overrides of the spec.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// `--backends`: replaces the spec's `backends`.
     pub backends: Option<Vec<String>>,
+    /// `--devices`: replaces the spec's `devices`.
     pub devices: Option<Vec<Device>>,
+    /// `--threads`: replaces the spec's `threads`.
     pub threads: Option<Vec<usize>>,
     /// A small budget for CI and first looks: at most
     /// [`QUICK_STEPS`](dlbench_spec::workload::QUICK_STEPS) training steps and short timing budgets.
@@ -43,7 +46,12 @@ pub enum Isolation {
     /// Each in its own worker process (see [`crate::worker`]): `exe` is a dlbench binary whose
     /// `worker` subcommand serves the request; a worker still running after `timeout` is
     /// killed and recorded as timed out.
-    Process { exe: PathBuf, timeout: Duration },
+    Process {
+        /// The dlbench binary to start as `exe worker ...`.
+        exe: PathBuf,
+        /// Wall-clock limit per worker (`--timeout`).
+        timeout: Duration,
+    },
 }
 
 /// Runs `spec` on the backends it names (or `options.backends`), using those in `registry`.

@@ -15,9 +15,13 @@ const RESAMPLES: usize = 1000;
 /// A summary of nanosecond samples; the raw samples travel beside it in the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Number of samples summarised.
     pub samples: usize,
+    /// Median sample, nanoseconds.
     pub median_ns: f64,
+    /// 90th percentile, nanoseconds (linear between closest ranks).
     pub p90_ns: f64,
+    /// 99th percentile, nanoseconds (linear between closest ranks).
     pub p99_ns: f64,
     /// Median absolute deviation from the median.
     pub mad_ns: f64,
@@ -50,6 +54,8 @@ fn sorted(values: &[f64]) -> Vec<f64> {
     v
 }
 
+/// The median of unsorted data (the mean of the two middle values for an even count); NaN
+/// when empty.
 pub fn median(values: &[f64]) -> f64 {
     quantile(&sorted(values), 0.5)
 }

@@ -81,11 +81,24 @@ const POLL: Duration = Duration::from_millis(10);
 #[serde(rename_all = "snake_case")]
 pub enum Message {
     /// [`Observer::begin`]: a phase of `total` units begins.
-    Begin { label: String, total: u64 },
+    Begin {
+        /// Backend, device and what the phase does.
+        label: String,
+        /// Units the phase has (steps, rounds).
+        total: u64,
+    },
     /// [`Observer::advance`]: `done` units of the current phase are finished.
-    Advance { done: u64, message: String },
+    Advance {
+        /// Units finished so far in the phase.
+        done: u64,
+        /// A short status, e.g. `loss 0.6931`; may be empty.
+        message: String,
+    },
     /// [`Observer::end`]: the current phase ended with this outcome.
-    End { outcome: String },
+    End {
+        /// One line: what the phase came to.
+        outcome: String,
+    },
     /// The run's result; the last message.
     Record(Box<RunRecord>),
 }

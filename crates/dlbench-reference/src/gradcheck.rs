@@ -23,6 +23,7 @@ pub struct GradCheckReport {
 }
 
 impl GradCheckReport {
+    /// True when something was compared and every element is within tolerance.
     pub fn passed(&self) -> bool {
         self.checked > 0 && self.worst_ratio <= 1.0
     }
@@ -31,9 +32,13 @@ impl GradCheckReport {
 /// Step and tolerances of a check; the defaults suit f64 and smooth ops.
 #[derive(Debug, Clone, Copy)]
 pub struct GradCheck {
+    /// Finite-difference step `h` of the central difference `(L(x + h) - L(x - h)) / 2h`.
     pub step: f64,
+    /// Relative tolerance, on `|numeric|` (as in `torch.autograd.gradcheck`).
     pub rtol: f64,
+    /// Absolute tolerance.
     pub atol: f64,
+    /// Seed of the random output weights `g_k`.
     pub seed: u64,
 }
 

@@ -17,6 +17,7 @@ use super::de;
 /// statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSpec {
+    /// Where the samples come from: `synthetic`, `csv`, `npz` or `npy`.
     pub source: DataSource,
     /// Sliding windows over one column of the loaded features.
     pub windows: Option<WindowsSpec>,
@@ -38,16 +39,26 @@ pub enum DataSource {
     /// `synthetic: {kind: classification, samples: 1024, classes: 10}`.
     Synthetic(SyntheticSpec),
     /// `csv: path` (plain or gzipped) with `skip_rows`, `delimiter`, `target_column`.
-    Csv { path: PathBuf, options: CsvOptions },
+    Csv {
+        /// The file, relative to the spec's folder.
+        path: PathBuf,
+        /// Header rows, delimiter and target column.
+        options: CsvOptions,
+    },
     /// `npz: path` with `features: <array>` and optionally `targets: <array>`.
     Npz {
+        /// The archive, relative to the spec's folder.
         path: PathBuf,
+        /// The features array's name in the archive (`.npy` optional).
         features: String,
+        /// The targets array's name; `None` for data without targets.
         targets: Option<String>,
     },
     /// `npy: {features: x.npy, targets: y.npy}`.
     Npy {
+        /// The features file, relative to the spec's folder.
         features: PathBuf,
+        /// The targets file; `None` for data without targets.
         targets: Option<PathBuf>,
     },
 }
@@ -56,7 +67,9 @@ pub enum DataSource {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticSpec {
+    /// The task, hence the targets' form.
     pub kind: SyntheticKind,
+    /// Samples to generate, before the validation split; positive.
     #[serde(deserialize_with = "de::positive")]
     pub samples: usize,
     /// The number of classes, for `classification` only.
@@ -87,6 +100,7 @@ pub enum SyntheticKind {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowsSpec {
+    /// Time steps per window; each sample is `[length, 1]`.
     #[serde(deserialize_with = "de::positive")]
     pub length: usize,
     /// The 0-based column holding the series.

@@ -7,7 +7,9 @@ use dlbench_core::{Error, Graph, InputRole, Result, Tensor, Values};
 /// Which randomness a batch draws from: training step `n`, or evaluation batch `n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Training step `n`: noise from the streams `train/<input>`, sub-stream `n`.
     Train(u32),
+    /// Evaluation batch `n`: noise from the streams `eval/<input>`, sub-stream `n`.
     Eval(u32),
 }
 

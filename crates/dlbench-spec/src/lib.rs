@@ -33,9 +33,11 @@ pub use model::{GraphSpec, InputKind, InputSpec, ModelSpec, NodeSpec};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}: {}", .path.display(), at(.location), .message)]
 pub struct SpecError {
+    /// The spec file (or the file it names) at fault.
     pub path: PathBuf,
     /// 1-based (line, column).
     pub location: Option<(usize, usize)>,
+    /// What is wrong, with the accepted names or values where it helps.
     pub message: String,
 }
 
@@ -83,9 +85,13 @@ pub struct Spec {
     /// Seeds weights, synthetic data, splits, shuffles, dropout masks and noise.
     #[serde(default)]
     pub seed: u64,
+    /// The `model:` section: what to build.
     pub model: ModelSpec,
+    /// The `data:` section: what to train and validate on.
     pub data: DataSpec,
+    /// The `train:` section: loss, optimizer, batch size and length.
     pub train: TrainSpec,
+    /// The `inference:` section; default batch sizes `[1, 32]`.
     #[serde(default)]
     pub inference: InferenceSpec,
     /// Backends to compare; empty (the default) means every backend in this build.
@@ -97,8 +103,10 @@ pub struct Spec {
     /// Thread counts to measure; default `[1]`.
     #[serde(default = "default_threads", deserialize_with = "de::positive_list")]
     pub threads: Vec<usize>,
+    /// The `agreement:` section: tolerances against the f64 reference.
     #[serde(default)]
     pub agreement: AgreementSpec,
+    /// The `benchmark:` section: warm-up and sampling budget.
     #[serde(default)]
     pub benchmark: BenchmarkSpec,
 }
@@ -114,8 +122,14 @@ fn default_threads() -> Vec<usize> {
 /// The `train:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSpec {
+    /// `cross_entropy`, `binary_cross_entropy`, `binary_cross_entropy_with_logits`, `mse` or
+    /// `vae_elbo`; it reads the model's first output (`vae_elbo`: `recon, mu, logvar`).
     pub loss: Loss,
+    /// `{sgd: {...}}`, `{adam: {...}}`, `{gd: {lr}}` or a bare name; omitted options take
+    /// PyTorch's defaults. Validated on parse.
     pub optimizer: Optimizer,
+    /// Rows per optimizer step, as given (positive); a run may cap it by the training split
+    /// (see `effective_batch_size`).
     pub batch_size: usize,
     /// Passes over the training split; exactly one of `epochs` and `steps` is given.
     pub epochs: Option<usize>,
@@ -203,6 +217,7 @@ pub struct MetricTarget {
     /// `loss`, or a metric of `dlbench_data::metrics`: `accuracy`, `binary_accuracy`, `mse`.
     #[serde(deserialize_with = "metric_name")]
     pub metric: String,
+    /// The value to reach: from below for accuracies, from above for `mse` and `loss`.
     pub value: f64,
 }
 

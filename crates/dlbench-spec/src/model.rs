@@ -17,7 +17,9 @@ pub enum ModelSpec {
     /// `{input: [1, 32, 32], layers: [...]}`: layers applied one after another (Keras'
     /// `Sequential`) to a data input `x` whose samples have the shape `input`.
     Sequential {
+        /// The shape of one sample, without the batch dim (e.g. `[1, 32, 32]`, CHW).
         input: Vec<usize>,
+        /// The layers, in order; each reads the previous one's output.
         layers: Vec<Layer>,
     },
     /// `{graph: {inputs, nodes, outputs}}`: named nodes wired explicitly.
@@ -99,7 +101,9 @@ pub enum InputKind {
 /// One graph input: the shape of one sample (the batch dim is implied) and its role.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputSpec {
+    /// The shape of one sample, without the batch dim; positive sizes.
     pub shape: Vec<usize>,
+    /// What feeds it; default [`InputKind::Data`].
     pub role: InputKind,
 }
 
@@ -150,8 +154,12 @@ impl<'de> Deserialize<'de> for InputSpec {
 /// layer without options, `{name: z, op: add, inputs: [mu, noise]}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSpec {
+    /// Unique; names the node and its parameters (`<name>.weight`...), and later nodes and
+    /// the graph's `outputs` refer to its output by it.
     pub name: String,
+    /// What the node computes, with its options.
     pub layer: Layer,
+    /// Names of graph inputs or earlier nodes, in the layer's argument order.
     pub inputs: Vec<String>,
 }
 

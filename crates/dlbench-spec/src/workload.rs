@@ -11,9 +11,13 @@ pub const QUICK_STEPS: usize = 30;
 
 /// Everything a backend run needs.
 pub struct Workload {
+    /// The spec it was prepared from.
     pub spec: Spec,
+    /// The model with its initial weights ([`Spec::build_model`]).
     pub model: Model,
+    /// The training split, targets in the form the loss wants; not empty.
     pub train: Dataset,
+    /// The held-out split the metrics are computed on; may be empty.
     pub validation: Dataset,
     /// Rows per training step, settled once: the spec's batch size capped by the training
     /// split's size, or the whole split for full-batch gradient descent (see

@@ -81,6 +81,7 @@ impl Fault {
 /// A test double: the f64 reference, broken by one [`Fault`] during training.
 #[derive(Debug, Clone, Copy)]
 pub struct FaultyBackend {
+    /// What goes wrong; also its backend name.
     pub fault: Fault,
 }
 

@@ -22,12 +22,16 @@ use dlbench_reference::ReferenceBackend;
 /// The one thing a [`Mutant`] breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutation {
+    /// `test-transposed-dense`: Dense weights read as `[in, out]`.
     TransposedDense,
+    /// `test-swapped-lstm-gates`: the i and f gate blocks of every LSTM swapped.
     SwappedLstmGates,
+    /// `test-floor-pooling`: `ceil_mode` ignored on every pooling node.
     FloorPooling,
 }
 
 impl Mutation {
+    /// Every mutation, in the order of the module's table.
     pub const ALL: [Mutation; 3] = [
         Mutation::TransposedDense,
         Mutation::SwappedLstmGates,
@@ -130,6 +134,7 @@ fn permute(t: &Tensor, perm: &[usize], inverse: bool) -> Result<Tensor> {
 /// The f64 reference with one [`Mutation`].
 #[derive(Debug, Clone, Copy)]
 pub struct Mutant {
+    /// What it breaks; also its backend name.
     pub mutation: Mutation,
 }
 

@@ -14,6 +14,7 @@ use crate::results::Comparison;
 /// The node that introduced a disagreement and its own error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Divergence {
+    /// The node's name in the graph.
     pub node: String,
     /// The node's op name (`dense`, `lstm`...).
     pub op: String,
@@ -24,7 +25,10 @@ pub struct Divergence {
 /// What [`localize`] found: the first divergent node, if any, and what it could not replay.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Localization {
+    /// The first node, in graph order, that exceeds tolerance on reference inputs; `None`
+    /// when none does (the error accumulates) or none could be replayed.
     pub first: Option<Divergence>,
+    /// Nodes that could not be replayed, and why; or why no node was found.
     pub notes: Vec<String>,
 }
 

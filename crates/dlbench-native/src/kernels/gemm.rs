@@ -30,10 +30,15 @@ use super::threads;
 /// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatRef<'a> {
+    /// The elements; must reach the last element `(rows - 1, cols - 1)`.
     pub data: &'a [f32],
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// Elements between `(i, j)` and `(i + 1, j)`.
     pub row_stride: usize,
+    /// Elements between `(i, j)` and `(i, j + 1)`: 1 for a row-major view.
     pub col_stride: usize,
 }
 

@@ -29,13 +29,19 @@ use super::isa::Isa;
 /// semantics: symmetric zero padding, then dilated taps, then the stride).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lowering {
+    /// Input channels of the group (`in_channels / groups`).
     pub channels: usize,
+    /// Input rows, before padding.
     pub height: usize,
+    /// Input columns, before padding.
     pub width: usize,
     /// Kernel rows and columns.
     pub kernel: [usize; 2],
+    /// Stride per spatial axis `[h, w]`, PyTorch's `stride`.
     pub stride: [usize; 2],
+    /// Zeros added on both sides per spatial axis `[h, w]`, PyTorch's `padding`.
     pub padding: [usize; 2],
+    /// Spacing between kernel taps per spatial axis `[h, w]`, PyTorch's `dilation`.
     pub dilation: [usize; 2],
     /// Output rows and columns (as shape inference computed them).
     pub out: [usize; 2],

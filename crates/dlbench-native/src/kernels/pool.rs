@@ -18,10 +18,15 @@ use super::isa::Isa;
 /// `out` windows per axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tiles {
+    /// Independent planes: batch times channels.
     pub planes: usize,
+    /// Input rows per plane.
     pub height: usize,
+    /// Input columns per plane.
     pub width: usize,
+    /// Window rows and columns; also the stride.
     pub kernel: [usize; 2],
+    /// Output rows and columns; `out * kernel` fits in `[height, width]`.
     pub out: [usize; 2],
 }
 

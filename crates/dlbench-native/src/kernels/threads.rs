@@ -136,6 +136,7 @@ impl Pool {
         }
     }
 
+    /// Threads that run tasks, the caller's included (at least 1).
     pub fn threads(&self) -> usize {
         self.threads
     }
