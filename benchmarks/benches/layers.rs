@@ -6,6 +6,9 @@
 //!
 //! `cargo bench -p dlbench-benchmarks --bench layers` (add `--features tch` for libtorch)
 
+// `criterion_group!` expands to a `pub fn` that cannot carry a doc comment.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
