@@ -43,7 +43,7 @@ pub enum Error {
     /// The operating system failed to open, read, write or rename a file.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The file (or `<stdout>`-like stream name) being accessed.
+        /// The file being accessed, or a stream's name such as `<stdout>`.
         path: PathBuf,
         /// The underlying I/O error.
         source: std::io::Error,
