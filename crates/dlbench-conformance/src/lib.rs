@@ -202,7 +202,10 @@ fn synthetic(name: &str, model: &Model, sample: &[usize], loss: Loss) -> Result<
     let n: usize = shape.iter().product();
     let features = match loss {
         Loss::VaeElbo => stream("x").uniform_vec(n),
-        _ => stream("x").normal_vec(n),
+        Loss::Mse
+        | Loss::CrossEntropy
+        | Loss::BinaryCrossEntropy
+        | Loss::BinaryCrossEntropyWithLogits => stream("x").normal_vec(n),
     };
     let prediction = model.graph.output_infos()?[0].resolve(SAMPLES);
     let count: usize = prediction.iter().product();
