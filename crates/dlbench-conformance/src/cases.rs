@@ -1,5 +1,5 @@
-//! The cases of the conformance suite: a small model per IR op and per loss, each built with
-//! [`GraphBuilder`] on seeded synthetic data, and the seed specs.
+//! The cases of the conformance suite: a small model per IR op, per loss and per optimizer
+//! option, each built with [`GraphBuilder`] on seeded synthetic data, and the seed specs.
 //!
 //! Op cases take their trainable parameters from the op itself where it has some (dense,
 //! conv, LSTM) and otherwise from an element-wise `add` or `mul` with a parameter, never from
@@ -7,7 +7,7 @@
 
 use dlbench_core::init::Init;
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
-use dlbench_core::training::{Adam, Sgd};
+use dlbench_core::training::{Adam, Gd, Sgd};
 use dlbench_core::{
     BinaryOp, DType, Dim, GraphBuilder, InputRole, Loss, Op, Optimizer, Result, TrainingConfig,
     UnaryOp,
@@ -520,6 +520,81 @@ fn loss_cases() -> Vec<Case> {
     ]
 }
 
+/// One case per optimizer option (and plain GD), each the only non-default setting besides the
+/// learning rate: `(x + p) * q` under MSE, so that no op beyond add and mul is involved.
+fn optimizer_cases() -> Vec<Case> {
+    let optim = |name: &str, about: &str, optimizer: Optimizer| {
+        with_optimizer(name, about, Loss::Mse, optimizer, &[4], |b| {
+            let h = shifted(b, 4)?;
+            let q = param(b, "scale", &[4])?;
+            Ok(vec![b.op(None, Op::Binary(BinaryOp::Mul), &[&h, &q])?])
+        })
+    };
+    let sgd = |s: Sgd| Optimizer::Sgd(Sgd { lr: 0.05, ..s });
+    let adam = |a: Adam| Optimizer::Adam(Adam { lr: 0.01, ..a });
+    let momentum = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    vec![
+        optim(
+            "optim_gd",
+            "plain gradient descent, lr 0.05",
+            Optimizer::Gd(Gd { lr: 0.05 }),
+        ),
+        optim(
+            "optim_sgd_dampening",
+            "SGD, momentum 0.9, dampening 0.5",
+            sgd(Sgd {
+                dampening: 0.5,
+                ..momentum
+            }),
+        ),
+        optim(
+            "optim_sgd_nesterov",
+            "SGD, Nesterov momentum 0.9",
+            sgd(Sgd {
+                nesterov: true,
+                ..momentum
+            }),
+        ),
+        optim(
+            "optim_sgd_weight_decay",
+            "SGD, weight decay 0.1",
+            sgd(Sgd {
+                weight_decay: 0.1,
+                ..Sgd::default()
+            }),
+        ),
+        optim(
+            "optim_adam_betas_eps",
+            "Adam, betas (0.8, 0.99), eps 1e-6",
+            adam(Adam {
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-6,
+                ..Adam::default()
+            }),
+        ),
+        optim(
+            "optim_adam_weight_decay",
+            "Adam, weight decay 0.1",
+            adam(Adam {
+                weight_decay: 0.1,
+                ..Adam::default()
+            }),
+        ),
+        optim(
+            "optim_adam_amsgrad",
+            "Adam, AMSGrad",
+            adam(Adam {
+                amsgrad: true,
+                ..Adam::default()
+            }),
+        ),
+    ]
+}
+
 /// Every case, ops first, then the seed specs. For speed (the f64 reference is a naive
 /// interpreter, and tests run unoptimized) the CNN runs at batch 4 for 3 training steps, the
 /// RNN and the VAE at batch 8; the MLP as written.
@@ -532,6 +607,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(elementwise_cases());
     cases.extend(lstm_cases());
     cases.extend(loss_cases());
+    cases.extend(optimizer_cases());
     cases.push(Case::spec("mlp", None, 20));
     cases.push(Case::spec("cnn", Some(4), 3));
     cases.push(Case::spec("rnn", Some(8), 20));

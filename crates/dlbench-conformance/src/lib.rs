@@ -1,6 +1,7 @@
-//! The conformance suite every backend runs: one small model per IR op and per loss, and the
-//! seed specs, each checked against the reference for forward outputs (and intermediates),
-//! parameter gradients and a training loss trajectory (`dlbench_harness::agreement`). In the style of
+//! The conformance suite every backend runs: one small model per IR op, per loss and per
+//! optimizer option, and the seed specs, each checked against the reference for forward outputs
+//! (and intermediates), parameter gradients and a training loss trajectory
+//! (`dlbench_harness::agreement`). In the style of
 //! tract's test-rt and burn's backend tests: the cases live here, once, and a backend adds one
 //! test.
 //!
@@ -170,6 +171,14 @@ impl Case {
         Ok(self.build()?.model)
     }
 
+    /// The loss and optimizer the case trains with.
+    pub fn training(&self) -> Result<TrainingConfig> {
+        match &self.source {
+            Source::Graph(g) => Ok(g.training),
+            Source::Spec { .. } => Ok(self.build()?.training),
+        }
+    }
+
     /// Checks `backend` against `reference` on this case.
     pub fn run(
         &self,
@@ -238,7 +247,9 @@ fn synthetic(name: &str, model: &Model, sample: &[usize], loss: Loss) -> Result<
 }
 
 /// Every case of the suite, in order: dense and mat_mul, conv2d, pooling, layout,
-/// activations and dropout, element-wise with broadcasting, LSTM, losses, seed specs.
+/// activations and dropout, element-wise with broadcasting, LSTM, losses, optimizer options,
+/// seed specs. `tests/coverage.rs` checks that every op, loss, optimizer and optimizer option
+/// has a case.
 pub fn cases() -> Vec<Case> {
     cases::all()
 }

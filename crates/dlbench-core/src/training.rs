@@ -2,6 +2,7 @@
 //! whose hyperparameters and defaults are PyTorch's.
 
 use serde::{Deserialize, Serialize};
+use strum::{EnumDiscriminants, EnumIter};
 
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Graph, Input, InputRole, LossOp, Node, Op, ValueInfo};
@@ -72,9 +73,10 @@ impl Default for Gd {
     }
 }
 
-/// An optimizer and its hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// An optimizer and its hyperparameters. [`OptimizerKind`] lists the optimizers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, EnumDiscriminants)]
 #[serde(rename_all = "snake_case")]
+#[strum_discriminants(name(OptimizerKind), derive(Hash, EnumIter))]
 pub enum Optimizer {
     Gd(Gd),
     Sgd(Sgd),
