@@ -276,6 +276,50 @@ def elementwise_cases():
         case("elementwise", kind, {"type": kind}, fn, [randn(2, 3, 4, scale=2)])
 
 
+# ------------------------------------------------------------------ layout, scale, dropout
+# Added after the others, so that the random draws of every earlier case stay as they were.
+
+def layout_cases():
+    case("layout", "flatten_axis1", {"type": "flatten", "axis": 1},
+         lambda t: torch.flatten(t, 1), [randn(2, 3, 4)])
+    case("layout", "flatten_axis2", {"type": "flatten", "axis": 2},
+         lambda t: torch.flatten(t, 2), [randn(2, 3, 4, 2)])
+    # dlbench's reshape is ONNX's: 0 copies the input dim (the batch here), -1 is inferred.
+    case("layout", "reshape_0_minus1_2", {"type": "reshape", "shape": [0, -1, 2]},
+         lambda t: t.reshape(t.shape[0], -1, 2), [randn(2, 3, 4)])
+    case("layout", "transpose_2_0_1", {"type": "transpose", "perm": [2, 0, 1]},
+         lambda t: t.permute(2, 0, 1), [randn(2, 3, 4)])
+    case("layout", "concat_axis1", {"type": "concat", "axis": 1},
+         lambda *t: torch.cat(t, 1), [randn(2, 1, 3), randn(2, 4, 3), randn(2, 2, 3)])
+
+
+def dropout_case(name, shape, p, seed):
+    """PyTorch's own dropout (training mode) with the mask it draws under `seed`, which
+    becomes dlbench's mask input (the harness feeds masks; PyTorch's RNG cannot be shared).
+    The mask gets no gradient, in PyTorch as in dlbench."""
+    def dropout(x):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return F.dropout(x, p, training=True)
+
+    mask = (dropout(torch.ones(*shape, dtype=DTYPE)) != 0).to(DTYPE)
+    x = randn(*shape)
+
+    def run(x, _mask):
+        y = dropout(x)
+        assert torch.equal(y != 0, mask != 0), "the mask must be the one drawn"
+        return y
+
+    case("elementwise", name, {"type": "dropout", "p": p}, run, [x, mask])
+
+
+def scale_and_dropout_cases():
+    case("elementwise", "scale", {"type": "scale", "factor": -2.5},
+         lambda t: t * -2.5, [randn(2, 3, 4)])
+    dropout_case("dropout_p0.3", [4, 5], 0.3, 7)
+    dropout_case("dropout_p0.5", [2, 3, 4], 0.5, 8)
+
+
 def main():
     torch.manual_seed(SEED)
     conv_cases()
@@ -285,6 +329,8 @@ def main():
     softmax_cases()
     loss_cases()
     elementwise_cases()
+    layout_cases()
+    scale_and_dropout_cases()
     lines = ",\n".join(json.dumps(c, allow_nan=False) for c in CASES)
     print('{"torch": %s, "seed": %d, "cases": [\n%s\n]}'
           % (json.dumps(torch.__version__), SEED, lines))

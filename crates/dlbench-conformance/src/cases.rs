@@ -1,5 +1,5 @@
-//! The cases of the conformance suite: a small model per IR op and per loss, each built with
-//! [`GraphBuilder`] on seeded synthetic data, and the seed specs.
+//! The cases of the conformance suite: a small model per IR op, per loss and per optimizer
+//! option, each built with [`GraphBuilder`] on seeded synthetic data, and the seed specs.
 //!
 //! Op cases take their trainable parameters from the op itself where it has some (dense,
 //! conv, LSTM) and otherwise from an element-wise `add` or `mul` with a parameter, never from
@@ -7,9 +7,10 @@
 
 use dlbench_core::init::Init;
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
-use dlbench_core::training::{Adam, Sgd};
+use dlbench_core::training::{Adam, Gd, Sgd};
 use dlbench_core::{
-    DType, Dim, GraphBuilder, InputRole, Loss, Op, Optimizer, Result, TrainingConfig,
+    BinaryOp, DType, Dim, GraphBuilder, InputRole, Loss, Op, Optimizer, Result, TrainingConfig,
+    UnaryOp,
 };
 
 use super::{Case, GraphCase};
@@ -59,7 +60,7 @@ fn param(b: &mut GraphBuilder, name: &str, shape: &[usize]) -> Result<String> {
 /// `x + p` with `p` shaped like one sample's last axis: the parameters of a parameter-free op.
 fn shifted(b: &mut GraphBuilder, width: usize) -> Result<String> {
     let p = param(b, "shift", &[width])?;
-    b.op(Some("shifted"), Op::Add, &[X, &p])
+    b.op(Some("shifted"), Op::Binary(BinaryOp::Add), &[X, &p])
 }
 
 fn dense_cases() -> Vec<Case> {
@@ -281,7 +282,7 @@ fn layout_cases() -> Vec<Case> {
             |b| {
                 let h = shifted(b, 3)?;
                 let p = param(b, "scale", &[3])?;
-                let m = b.op(Some("scaled"), Op::Mul, &[X, &p])?;
+                let m = b.op(Some("scaled"), Op::Binary(BinaryOp::Mul), &[X, &p])?;
                 Ok(vec![b.op(None, Op::Concat { axis: 1 }, &[&h, &m])?])
             },
         ),
@@ -297,9 +298,14 @@ fn activation_cases() -> Vec<Case> {
         })
     };
     vec![
-        unary("relu", "relu(x + p)", &[6], Op::Relu),
-        unary("sigmoid", "sigmoid(x + p)", &[6], Op::Sigmoid),
-        unary("tanh", "tanh(x + p)", &[6], Op::Tanh),
+        unary("relu", "relu(x + p)", &[6], Op::Unary(UnaryOp::Relu)),
+        unary(
+            "sigmoid",
+            "sigmoid(x + p)",
+            &[6],
+            Op::Unary(UnaryOp::Sigmoid),
+        ),
+        unary("tanh", "tanh(x + p)", &[6], Op::Unary(UnaryOp::Tanh)),
         unary(
             "softmax",
             "softmax on the last axis",
@@ -318,8 +324,13 @@ fn activation_cases() -> Vec<Case> {
             &[6],
             Op::LogSoftmax { axis: -1 },
         ),
-        unary("exp", "exp(x + p)", &[6], Op::Exp),
-        unary("scale", "-0.5 * (x + p)", &[6], Op::Scale { factor: -0.5 }),
+        unary("exp", "exp(x + p)", &[6], Op::Unary(UnaryOp::Exp)),
+        unary(
+            "scale",
+            "-0.5 * (x + p)",
+            &[6],
+            Op::Unary(UnaryOp::Scale { factor: -0.5 }),
+        ),
         case(
             "dropout",
             "dropout p = 0.5 with a fed mask",
@@ -329,7 +340,7 @@ fn activation_cases() -> Vec<Case> {
                 let h = shifted(b, 6)?;
                 let d = b.dropout(None, &h, 0.5)?;
                 let p = param(b, "scale", &[6])?;
-                Ok(vec![b.op(None, Op::Mul, &[&d, &p])?])
+                Ok(vec![b.op(None, Op::Binary(BinaryOp::Mul), &[&d, &p])?])
             },
         ),
     ]
@@ -347,26 +358,32 @@ fn elementwise_cases() -> Vec<Case> {
         })
     };
     vec![
-        binary("add_broadcast", "[batch, 3, 4] + [4]", Op::Add, &[4], false),
+        binary(
+            "add_broadcast",
+            "[batch, 3, 4] + [4]",
+            Op::Binary(BinaryOp::Add),
+            &[4],
+            false,
+        ),
         binary(
             "sub_broadcast",
             "[3, 1] - [batch, 3, 4]",
-            Op::Sub,
+            Op::Binary(BinaryOp::Sub),
             &[3, 1],
             true,
         ),
         binary(
             "mul_broadcast",
             "[batch, 3, 4] * [1, 4]",
-            Op::Mul,
+            Op::Binary(BinaryOp::Mul),
             &[1, 4],
             false,
         ),
         case("mul_values", "(x + p) * (x - q)", Loss::Mse, &[3, 4], |b| {
             let h = shifted(b, 4)?;
             let q = param(b, "q", &[3, 4])?;
-            let d = b.op(Some("diff"), Op::Sub, &[X, &q])?;
-            Ok(vec![b.op(None, Op::Mul, &[&h, &d])?])
+            let d = b.op(Some("diff"), Op::Binary(BinaryOp::Sub), &[X, &q])?;
+            Ok(vec![b.op(None, Op::Binary(BinaryOp::Mul), &[&h, &d])?])
         }),
     ]
 }
@@ -441,7 +458,7 @@ fn loss_cases() -> Vec<Case> {
         with_optimizer(name, about, loss, sgd, &[width], move |b| {
             let h = shifted(b, width)?;
             Ok(vec![match sigmoid {
-                true => b.op(None, Op::Sigmoid, &[&h])?,
+                true => b.op(None, Op::Unary(UnaryOp::Sigmoid), &[&h])?,
                 false => h,
             }])
         })
@@ -485,16 +502,95 @@ fn loss_cases() -> Vec<Case> {
                 let p_mu = param(b, "p_mu", &[6])?;
                 let p_lv = param(b, "p_logvar", &[6])?;
                 let p_dec = param(b, "p_dec", &[6])?;
-                let mu = b.op(Some("mu"), Op::Add, &[X, &p_mu])?;
-                let logvar = b.op(Some("logvar"), Op::Mul, &[X, &p_lv])?;
-                let half = b.op(Some("half"), Op::Scale { factor: 0.5 }, &[&logvar])?;
-                let std = b.op(Some("std"), Op::Exp, &[&half])?;
-                let noise = b.op(Some("noise"), Op::Mul, &[&std, &eps])?;
-                let z = b.op(Some("z"), Op::Add, &[&mu, &noise])?;
-                let dec = b.op(Some("dec"), Op::Mul, &[&z, &p_dec])?;
-                let recon = b.op(Some("recon"), Op::Sigmoid, &[&dec])?;
+                let mu = b.op(Some("mu"), Op::Binary(BinaryOp::Add), &[X, &p_mu])?;
+                let logvar = b.op(Some("logvar"), Op::Binary(BinaryOp::Mul), &[X, &p_lv])?;
+                let half = b.op(
+                    Some("half"),
+                    Op::Unary(UnaryOp::Scale { factor: 0.5 }),
+                    &[&logvar],
+                )?;
+                let std = b.op(Some("std"), Op::Unary(UnaryOp::Exp), &[&half])?;
+                let noise = b.op(Some("noise"), Op::Binary(BinaryOp::Mul), &[&std, &eps])?;
+                let z = b.op(Some("z"), Op::Binary(BinaryOp::Add), &[&mu, &noise])?;
+                let dec = b.op(Some("dec"), Op::Binary(BinaryOp::Mul), &[&z, &p_dec])?;
+                let recon = b.op(Some("recon"), Op::Unary(UnaryOp::Sigmoid), &[&dec])?;
                 Ok(vec![recon, mu, logvar])
             },
+        ),
+    ]
+}
+
+/// One case per optimizer option (and plain GD), each the only non-default setting besides the
+/// learning rate: `(x + p) * q` under MSE, so that no op beyond add and mul is involved.
+fn optimizer_cases() -> Vec<Case> {
+    let optim = |name: &str, about: &str, optimizer: Optimizer| {
+        with_optimizer(name, about, Loss::Mse, optimizer, &[4], |b| {
+            let h = shifted(b, 4)?;
+            let q = param(b, "scale", &[4])?;
+            Ok(vec![b.op(None, Op::Binary(BinaryOp::Mul), &[&h, &q])?])
+        })
+    };
+    let sgd = |s: Sgd| Optimizer::Sgd(Sgd { lr: 0.05, ..s });
+    let adam = |a: Adam| Optimizer::Adam(Adam { lr: 0.01, ..a });
+    let momentum = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    vec![
+        optim(
+            "optim_gd",
+            "plain gradient descent, lr 0.05",
+            Optimizer::Gd(Gd { lr: 0.05 }),
+        ),
+        optim(
+            "optim_sgd_dampening",
+            "SGD, momentum 0.9, dampening 0.5",
+            sgd(Sgd {
+                dampening: 0.5,
+                ..momentum
+            }),
+        ),
+        optim(
+            "optim_sgd_nesterov",
+            "SGD, Nesterov momentum 0.9",
+            sgd(Sgd {
+                nesterov: true,
+                ..momentum
+            }),
+        ),
+        optim(
+            "optim_sgd_weight_decay",
+            "SGD, weight decay 0.1",
+            sgd(Sgd {
+                weight_decay: 0.1,
+                ..Sgd::default()
+            }),
+        ),
+        optim(
+            "optim_adam_betas_eps",
+            "Adam, betas (0.8, 0.99), eps 1e-6",
+            adam(Adam {
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-6,
+                ..Adam::default()
+            }),
+        ),
+        optim(
+            "optim_adam_weight_decay",
+            "Adam, weight decay 0.1",
+            adam(Adam {
+                weight_decay: 0.1,
+                ..Adam::default()
+            }),
+        ),
+        optim(
+            "optim_adam_amsgrad",
+            "Adam, AMSGrad",
+            adam(Adam {
+                amsgrad: true,
+                ..Adam::default()
+            }),
         ),
     ]
 }
@@ -511,6 +607,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(elementwise_cases());
     cases.extend(lstm_cases());
     cases.extend(loss_cases());
+    cases.extend(optimizer_cases());
     cases.push(Case::spec("mlp", None, 20));
     cases.push(Case::spec("cnn", Some(4), 3));
     cases.push(Case::spec("rnn", Some(8), 20));

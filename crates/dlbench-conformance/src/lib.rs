@@ -1,6 +1,7 @@
-//! The conformance suite every backend runs: one small model per IR op and per loss, and the
-//! seed specs, each checked against the reference for forward outputs (and intermediates),
-//! parameter gradients and a training loss trajectory (`dlbench_harness::agreement`). In the style of
+//! The conformance suite every backend runs: one small model per IR op, per loss and per
+//! optimizer option, and the seed specs, each checked against the reference for forward outputs
+//! (and intermediates), parameter gradients and a training loss trajectory
+//! (`dlbench_harness::agreement`). In the style of
 //! tract's test-rt and burn's backend tests: the cases live here, once, and a backend adds one
 //! test.
 //!
@@ -175,6 +176,14 @@ impl Case {
         Ok(self.build()?.model)
     }
 
+    /// The loss and optimizer the case trains with.
+    pub fn training(&self) -> Result<TrainingConfig> {
+        match &self.source {
+            Source::Graph(g) => Ok(g.training),
+            Source::Spec { .. } => Ok(self.build()?.training),
+        }
+    }
+
     /// Checks `backend` against `reference` on this case.
     pub fn run(
         &self,
@@ -208,7 +217,10 @@ fn synthetic(name: &str, model: &Model, sample: &[usize], loss: Loss) -> Result<
     let n: usize = shape.iter().product();
     let features = match loss {
         Loss::VaeElbo => stream("x").uniform_vec(n),
-        _ => stream("x").normal_vec(n),
+        Loss::Mse
+        | Loss::CrossEntropy
+        | Loss::BinaryCrossEntropy
+        | Loss::BinaryCrossEntropyWithLogits => stream("x").normal_vec(n),
     };
     let prediction = model.graph.output_infos()?[0].resolve(SAMPLES);
     let count: usize = prediction.iter().product();
@@ -241,7 +253,9 @@ fn synthetic(name: &str, model: &Model, sample: &[usize], loss: Loss) -> Result<
 }
 
 /// Every case of the suite, in order: dense and mat_mul, conv2d, pooling, layout,
-/// activations and dropout, element-wise with broadcasting, LSTM, losses, seed specs.
+/// activations and dropout, element-wise with broadcasting, LSTM, losses, optimizer options,
+/// seed specs. `tests/coverage.rs` checks that every op, loss, optimizer and optimizer option
+/// has a case.
 pub fn cases() -> Vec<Case> {
     cases::all()
 }

@@ -108,13 +108,7 @@ impl GraphBuilder {
                 self.name
             )));
         }
-        let outputs = match op {
-            Op::Lstm(_) => ["y", "y_h", "y_c"]
-                .iter()
-                .map(|s| format!("{name}.{s}"))
-                .collect(),
-            _ => vec![name.clone()],
-        };
+        let outputs = op.output_names(&name);
         let node = Node {
             name: name.clone(),
             op,

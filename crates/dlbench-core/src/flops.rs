@@ -3,7 +3,7 @@
 //! too), so the totals compare workloads rather than predict time.
 
 use crate::error::Result;
-use crate::ir::{Graph, Node, Op, ValueInfo};
+use crate::ir::{Graph, LossOp, Node, Op, ValueInfo};
 
 /// Operations of one node for a batch of one, given its input and output types.
 pub fn node_flops(node: &Node, inputs: &[&ValueInfo], outputs: &[&ValueInfo]) -> u64 {
@@ -34,13 +34,16 @@ pub fn node_flops(node: &Node, inputs: &[&ValueInfo], outputs: &[&ValueInfo]) ->
             steps * per_step * attrs.direction.count() as u64
         }
         Op::Flatten { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Concat { .. } => 0,
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => out,
+        Op::Unary(_) => out,
         Op::Softmax { .. } | Op::LogSoftmax { .. } => 4 * out,
-        Op::Dropout { .. } | Op::Add | Op::Sub | Op::Mul => out,
-        Op::MseLoss | Op::BceLoss | Op::BceWithLogitsLoss | Op::CrossEntropyLoss => {
-            4 * numel(inputs[0])
-        }
-        Op::VaeElboLoss => 4 * numel(inputs[0]) + 4 * numel(inputs[1]),
+        Op::Dropout { .. } | Op::Binary(_) => out,
+        Op::Loss(loss) => match loss {
+            LossOp::Mse
+            | LossOp::BinaryCrossEntropy
+            | LossOp::BinaryCrossEntropyWithLogits
+            | LossOp::CrossEntropy => 4 * numel(inputs[0]),
+            LossOp::VaeElbo => 4 * numel(inputs[0]) + 4 * numel(inputs[1]),
+        },
     }
 }
 

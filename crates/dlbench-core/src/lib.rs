@@ -21,7 +21,9 @@ pub mod training;
 pub use backend::{Backend, Capabilities, Device, Mode, PrepareOptions, Session};
 pub use builder::GraphBuilder;
 pub use error::{Error, Result};
-pub use ir::{Dim, Graph, Input, InputRole, Node, Op, Param, ValueInfo};
+pub use ir::{
+    BinaryOp, Dim, Graph, Input, InputRole, LossOp, Node, Op, OpKind, Param, UnaryOp, ValueInfo,
+};
 pub use model::Model;
 pub use tensor::{DType, Data, Tensor, Values};
 pub use training::{Loss, Optimizer, TrainingConfig};

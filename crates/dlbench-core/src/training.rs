@@ -2,33 +2,15 @@
 //! whose hyperparameters and defaults are PyTorch's.
 
 use serde::{Deserialize, Serialize};
+use strum::{EnumDiscriminants, EnumIter};
 
 use crate::error::{Error, Result};
-use crate::ir::{Dim, Graph, Input, InputRole, Node, Op, ValueInfo};
+use crate::ir::{Dim, Graph, Input, InputRole, LossOp, Node, Op, ValueInfo};
 use crate::tensor::DType;
 
-/// The losses a training graph can end in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Loss {
-    Mse,
-    CrossEntropy,
-    BinaryCrossEntropy,
-    BinaryCrossEntropyWithLogits,
-    VaeElbo,
-}
-
-impl Loss {
-    pub fn op(self) -> Op {
-        match self {
-            Loss::Mse => Op::MseLoss,
-            Loss::CrossEntropy => Op::CrossEntropyLoss,
-            Loss::BinaryCrossEntropy => Op::BceLoss,
-            Loss::BinaryCrossEntropyWithLogits => Op::BceWithLogitsLoss,
-            Loss::VaeElbo => Op::VaeElboLoss,
-        }
-    }
-}
+/// The losses a training graph can end in: the loss family of the IR, under the name the
+/// training configuration, the spec's `loss:` and the results use (one enum, not two).
+pub use crate::ir::LossOp as Loss;
 
 /// `torch.optim.SGD`: momentum, dampening, Nesterov and (L2) weight decay, PyTorch's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -91,9 +73,10 @@ impl Default for Gd {
     }
 }
 
-/// An optimizer and its hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// An optimizer and its hyperparameters. [`OptimizerKind`] lists the optimizers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, EnumDiscriminants)]
 #[serde(rename_all = "snake_case")]
+#[strum_discriminants(name(OptimizerKind), derive(Hash, EnumIter))]
 pub enum Optimizer {
     Gd(Gd),
     Sgd(Sgd),
@@ -152,8 +135,24 @@ impl Graph {
         let prediction = infos
             .first()
             .ok_or_else(|| Error::invalid(format!("graph `{}` has no output", self.name)))?;
-        let inputs = match loss {
-            Loss::VaeElbo => {
+        let target = match loss {
+            LossOp::Mse | LossOp::BinaryCrossEntropy | LossOp::BinaryCrossEntropyWithLogits => {
+                Some(ValueInfo::new(
+                    TARGET,
+                    prediction.dtype,
+                    prediction.shape.clone(),
+                ))
+            }
+            LossOp::CrossEntropy => Some(ValueInfo::new(
+                TARGET,
+                DType::I64,
+                vec![prediction.shape[0]],
+            )),
+            // The ELBO reads the data input back instead.
+            LossOp::VaeElbo => None,
+        };
+        let inputs = match target {
+            None => {
                 let data = self
                     .inputs
                     .iter()
@@ -173,13 +172,7 @@ impl Graph {
                     data.value.name.clone(),
                 ]
             }
-            _ => {
-                let target = match loss {
-                    Loss::CrossEntropy => {
-                        ValueInfo::new(TARGET, DType::I64, vec![prediction.shape[0]])
-                    }
-                    _ => ValueInfo::new(TARGET, prediction.dtype, prediction.shape.clone()),
-                };
+            Some(target) => {
                 if prediction.shape.first() != Some(&Dim::Batch) {
                     return Err(Error::invalid(format!(
                         "the prediction `{}` must have the batch as its first dim",
@@ -195,7 +188,7 @@ impl Graph {
         };
         graph.nodes.push(Node {
             name: LOSS.to_string(),
-            op: loss.op(),
+            op: Op::Loss(loss),
             inputs,
             outputs: vec![LOSS.to_string()],
         });

@@ -2,7 +2,7 @@
 //! graphs, PyTorch-style initialisation and the native file format.
 
 use dlbench_core::ir::{format_shape, Conv2d, Direction, Lstm, Pool2d};
-use dlbench_core::{DType, Dim, Error, GraphBuilder, InputRole, Loss, Model, Op, Tensor};
+use dlbench_core::{DType, Dim, Error, GraphBuilder, InputRole, Loss, Model, Op, Tensor, UnaryOp};
 
 fn cnn() -> dlbench_core::Graph {
     let mut b = GraphBuilder::new("cnn");
@@ -10,20 +10,20 @@ fn cnn() -> dlbench_core::Graph {
     let c1 = b
         .conv2d(None, &x, 32, [3, 3], Conv2d::default(), true)
         .unwrap();
-    let r1 = b.op(None, Op::Relu, &[&c1]).unwrap();
+    let r1 = b.op(None, Op::Unary(UnaryOp::Relu), &[&c1]).unwrap();
     let p1 = b
         .op(None, Op::MaxPool2d(Pool2d::square(2)), &[&r1])
         .unwrap();
     let c2 = b
         .conv2d(None, &p1, 64, [3, 3], Conv2d::default(), true)
         .unwrap();
-    let r2 = b.op(None, Op::Relu, &[&c2]).unwrap();
+    let r2 = b.op(None, Op::Unary(UnaryOp::Relu), &[&c2]).unwrap();
     let p2 = b
         .op(None, Op::MaxPool2d(Pool2d::square(2)), &[&r2])
         .unwrap();
     let f = b.op(None, Op::Flatten { axis: 1 }, &[&p2]).unwrap();
     let d1 = b.dense(None, &f, 100, true).unwrap();
-    let r3 = b.op(None, Op::Relu, &[&d1]).unwrap();
+    let r3 = b.op(None, Op::Unary(UnaryOp::Relu), &[&d1]).unwrap();
     let d2 = b.dense(None, &r3, 10, true).unwrap();
     b.finish(&[&d2]).unwrap()
 }
@@ -93,12 +93,12 @@ fn an_unknown_input_and_a_duplicate_name_are_errors() {
     let mut b = GraphBuilder::new("bad");
     let x = b.data_input("x", &[3]).unwrap();
     let err = b
-        .op(Some("r"), Op::Relu, &["nope"])
+        .op(Some("r"), Op::Unary(UnaryOp::Relu), &["nope"])
         .unwrap_err()
         .to_string();
     assert!(err.contains("`nope`") && err.contains("node `r`"), "{err}");
-    b.op(Some("r"), Op::Relu, &[&x]).unwrap();
-    assert!(b.op(Some("r"), Op::Relu, &[&x]).is_err());
+    b.op(Some("r"), Op::Unary(UnaryOp::Relu), &[&x]).unwrap();
+    assert!(b.op(Some("r"), Op::Unary(UnaryOp::Relu), &[&x]).is_err());
 }
 
 #[test]

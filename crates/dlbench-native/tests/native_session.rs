@@ -4,7 +4,7 @@
 use dlbench_core::training::Sgd;
 use dlbench_core::{
     Backend, Device, GraphBuilder, Loss, Mode, Model, Op, Optimizer, PrepareOptions, Session,
-    Tensor, TrainingConfig, Values,
+    Tensor, TrainingConfig, UnaryOp, Values,
 };
 use dlbench_native::engine::NativeBackend;
 
@@ -13,7 +13,7 @@ fn model() -> Model {
     let mut b = GraphBuilder::new("tiny");
     let x = b.data_input("x", &[3]).unwrap();
     let h = b.dense(None, &x, 2, true).unwrap();
-    let y = b.op(None, Op::Relu, &[&h]).unwrap();
+    let y = b.op(None, Op::Unary(UnaryOp::Relu), &[&h]).unwrap();
     Model::initialized(b.finish(&[&y]).unwrap(), 3).unwrap()
 }
 

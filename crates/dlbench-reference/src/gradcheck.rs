@@ -2,7 +2,10 @@
 //!
 //! For a node with outputs `y_k`, draw fixed random weights `g_k` and take the scalar
 //! `L = sum_k sum(g_k * y_k)`. The analytic gradient is `backward` fed with `g_k`; the numeric
-//! one perturbs each element of each differentiable input by `±h`.
+//! one perturbs each element of each differentiable input by `±h`. [`cases`] lists the checks
+//! of every op.
+
+pub mod cases;
 
 use dlbench_core::rng::Stream;
 use dlbench_core::{Mode, Node, Result, Tensor};

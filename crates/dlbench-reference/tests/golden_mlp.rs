@@ -3,7 +3,9 @@
 //! `tests/golden/mlp_training.py` produced `tests/golden/mlp_training.json` (initial weights,
 //! batch, per-step losses and final weights); its header says how to regenerate it.
 
-use dlbench_core::{Graph, GraphBuilder, Model, Op, Session, Tensor, TrainingConfig, Values};
+use dlbench_core::{
+    Graph, GraphBuilder, Model, Op, Session, Tensor, TrainingConfig, UnaryOp, Values,
+};
 use dlbench_reference::ReferenceSession;
 use serde_json::Value;
 
@@ -17,9 +19,9 @@ fn graph() -> Graph {
     let mut b = GraphBuilder::new("golden_mlp");
     let x = b.data_input("x", &[4]).unwrap();
     let h = b.dense(None, &x, 8, true).unwrap();
-    let h = b.op(None, Op::Relu, &[&h]).unwrap();
+    let h = b.op(None, Op::Unary(UnaryOp::Relu), &[&h]).unwrap();
     let y = b.dense(None, &h, 1, true).unwrap();
-    let y = b.op(None, Op::Sigmoid, &[&y]).unwrap();
+    let y = b.op(None, Op::Unary(UnaryOp::Sigmoid), &[&y]).unwrap();
     b.finish(&[&y]).unwrap()
 }
 

@@ -243,3 +243,8 @@ fn losses_match_pytorch() {
 fn elementwise_and_activations_match_pytorch() {
     check_family("elementwise");
 }
+
+#[test]
+fn layout_matches_pytorch() {
+    check_family("layout");
+}

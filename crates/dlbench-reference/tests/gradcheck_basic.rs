@@ -1,11 +1,12 @@
 //! Finite-difference checks of every reference op in the linear, element-wise, activation,
-//! layout and loss families, and exact forward values that pin down each convention.
+//! layout and loss families (the cases are data, `gradcheck::cases::basic`), and exact forward
+//! values that pin down each convention.
 
 use std::slice;
 
 use dlbench_core::rng::Stream;
-use dlbench_core::{Mode, Node, Op, Tensor};
-use dlbench_reference::gradcheck::GradCheck;
+use dlbench_core::{BinaryOp, LossOp, Mode, Node, Op, Tensor, UnaryOp};
+use dlbench_reference::gradcheck::cases;
 use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize) -> Node {
@@ -15,17 +16,6 @@ fn node(op: Op, inputs: usize) -> Node {
         inputs: (0..inputs).map(|i| format!("in{i}")).collect(),
         outputs: vec!["out".to_string()],
     }
-}
-
-/// Uniform in `[lo, hi)`, seeded by `name`.
-fn uniform(name: &str, shape: &[usize], lo: f64, hi: f64) -> Tensor {
-    let n = shape.iter().product();
-    let data = Stream::new(7, name, 0)
-        .uniform_vec(n)
-        .iter()
-        .map(|u| lo + (hi - lo) * u)
-        .collect();
-    Tensor::f64(shape.to_vec(), data).unwrap()
 }
 
 /// Standard normal times `scale`, seeded by `name`.
@@ -41,15 +31,6 @@ fn normal(name: &str, shape: &[usize], scale: f64) -> Tensor {
 
 fn f64s(shape: &[usize], data: &[f64]) -> Tensor {
     Tensor::f64(shape.to_vec(), data.to_vec()).unwrap()
-}
-
-/// Runs the finite-difference check on `op` and fails with the report if it disagrees.
-fn gradcheck(op: Op, inputs: &[Tensor], differentiable: &[bool]) {
-    let node = node(op, inputs.len());
-    let report = GradCheck::default()
-        .check(&node, inputs, differentiable, Mode::Training)
-        .unwrap();
-    assert!(report.passed(), "{}: {report:?}", node.name);
 }
 
 fn forward(op: Op, inputs: &[Tensor]) -> Tensor {
@@ -70,183 +51,17 @@ fn assert_close(actual: &Tensor, shape: &[usize], expected: &[f64]) {
     }
 }
 
-// ---- linear ----
+// ---- finite differences ----
 
+/// Every case of `gradcheck::cases::basic`: linear, element-wise, activations, layout, losses.
 #[test]
-fn dense_with_bias() {
-    let x = normal("x", &[4, 3], 1.0);
-    let w = normal("w", &[5, 3], 1.0);
-    let b = normal("b", &[5], 1.0);
-    gradcheck(Op::Dense, &[x, w, b], &[true, true, true]);
-}
-
-#[test]
-fn dense_without_bias() {
-    let x = normal("x", &[4, 3], 1.0);
-    let w = normal("w", &[2, 3], 1.0);
-    gradcheck(Op::Dense, &[x, w], &[true, true]);
-}
-
-#[test]
-fn dense_3d_input() {
-    let x = normal("x", &[2, 3, 4], 1.0);
-    let w = normal("w", &[5, 4], 1.0);
-    let b = normal("b", &[5], 1.0);
-    gradcheck(Op::Dense, &[x, w, b], &[true, true, true]);
-}
-
-#[test]
-fn matmul_2d() {
-    let a = normal("a", &[3, 4], 1.0);
-    let b = normal("b", &[4, 2], 1.0);
-    gradcheck(Op::MatMul, &[a, b], &[true, true]);
-}
-
-#[test]
-fn matmul_batched_3d() {
-    let a = normal("a", &[2, 3, 4], 1.0);
-    let b = normal("b", &[2, 4, 5], 1.0);
-    gradcheck(Op::MatMul, &[a, b], &[true, true]);
-}
-
-#[test]
-fn matmul_3d_by_2d() {
-    let a = normal("a", &[2, 3, 4], 1.0);
-    let b = normal("b", &[4, 5], 1.0);
-    gradcheck(Op::MatMul, &[a, b], &[true, true]);
-}
-
-// ---- element-wise ----
-
-fn binary_cases(op: Op) {
-    let big = normal("a", &[2, 3, 4], 1.0);
-    for small in [&[3, 1][..], &[1], &[2, 3, 4], &[4], &[2, 1, 4]] {
-        let other = normal("b", small, 1.0);
-        gradcheck(op.clone(), &[big.clone(), other.clone()], &[true, true]);
-        gradcheck(op.clone(), &[other, big.clone()], &[true, true]);
+fn every_basic_op_passes_its_gradient_check() {
+    let cases = cases::basic();
+    assert!(!cases.is_empty());
+    for case in &cases {
+        let report = case.run().unwrap();
+        assert!(report.passed(), "{}: {report:?}", case.name);
     }
-    // Both operands broadcast: [3, 1] with [1, 4].
-    let (a, b) = (normal("a", &[3, 1], 1.0), normal("b", &[1, 4], 1.0));
-    gradcheck(op, &[a, b], &[true, true]);
-}
-
-#[test]
-fn add_broadcasting() {
-    binary_cases(Op::Add);
-}
-
-#[test]
-fn sub_broadcasting() {
-    binary_cases(Op::Sub);
-}
-
-#[test]
-fn mul_broadcasting() {
-    binary_cases(Op::Mul);
-}
-
-// ---- activations ----
-
-#[test]
-fn relu_away_from_zero() {
-    let magnitude = uniform("mag", &[3, 4], 0.01, 2.0);
-    let sign = uniform("sign", &[3, 4], 0.0, 1.0);
-    let data: Vec<f64> = magnitude
-        .as_f64()
-        .unwrap()
-        .iter()
-        .zip(sign.as_f64().unwrap())
-        .map(|(m, s)| if *s < 0.5 { -m } else { *m })
-        .collect();
-    assert!(data.iter().any(|v| *v < 0.0) && data.iter().any(|v| *v > 0.0));
-    gradcheck(Op::Relu, &[f64s(&[3, 4], &data)], &[true]);
-}
-
-#[test]
-fn smooth_activations() {
-    for op in [Op::Sigmoid, Op::Tanh, Op::Exp, Op::Scale { factor: -2.5 }] {
-        gradcheck(op, &[normal("x", &[3, 4], 1.5)], &[true]);
-    }
-}
-
-#[test]
-fn softmax_and_log_softmax_axes() {
-    let x = normal("x", &[2, 3, 4], 2.0);
-    for axis in [1, -1, 0, -2] {
-        gradcheck(Op::Softmax { axis }, slice::from_ref(&x), &[true]);
-        gradcheck(Op::LogSoftmax { axis }, slice::from_ref(&x), &[true]);
-    }
-}
-
-#[test]
-fn dropout_with_mask() {
-    let x = normal("x", &[4, 5], 1.0);
-    let mask_data = Stream::new(7, "mask", 0).keep_mask(20, 0.3);
-    assert!(mask_data.contains(&0.0) && mask_data.contains(&1.0));
-    let mask = f64s(&[4, 5], &mask_data);
-    gradcheck(Op::Dropout { p: 0.3 }, &[x, mask], &[true, false]);
-}
-
-// ---- layout ----
-
-#[test]
-fn flatten_reshape_transpose() {
-    let x = normal("x", &[2, 3, 4], 1.0);
-    gradcheck(Op::Flatten { axis: 1 }, slice::from_ref(&x), &[true]);
-    gradcheck(Op::Flatten { axis: 0 }, slice::from_ref(&x), &[true]);
-    let shape = vec![0, -1, 2];
-    gradcheck(Op::Reshape { shape }, slice::from_ref(&x), &[true]);
-    let perm = vec![2, 0, 1];
-    gradcheck(Op::Transpose { perm }, &[x], &[true]);
-}
-
-#[test]
-fn concat_three_on_middle_axis() {
-    let inputs = [
-        normal("a", &[2, 1, 3], 1.0),
-        normal("b", &[2, 4, 3], 1.0),
-        normal("c", &[2, 2, 3], 1.0),
-    ];
-    gradcheck(Op::Concat { axis: 1 }, &inputs, &[true, true, true]);
-}
-
-// ---- losses ----
-
-#[test]
-fn mse_loss_gradients() {
-    let p = normal("p", &[3, 4], 1.0);
-    let t = normal("t", &[3, 4], 1.0);
-    gradcheck(Op::MseLoss, &[p, t], &[true, true]);
-}
-
-#[test]
-fn cross_entropy_gradients() {
-    let logits = normal("z", &[4, 5], 2.0);
-    let labels = Tensor::i64(vec![4], vec![0, 4, 2, 2]).unwrap();
-    gradcheck(Op::CrossEntropyLoss, &[logits, labels], &[true, false]);
-}
-
-#[test]
-fn bce_gradients() {
-    let p = uniform("p", &[3, 4], 0.05, 0.95);
-    let t = uniform("t", &[3, 4], 0.0, 1.0);
-    gradcheck(Op::BceLoss, &[p, t], &[true, true]);
-}
-
-#[test]
-fn bce_with_logits_gradients() {
-    let z = normal("z", &[3, 4], 3.0);
-    let t = uniform("t", &[3, 4], 0.0, 1.0);
-    gradcheck(Op::BceWithLogitsLoss, &[z, t], &[true, true]);
-}
-
-#[test]
-fn vae_elbo_gradients() {
-    let recon = uniform("recon", &[3, 6], 0.05, 0.95);
-    let mu = normal("mu", &[3, 2], 1.0);
-    let logvar = normal("logvar", &[3, 2], 0.5);
-    let x = uniform("x", &[3, 6], 0.0, 1.0);
-    gradcheck(Op::VaeElboLoss, &[recon, mu, logvar, x], &[true; 4]);
 }
 
 // ---- exact values ----
@@ -270,7 +85,7 @@ fn matmul_known_values() {
 fn broadcast_known_values() {
     let a = f64s(&[2, 1], &[1.0, 2.0]);
     let b = f64s(&[3], &[10.0, 20.0, 30.0]);
-    let y = forward(Op::Sub, &[a, b]);
+    let y = forward(Op::Binary(BinaryOp::Sub), &[a, b]);
     assert_close(&y, &[2, 3], &[-9.0, -19.0, -29.0, -8.0, -18.0, -28.0]);
 }
 
@@ -293,7 +108,7 @@ fn softmax_known_values() {
 #[test]
 fn relu_zero_has_zero_gradient() {
     let x = f64s(&[3], &[-1.0, 0.0, 2.0]);
-    let n = node(Op::Relu, 1);
+    let n = node(Op::Unary(UnaryOp::Relu), 1);
     let y = ops::forward(&n, &[&x], Mode::Training).unwrap();
     assert_close(&y[0], &[3], &[0.0, 0.0, 2.0]);
     let dy = f64s(&[3], &[1.0, 1.0, 1.0]);
@@ -316,7 +131,7 @@ fn dropout_scales_in_training_only() {
 fn cross_entropy_known_value() {
     let logits = f64s(&[1, 3], &[1.0, 2.0, 3.0]);
     let labels = Tensor::i64(vec![1], vec![2]).unwrap();
-    let loss = forward(Op::CrossEntropyLoss, &[logits, labels]);
+    let loss = forward(Op::Loss(LossOp::CrossEntropy), &[logits, labels]);
     assert_close(&loss, &[], &[0.40760596444438035]);
 }
 
@@ -324,7 +139,7 @@ fn cross_entropy_known_value() {
 fn cross_entropy_rejects_label_out_of_range() {
     let logits = normal("z", &[4, 10], 1.0);
     let labels = Tensor::i64(vec![4], vec![0, 1, 2, 12]).unwrap();
-    let n = node(Op::CrossEntropyLoss, 2);
+    let n = node(Op::Loss(LossOp::CrossEntropy), 2);
     let err = ops::forward(&n, &[&logits, &labels], Mode::Training).unwrap_err();
     let message = err.to_string();
     assert!(
@@ -338,7 +153,7 @@ fn cross_entropy_rejects_label_out_of_range() {
 
 #[test]
 fn bce_clamps_logs_at_minus_100_and_keeps_pytorchs_saturated_gradient() {
-    let n = node(Op::BceLoss, 2);
+    let n = node(Op::Loss(LossOp::BinaryCrossEntropy), 2);
     let p = f64s(&[2], &[0.0, 1.0]);
     let t = f64s(&[2], &[1.0, 0.0]);
     let loss = ops::forward(&n, &[&p, &t], Mode::Training)
@@ -361,7 +176,7 @@ fn bce_clamps_logs_at_minus_100_and_keeps_pytorchs_saturated_gradient() {
 fn bce_rejects_probability_outside_unit_interval() {
     let p = f64s(&[2], &[0.5, 1.5]);
     let t = f64s(&[2], &[1.0, 0.0]);
-    let n = node(Op::BceLoss, 2);
+    let n = node(Op::Loss(LossOp::BinaryCrossEntropy), 2);
     assert!(ops::forward(&n, &[&p, &t], Mode::Training).is_err());
 }
 
@@ -378,11 +193,14 @@ fn bce_with_logits_matches_bce_on_sigmoid() {
         })
         .sum::<f64>()
         / 3.0;
-    let loss = forward(Op::BceWithLogitsLoss, &[f64s(&[3], &z), f64s(&[3], &t)]);
+    let loss = forward(
+        Op::Loss(LossOp::BinaryCrossEntropyWithLogits),
+        &[f64s(&[3], &z), f64s(&[3], &t)],
+    );
     assert_close(&loss, &[], &[direct]);
     // A huge logit must not overflow: ln(1 + e^1000) = 1000.
     let loss = forward(
-        Op::BceWithLogitsLoss,
+        Op::Loss(LossOp::BinaryCrossEntropyWithLogits),
         &[f64s(&[1], &[1000.0]), f64s(&[1], &[0.0])],
     );
     assert_close(&loss, &[], &[1000.0]);
@@ -392,7 +210,7 @@ fn bce_with_logits_matches_bce_on_sigmoid() {
 fn mse_known_value() {
     let p = f64s(&[3], &[1.0, 2.0, 3.0]);
     let t = f64s(&[3], &[1.0, 0.0, 5.0]);
-    assert_close(&forward(Op::MseLoss, &[p, t]), &[], &[8.0 / 3.0]);
+    assert_close(&forward(Op::Loss(LossOp::Mse), &[p, t]), &[], &[8.0 / 3.0]);
 }
 
 #[test]
@@ -411,7 +229,11 @@ fn vae_elbo_known_value() {
         f64s(&[2, 1], &[0.0, ln2]),
         f64s(&[2, 2], &[1.0, 0.0, 0.0, 1.0]),
     ];
-    assert_close(&forward(Op::VaeElboLoss, &inputs), &[], &[expected]);
+    assert_close(
+        &forward(Op::Loss(LossOp::VaeElbo), &inputs),
+        &[],
+        &[expected],
+    );
 }
 
 #[test]

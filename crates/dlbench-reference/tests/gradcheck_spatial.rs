@@ -1,12 +1,12 @@
-//! Conv2d, pooling and LSTM in the f64 reference: backward checked by finite differences,
-//! forward checked against hand-computed values that pin PyTorch's conventions, and every
-//! output shape checked against shape inference.
+//! Conv2d, pooling and LSTM in the f64 reference: backward checked by finite differences (the
+//! cases are data, `gradcheck::cases::spatial`), forward checked against hand-computed values
+//! that pin PyTorch's conventions, and every output shape checked against shape inference.
 
 use dlbench_core::ir::shape::infer_node;
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
 use dlbench_core::rng::Stream;
 use dlbench_core::{DType, Dim, Mode, Node, Op, Tensor, ValueInfo};
-use dlbench_reference::gradcheck::GradCheck;
+use dlbench_reference::gradcheck::cases::{self, lstm_inputs, GradCheckCase};
 use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize, outputs: usize) -> Node {
@@ -62,17 +62,38 @@ fn forward(node: &Node, inputs: &[Tensor]) -> Vec<Tensor> {
     outputs
 }
 
-fn gradcheck(node: &Node, inputs: &[Tensor]) {
-    forward(node, inputs);
-    let differentiable = vec![true; inputs.len()];
-    let report = GradCheck::default()
-        .check(node, inputs, &differentiable, Mode::Training)
-        .expect("gradcheck runs");
-    assert!(
-        report.passed(),
-        "{:?} failed its gradient check: {report:?}",
-        node.op
-    );
+/// Runs the spatial gradient checks whose names start with `prefix` (at least one), each
+/// after checking its output shapes against shape inference.
+fn gradcheck(prefix: &str) {
+    let cases: Vec<GradCheckCase> = cases::spatial()
+        .into_iter()
+        .filter(|c| c.name.starts_with(prefix))
+        .collect();
+    assert!(!cases.is_empty(), "no `{prefix}` cases");
+    for case in &cases {
+        forward(&case.node, &case.inputs);
+        let report = case.run().expect("gradcheck runs");
+        assert!(
+            report.passed(),
+            "{} ({:?}) failed its gradient check: {report:?}",
+            case.name,
+            case.node.op
+        );
+    }
+}
+
+/// The prefixes the tests below run.
+const GROUPS: [&str; 4] = ["conv_", "max_pool_", "avg_pool_", "lstm_"];
+
+#[test]
+fn every_spatial_case_is_in_a_group() {
+    for case in cases::spatial() {
+        assert!(
+            GROUPS.iter().any(|g| case.name.starts_with(g)),
+            "{} is run by no test",
+            case.name
+        );
+    }
 }
 
 fn values(t: &Tensor) -> &[f64] {
@@ -88,14 +109,6 @@ fn assert_close(actual: &[f64], expected: &[f64]) {
 
 // ---------------------------------------------------------------- conv
 
-fn conv_case(attrs: Conv2d, x: [usize; 4], w: [usize; 4], bias: bool, seed: u64) {
-    let mut inputs = vec![normal(seed, "x", &x), normal(seed, "w", &w)];
-    if bias {
-        inputs.push(normal(seed, "b", &[w[0]]));
-    }
-    gradcheck(&node(Op::Conv2d(attrs), inputs.len(), 1), &inputs);
-}
-
 fn conv(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
     Conv2d {
         stride: [stride; 2],
@@ -106,35 +119,8 @@ fn conv(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d
 }
 
 #[test]
-fn conv_gradients_plain_with_and_without_bias() {
-    conv_case(conv(1, 0, 1, 1), [2, 3, 5, 5], [4, 3, 3, 3], true, 1);
-    conv_case(conv(1, 0, 1, 1), [2, 3, 5, 5], [4, 3, 3, 3], false, 2);
-}
-
-#[test]
-fn conv_gradients_stride_padding_dilation() {
-    conv_case(conv(2, 0, 1, 1), [1, 2, 6, 7], [3, 2, 3, 3], true, 3);
-    conv_case(conv(1, 1, 1, 1), [2, 2, 4, 4], [3, 2, 3, 3], true, 4);
-    conv_case(conv(1, 0, 2, 1), [1, 2, 7, 6], [2, 2, 3, 2], true, 5);
-    conv_case(conv(2, 1, 2, 1), [1, 2, 7, 8], [2, 2, 3, 3], false, 6);
-}
-
-#[test]
-fn conv_gradients_groups_and_depthwise() {
-    conv_case(conv(1, 1, 1, 2), [2, 4, 5, 5], [6, 2, 3, 3], true, 7);
-    conv_case(conv(1, 1, 1, 3), [1, 3, 5, 5], [3, 1, 3, 3], true, 8);
-    conv_case(conv(2, 1, 1, 3), [1, 3, 6, 6], [6, 1, 2, 3], false, 9);
-}
-
-#[test]
-fn conv_gradients_non_square() {
-    let attrs = Conv2d {
-        stride: [2, 1],
-        padding: [1, 0],
-        dilation: [1, 2],
-        groups: 1,
-    };
-    conv_case(attrs, [2, 2, 5, 8], [3, 2, 2, 3], true, 10);
+fn conv_gradients() {
+    gradcheck("conv_");
 }
 
 #[test]
@@ -198,46 +184,12 @@ fn pool(kernel: usize, stride: usize, padding: usize, ceil_mode: bool, include: 
 
 #[test]
 fn max_pool_gradients() {
-    let cases = [
-        (pool(2, 2, 0, false, true), [2, 2, 4, 4]),
-        (pool(3, 1, 0, false, true), [1, 2, 5, 5]),
-        (pool(3, 2, 1, false, true), [1, 2, 5, 6]),
-        (pool(2, 2, 0, true, true), [1, 2, 5, 5]),
-        (pool(3, 2, 1, true, true), [2, 1, 6, 5]),
-    ];
-    for (seed, (p, shape)) in cases.into_iter().enumerate() {
-        gradcheck(
-            &node(Op::MaxPool2d(p), 1, 1),
-            &[distinct(seed as u64, &shape)],
-        );
-    }
-    let rect = Pool2d {
-        kernel: [2, 3],
-        stride: [1, 2],
-        padding: [1, 1],
-        ceil_mode: true,
-        count_include_pad: true,
-    };
-    gradcheck(
-        &node(Op::MaxPool2d(rect), 1, 1),
-        &[distinct(9, &[1, 2, 5, 6])],
-    );
+    gradcheck("max_pool_");
 }
 
 #[test]
 fn avg_pool_gradients() {
-    for include in [true, false] {
-        let cases = [
-            (pool(2, 2, 0, false, include), [2, 2, 4, 4]),
-            (pool(3, 1, 1, false, include), [1, 2, 5, 5]),
-            (pool(3, 2, 1, true, include), [1, 2, 6, 5]),
-            (pool(2, 2, 1, true, include), [1, 1, 5, 5]),
-        ];
-        for (seed, (p, shape)) in cases.into_iter().enumerate() {
-            let x = normal(seed as u64, "x", &shape);
-            gradcheck(&node(Op::AvgPool2d(p), 1, 1), &[x]);
-        }
-    }
+    gradcheck("avg_pool_");
 }
 
 fn max_pool_grad(p: Pool2d, x: Tensor) -> Vec<f64> {
@@ -335,25 +287,6 @@ fn lstm_attrs(hidden: usize, direction: Direction, batch_first: bool) -> Lstm {
     }
 }
 
-/// x and the weights of every direction, scaled so gates stay away from saturation.
-fn lstm_inputs(attrs: Lstm, t: usize, n: usize, i: usize, seed: u64) -> Vec<Tensor> {
-    let x_shape = if attrs.batch_first {
-        [n, t, i]
-    } else {
-        [t, n, i]
-    };
-    let mut inputs = vec![normal(seed, "x", &x_shape)];
-    let h4 = 4 * attrs.hidden;
-    for d in 0..attrs.direction.count() {
-        let shapes: [&[usize]; 4] = [&[h4, i], &[h4, attrs.hidden], &[h4], &[h4]];
-        for (k, shape) in shapes.into_iter().enumerate() {
-            let w = normal(seed, &format!("w{d}{k}"), shape);
-            inputs.push(tensor(shape, values(&w).iter().map(|v| v * 0.5).collect()));
-        }
-    }
-    inputs
-}
-
 fn lstm_node(attrs: Lstm) -> Node {
     node(Op::Lstm(attrs), 1 + 4 * attrs.direction.count(), 3)
 }
@@ -414,18 +347,7 @@ fn lstm_partial_check(attrs: Lstm, inputs: &[Tensor], selected: [bool; 3]) {
 
 #[test]
 fn lstm_gradients_all_outputs() {
-    let mut seed = 0;
-    for direction in [
-        Direction::Forward,
-        Direction::Reverse,
-        Direction::Bidirectional,
-    ] {
-        for batch_first in [false, true] {
-            let attrs = lstm_attrs(3, direction, batch_first);
-            seed += 1;
-            gradcheck(&lstm_node(attrs), &lstm_inputs(attrs, 4, 2, 2, seed));
-        }
-    }
+    gradcheck("lstm_");
 }
 
 #[test]

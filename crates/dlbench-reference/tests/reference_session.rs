@@ -5,8 +5,8 @@
 use dlbench_core::rng::Stream;
 use dlbench_core::training::{Adam, Sgd};
 use dlbench_core::{
-    Backend, Device, Error, Graph, GraphBuilder, Loss, Mode, Model, Op, Optimizer, PrepareOptions,
-    Session, Tensor, TrainingConfig, Values,
+    Backend, BinaryOp, Device, Error, Graph, GraphBuilder, Loss, Mode, Model, Op, Optimizer,
+    PrepareOptions, Session, Tensor, TrainingConfig, UnaryOp, Values,
 };
 use dlbench_reference::{ReferenceBackend, ReferenceSession};
 
@@ -17,9 +17,9 @@ fn mlp() -> Graph {
     let mut b = GraphBuilder::new("mlp");
     let x = b.data_input("x", &[FEATURES]).unwrap();
     let h = b.dense(None, &x, 6, true).unwrap();
-    let h = b.op(None, Op::Relu, &[&h]).unwrap();
+    let h = b.op(None, Op::Unary(UnaryOp::Relu), &[&h]).unwrap();
     let y = b.dense(None, &h, 1, true).unwrap();
-    let y = b.op(None, Op::Sigmoid, &[&y]).unwrap();
+    let y = b.op(None, Op::Unary(UnaryOp::Sigmoid), &[&y]).unwrap();
     b.finish(&[&y]).unwrap()
 }
 
@@ -28,11 +28,11 @@ fn shared_values() -> Graph {
     let mut b = GraphBuilder::new("shared");
     let x = b.data_input("x", &[FEATURES]).unwrap();
     let h = b.dense(None, &x, 4, true).unwrap();
-    let r = b.op(None, Op::Tanh, &[&h]).unwrap();
-    let s = b.op(None, Op::Add, &[&h, &r]).unwrap();
-    let m = b.op(None, Op::Mul, &[&s, &s]).unwrap();
+    let r = b.op(None, Op::Unary(UnaryOp::Tanh), &[&h]).unwrap();
+    let s = b.op(None, Op::Binary(BinaryOp::Add), &[&h, &r]).unwrap();
+    let m = b.op(None, Op::Binary(BinaryOp::Mul), &[&s, &s]).unwrap();
     let y = b.dense(None, &m, 1, true).unwrap();
-    let y = b.op(None, Op::Sigmoid, &[&y]).unwrap();
+    let y = b.op(None, Op::Unary(UnaryOp::Sigmoid), &[&y]).unwrap();
     b.finish(&[&y]).unwrap()
 }
 

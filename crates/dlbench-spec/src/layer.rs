@@ -5,40 +5,128 @@
 use std::fmt;
 
 use dlbench_core::ir::{format_shape, Conv2d, Direction, Lstm, Pool2d};
-use dlbench_core::{Error, GraphBuilder, Op, Result};
+use dlbench_core::{BinaryOp, Error, GraphBuilder, Op, Result, UnaryOp};
 use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde::Deserialize;
+use strum::{EnumIter, IntoEnumIterator};
 
 use super::de;
 
-/// Layers written as a mapping with options.
-pub const LAYERS_WITH_OPTIONS: [&str; 10] = [
-    "dense",
-    "conv2d",
-    "max_pool2d",
-    "avg_pool2d",
-    "dropout",
-    "lstm",
-    "reshape",
-    "scale",
-    "concat",
-    "transpose",
-];
+/// Every layer of the spec format, in the order error messages list them: the layers written
+/// with options, then the bare names. [`LayerKind::entry`] is the one table of their names,
+/// forms and inputs; everything else about the vocabulary is derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter)]
+pub enum LayerKind {
+    Dense,
+    Conv2d,
+    MaxPool2d,
+    AvgPool2d,
+    Dropout,
+    Lstm,
+    Reshape,
+    Scale,
+    Concat,
+    Transpose,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+    LogSoftmax,
+    Flatten,
+    Add,
+    Sub,
+    Mul,
+    Exp,
+    MatMul,
+}
 
-/// Layers written as a bare name.
-pub const BARE_LAYERS: [&str; 11] = [
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "log_softmax",
-    "flatten",
-    "add",
-    "sub",
-    "mul",
-    "exp",
-    "mat_mul",
-];
+/// How a layer is written in a spec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Form {
+    /// A one-key mapping from the name to the options: `dense: {units: 10}`.
+    WithOptions,
+    /// A bare name (`relu`), standing for this layer.
+    Bare(Layer),
+}
+
+/// One row of the layer table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerEntry {
+    /// The name written in specs.
+    pub name: &'static str,
+    pub form: Form,
+    /// How many inputs the layer takes: `(min, max)`.
+    pub inputs: (usize, usize),
+}
+
+const ONE: (usize, usize) = (1, 1);
+const TWO: (usize, usize) = (2, 2);
+const ONE_OR_MORE: (usize, usize) = (1, usize::MAX);
+
+impl LayerKind {
+    /// The layer table.
+    pub fn entry(self) -> LayerEntry {
+        use LayerKind as K;
+        let options = Form::WithOptions;
+        let bare = Form::Bare;
+        let activation = |a| Form::Bare(Layer::Activation(a));
+        let (name, form, inputs) = match self {
+            K::Dense => ("dense", options, ONE),
+            K::Conv2d => ("conv2d", options, ONE),
+            K::MaxPool2d => ("max_pool2d", options, ONE),
+            K::AvgPool2d => ("avg_pool2d", options, ONE),
+            K::Dropout => ("dropout", options, ONE),
+            K::Lstm => ("lstm", options, ONE),
+            K::Reshape => ("reshape", options, ONE),
+            K::Scale => ("scale", options, ONE),
+            K::Concat => ("concat", options, ONE_OR_MORE),
+            K::Transpose => ("transpose", options, ONE),
+            K::Relu => ("relu", activation(Activation::Relu), ONE),
+            K::Sigmoid => ("sigmoid", activation(Activation::Sigmoid), ONE),
+            K::Tanh => ("tanh", activation(Activation::Tanh), ONE),
+            K::Softmax => ("softmax", activation(Activation::Softmax), ONE),
+            K::LogSoftmax => ("log_softmax", activation(Activation::LogSoftmax), ONE),
+            K::Flatten => ("flatten", bare(Layer::Flatten), ONE),
+            K::Add => ("add", bare(Layer::Add), TWO),
+            K::Sub => ("sub", bare(Layer::Sub), TWO),
+            K::Mul => ("mul", bare(Layer::Mul), TWO),
+            K::Exp => ("exp", bare(Layer::Exp), ONE),
+            K::MatMul => ("mat_mul", bare(Layer::MatMul), TWO),
+        };
+        LayerEntry { name, form, inputs }
+    }
+
+    /// The name written in specs.
+    pub fn name(self) -> &'static str {
+        self.entry().name
+    }
+
+    /// The layer of this name.
+    pub fn from_name(name: &str) -> Option<LayerKind> {
+        LayerKind::iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the layer is written as a mapping with options.
+    pub fn takes_options(self) -> bool {
+        self.entry().form == Form::WithOptions
+    }
+}
+
+/// The names of the layers written as a mapping with options, in table order.
+pub fn layers_with_options() -> Vec<&'static str> {
+    LayerKind::iter()
+        .filter(|k| k.takes_options())
+        .map(LayerKind::name)
+        .collect()
+}
+
+/// The names of the layers written as a bare name, in table order.
+pub fn bare_layers() -> Vec<&'static str> {
+    LayerKind::iter()
+        .filter(|k| !k.takes_options())
+        .map(LayerKind::name)
+        .collect()
+}
 
 /// One layer of a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,9 +174,9 @@ impl Activation {
 
     pub fn op(self) -> Op {
         match self {
-            Activation::Relu => Op::Relu,
-            Activation::Sigmoid => Op::Sigmoid,
-            Activation::Tanh => Op::Tanh,
+            Activation::Relu => Op::Unary(UnaryOp::Relu),
+            Activation::Sigmoid => Op::Unary(UnaryOp::Sigmoid),
+            Activation::Tanh => Op::Unary(UnaryOp::Tanh),
             Activation::Softmax => Op::Softmax { axis: -1 },
             Activation::LogSoftmax => Op::LogSoftmax { axis: -1 },
         }
@@ -247,57 +335,53 @@ pub struct TransposeSpec {
 impl Layer {
     /// A layer written as a bare name.
     pub fn bare(name: &str) -> Result<Layer, String> {
-        Ok(match name {
-            "relu" => Layer::Activation(Activation::Relu),
-            "sigmoid" => Layer::Activation(Activation::Sigmoid),
-            "tanh" => Layer::Activation(Activation::Tanh),
-            "softmax" => Layer::Activation(Activation::Softmax),
-            "log_softmax" => Layer::Activation(Activation::LogSoftmax),
-            "flatten" => Layer::Flatten,
-            "add" => Layer::Add,
-            "sub" => Layer::Sub,
-            "mul" => Layer::Mul,
-            "exp" => Layer::Exp,
-            "mat_mul" => Layer::MatMul,
-            _ if LAYERS_WITH_OPTIONS.contains(&name) => {
-                return Err(format!(
-                    "layer `{name}` needs options, e.g. `{name}: {{...}}`; see docs/specs.md"
-                ))
-            }
-            _ => return Err(unknown_layer(name)),
-        })
+        let kind = LayerKind::from_name(name).ok_or_else(|| unknown_layer(name))?;
+        match kind.entry().form {
+            Form::Bare(layer) => Ok(layer),
+            Form::WithOptions => Err(format!(
+                "layer `{name}` needs options, e.g. `{name}: {{...}}`; see docs/specs.md"
+            )),
+        }
+    }
+
+    /// The layer's row of the layer table.
+    pub fn kind(&self) -> LayerKind {
+        use LayerKind as K;
+        match self {
+            Layer::Dense(_) => K::Dense,
+            Layer::Conv2d(_) => K::Conv2d,
+            Layer::MaxPool2d(_) => K::MaxPool2d,
+            Layer::AvgPool2d(_) => K::AvgPool2d,
+            Layer::Dropout(_) => K::Dropout,
+            Layer::Lstm(_) => K::Lstm,
+            Layer::Reshape(_) => K::Reshape,
+            Layer::Scale(_) => K::Scale,
+            Layer::Concat(_) => K::Concat,
+            Layer::Transpose(_) => K::Transpose,
+            Layer::Activation(a) => match a {
+                Activation::Relu => K::Relu,
+                Activation::Sigmoid => K::Sigmoid,
+                Activation::Tanh => K::Tanh,
+                Activation::Softmax => K::Softmax,
+                Activation::LogSoftmax => K::LogSoftmax,
+            },
+            Layer::Flatten => K::Flatten,
+            Layer::Add => K::Add,
+            Layer::Sub => K::Sub,
+            Layer::Mul => K::Mul,
+            Layer::Exp => K::Exp,
+            Layer::MatMul => K::MatMul,
+        }
     }
 
     /// The layer's name as written in specs.
     pub fn name(&self) -> &'static str {
-        match self {
-            Layer::Dense(_) => "dense",
-            Layer::Conv2d(_) => "conv2d",
-            Layer::MaxPool2d(_) => "max_pool2d",
-            Layer::AvgPool2d(_) => "avg_pool2d",
-            Layer::Dropout(_) => "dropout",
-            Layer::Lstm(_) => "lstm",
-            Layer::Reshape(_) => "reshape",
-            Layer::Scale(_) => "scale",
-            Layer::Concat(_) => "concat",
-            Layer::Transpose(_) => "transpose",
-            Layer::Activation(a) => a.name(),
-            Layer::Flatten => "flatten",
-            Layer::Add => "add",
-            Layer::Sub => "sub",
-            Layer::Mul => "mul",
-            Layer::Exp => "exp",
-            Layer::MatMul => "mat_mul",
-        }
+        self.kind().name()
     }
 
     /// How many inputs the layer takes: `(min, max)`.
     pub fn arity(&self) -> (usize, usize) {
-        match self {
-            Layer::Add | Layer::Sub | Layer::Mul | Layer::MatMul => (2, 2),
-            Layer::Concat(_) => (1, usize::MAX),
-            _ => (1, 1),
-        }
+        self.kind().entry().inputs
     }
 
     /// Adds the layer's nodes to `b` and returns the value it passes on. `name` names the
@@ -359,7 +443,7 @@ impl Layer {
                 let shape = std::iter::once(0).chain(r.shape.iter().copied()).collect();
                 b.op(name, Op::Reshape { shape }, &[x])
             }
-            Layer::Scale(s) => b.op(name, Op::Scale { factor: s.factor }, &[x]),
+            Layer::Scale(s) => b.op(name, Op::Unary(UnaryOp::Scale { factor: s.factor }), &[x]),
             Layer::Concat(c) => b.op(name, Op::Concat { axis: c.axis }, inputs),
             Layer::Transpose(t) => b.op(
                 name,
@@ -370,10 +454,10 @@ impl Layer {
             ),
             Layer::Activation(a) => b.op(name, a.op(), &[x]),
             Layer::Flatten => b.op(name, Op::Flatten { axis: 1 }, &[x]),
-            Layer::Add => b.op(name, Op::Add, inputs),
-            Layer::Sub => b.op(name, Op::Sub, inputs),
-            Layer::Mul => b.op(name, Op::Mul, inputs),
-            Layer::Exp => b.op(name, Op::Exp, &[x]),
+            Layer::Add => b.op(name, Op::Binary(BinaryOp::Add), inputs),
+            Layer::Sub => b.op(name, Op::Binary(BinaryOp::Sub), inputs),
+            Layer::Mul => b.op(name, Op::Binary(BinaryOp::Mul), inputs),
+            Layer::Exp => b.op(name, Op::Unary(UnaryOp::Exp), &[x]),
             Layer::MatMul => b.op(name, Op::MatMul, inputs),
         }
     }
@@ -416,9 +500,9 @@ fn lstm(b: &mut GraphBuilder, name: Option<&str>, x: &str, l: &LstmSpec) -> Resu
 fn unknown_layer(name: &str) -> String {
     format!(
         "unknown layer `{name}`, expected one of {}",
-        LAYERS_WITH_OPTIONS
+        layers_with_options()
             .iter()
-            .chain(&BARE_LAYERS)
+            .chain(&bare_layers())
             .map(|l| format!("`{l}`"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -430,23 +514,35 @@ pub(crate) fn layer_value<'de, A: MapAccess<'de>>(
     name: &str,
     map: &mut A,
 ) -> Result<Layer, A::Error> {
-    Ok(match name {
-        "dense" => Layer::Dense(map.next_value()?),
-        "conv2d" => Layer::Conv2d(map.next_value()?),
-        "max_pool2d" => Layer::MaxPool2d(map.next_value()?),
-        "avg_pool2d" => Layer::AvgPool2d(map.next_value()?),
-        "dropout" => Layer::Dropout(map.next_value()?),
-        "lstm" => Layer::Lstm(map.next_value()?),
-        "reshape" => Layer::Reshape(map.next_value()?),
-        "scale" => Layer::Scale(map.next_value()?),
-        "concat" => Layer::Concat(map.next_value()?),
-        "transpose" => Layer::Transpose(map.next_value()?),
-        _ if BARE_LAYERS.contains(&name) => {
+    use LayerKind as K;
+    let kind = LayerKind::from_name(name).ok_or_else(|| A::Error::custom(unknown_layer(name)))?;
+    Ok(match kind {
+        K::Dense => Layer::Dense(map.next_value()?),
+        K::Conv2d => Layer::Conv2d(map.next_value()?),
+        K::MaxPool2d => Layer::MaxPool2d(map.next_value()?),
+        K::AvgPool2d => Layer::AvgPool2d(map.next_value()?),
+        K::Dropout => Layer::Dropout(map.next_value()?),
+        K::Lstm => Layer::Lstm(map.next_value()?),
+        K::Reshape => Layer::Reshape(map.next_value()?),
+        K::Scale => Layer::Scale(map.next_value()?),
+        K::Concat => Layer::Concat(map.next_value()?),
+        K::Transpose => Layer::Transpose(map.next_value()?),
+        // The bare layers of the table (a test checks the two agree).
+        K::Relu
+        | K::Sigmoid
+        | K::Tanh
+        | K::Softmax
+        | K::LogSoftmax
+        | K::Flatten
+        | K::Add
+        | K::Sub
+        | K::Mul
+        | K::Exp
+        | K::MatMul => {
             return Err(A::Error::custom(format!(
                 "layer `{name}` takes no options: write it as a plain name"
             )))
         }
-        _ => return Err(A::Error::custom(unknown_layer(name))),
     })
 }
 
@@ -478,5 +574,103 @@ impl<'de> Deserialize<'de> for Layer {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// The layer table against the parser, the docs and the vocabulary as it was before the
+/// table (whose order the error messages show).
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::{bare_layers, layers_with_options, Form, Layer, LayerKind};
+
+    #[test]
+    fn the_vocabulary_and_its_order_are_unchanged() {
+        assert_eq!(
+            layers_with_options(),
+            [
+                "dense",
+                "conv2d",
+                "max_pool2d",
+                "avg_pool2d",
+                "dropout",
+                "lstm",
+                "reshape",
+                "scale",
+                "concat",
+                "transpose",
+            ]
+        );
+        assert_eq!(
+            bare_layers(),
+            [
+                "relu",
+                "sigmoid",
+                "tanh",
+                "softmax",
+                "log_softmax",
+                "flatten",
+                "add",
+                "sub",
+                "mul",
+                "exp",
+                "mat_mul",
+            ]
+        );
+    }
+
+    /// The parser agrees with the table on every row: a bare layer parses from its name and
+    /// rejects options; a layer with options asks for them and parses its mapping.
+    #[test]
+    fn the_parser_follows_the_table() {
+        for kind in LayerKind::iter() {
+            let entry = kind.entry();
+            let name = entry.name;
+            assert_eq!(LayerKind::from_name(name), Some(kind));
+            let mapping = serde_yaml::from_str::<Layer>(&format!("{name}: {{}}"));
+            match entry.form {
+                Form::Bare(layer) => {
+                    assert_eq!(Layer::bare(name), Ok(layer.clone()));
+                    assert_eq!(
+                        serde_yaml::from_str::<Layer>(name).ok(),
+                        Some(layer.clone())
+                    );
+                    assert_eq!(layer.kind(), kind);
+                    assert_eq!(layer.name(), name);
+                    assert_eq!(layer.arity(), entry.inputs);
+                    let err = mapping.expect_err(name).to_string();
+                    assert!(err.contains("takes no options"), "{name}: {err}");
+                }
+                Form::WithOptions => {
+                    let err = Layer::bare(name).expect_err(name);
+                    assert!(err.contains("needs options"), "{name}: {err}");
+                    // `{}` lacks a required option, or is a complete set of defaults.
+                    match mapping {
+                        Ok(layer) => assert_eq!(layer.kind(), kind),
+                        Err(e) => assert!(!e.to_string().contains("takes no options"), "{e}"),
+                    }
+                }
+            }
+        }
+        let err = Layer::bare("dens").unwrap_err();
+        assert!(
+            err.starts_with("unknown layer `dens`, expected one of `dense`, `conv2d`, "),
+            "{err}"
+        );
+        assert!(err.ends_with("`exp`, `mat_mul`"), "{err}");
+    }
+
+    #[test]
+    fn docs_specs_md_lists_every_layer() {
+        let docs = include_str!("../../../docs/specs.md");
+        let layers = &docs[docs.find("## Layers").expect("a Layers section")..];
+        for kind in LayerKind::iter() {
+            let name = format!("`{}`", kind.name());
+            assert!(
+                layers.contains(&name),
+                "docs/specs.md: no {name} under ## Layers"
+            );
+        }
     }
 }

@@ -23,8 +23,9 @@ use serde::Deserialize;
 
 pub use data::{DataSource, DataSpec, SyntheticKind, SyntheticSpec, WindowsSpec};
 pub use layer::{
-    Activation, AvgPoolSpec, ConcatSpec, Conv2dSpec, DenseSpec, DropoutSpec, Layer, LstmReturn,
-    LstmSpec, MaxPoolSpec, ReshapeSpec, ScaleSpec, TransposeSpec, BARE_LAYERS, LAYERS_WITH_OPTIONS,
+    bare_layers, layers_with_options, Activation, AvgPoolSpec, ConcatSpec, Conv2dSpec, DenseSpec,
+    DropoutSpec, Form, Layer, LayerEntry, LayerKind, LstmReturn, LstmSpec, MaxPoolSpec,
+    ReshapeSpec, ScaleSpec, TransposeSpec,
 };
 pub use model::{GraphSpec, InputKind, InputSpec, ModelSpec, NodeSpec};
 

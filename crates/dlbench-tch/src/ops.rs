@@ -8,7 +8,7 @@
 //! tensors `zeros_like` a slice of the input, and a traced module then runs at any batch size.
 
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
-use dlbench_core::{Error, Mode, Node, Op, Result};
+use dlbench_core::{BinaryOp, Error, LossOp, Mode, Node, Op, Result, UnaryOp};
 use tch::{Kind, Reduction, TchError, Tensor};
 
 use crate::NAME;
@@ -46,11 +46,7 @@ fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchErro
             one(x.f_permute(perm.as_slice())?)
         }
         Op::Concat { axis } => one(Tensor::f_cat(inputs, *axis as i64)?),
-        Op::Relu => one(x.f_relu()?),
-        Op::Sigmoid => one(x.f_sigmoid()?),
-        Op::Tanh => one(x.f_tanh()?),
-        Op::Exp => one(x.f_exp()?),
-        Op::Scale { factor } => one(x.f_mul_scalar(*factor)?),
+        Op::Unary(op) => one(unary(*op, x)?),
         Op::Softmax { axis } => one(x.f_softmax(*axis, None::<Kind>)?),
         Op::LogSoftmax { axis } => one(x.f_log_softmax(*axis, None::<Kind>)?),
         Op::Dropout { p } => match mode {
@@ -60,11 +56,34 @@ fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchErro
             Mode::Inference => one(x.shallow_clone()),
         },
         Op::Lstm(attrs) => lstm(attrs, inputs, mode),
-        Op::Add => one(x.f_add(arg(inputs, 1)?)?),
-        Op::Sub => one(x.f_sub(arg(inputs, 1)?)?),
-        Op::Mul => one(x.f_mul(arg(inputs, 1)?)?),
-        Op::MseLoss => one(x.f_mse_loss(arg(inputs, 1)?, Reduction::Mean)?),
-        Op::CrossEntropyLoss => one(x.f_cross_entropy_loss::<&Tensor>(
+        Op::Binary(op) => one(binary(*op, x, arg(inputs, 1)?)?),
+        Op::Loss(op) => one(loss(*op, inputs)?),
+    }
+}
+
+fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor, TchError> {
+    match op {
+        UnaryOp::Relu => x.f_relu(),
+        UnaryOp::Sigmoid => x.f_sigmoid(),
+        UnaryOp::Tanh => x.f_tanh(),
+        UnaryOp::Exp => x.f_exp(),
+        UnaryOp::Scale { factor } => x.f_mul_scalar(factor),
+    }
+}
+
+fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, TchError> {
+    match op {
+        BinaryOp::Add => a.f_add(b),
+        BinaryOp::Sub => a.f_sub(b),
+        BinaryOp::Mul => a.f_mul(b),
+    }
+}
+
+fn loss(op: LossOp, inputs: &[&Tensor]) -> Result<Tensor, TchError> {
+    let x = arg(inputs, 0)?;
+    match op {
+        LossOp::Mse => x.f_mse_loss(arg(inputs, 1)?, Reduction::Mean),
+        LossOp::CrossEntropy => x.f_cross_entropy_loss::<&Tensor>(
             arg(inputs, 1)?,
             None,
             Reduction::Mean,
@@ -72,17 +91,17 @@ fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor>, TchErro
             // skipped silently instead of being reported out of range.
             i64::MIN,
             0.0,
-        )?),
-        Op::BceLoss => {
-            one(x.f_binary_cross_entropy::<&Tensor>(arg(inputs, 1)?, None, Reduction::Mean)?)
+        ),
+        LossOp::BinaryCrossEntropy => {
+            x.f_binary_cross_entropy::<&Tensor>(arg(inputs, 1)?, None, Reduction::Mean)
         }
-        Op::BceWithLogitsLoss => one(x.f_binary_cross_entropy_with_logits::<&Tensor>(
+        LossOp::BinaryCrossEntropyWithLogits => x.f_binary_cross_entropy_with_logits::<&Tensor>(
             arg(inputs, 1)?,
             None,
             None,
             Reduction::Mean,
-        )?),
-        Op::VaeElboLoss => one(vae_elbo(inputs)?),
+        ),
+        LossOp::VaeElbo => vae_elbo(inputs),
     }
 }
 

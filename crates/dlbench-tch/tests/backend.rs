@@ -4,7 +4,7 @@
 use dlbench_core::training::Sgd;
 use dlbench_core::{
     Backend, Device, Error, GraphBuilder, Loss, Mode, Model, Op, Optimizer, PrepareOptions, Tensor,
-    TrainingConfig, Values,
+    TrainingConfig, UnaryOp, Values,
 };
 use dlbench_reference::ReferenceBackend;
 use dlbench_tch::TchBackend;
@@ -14,7 +14,7 @@ fn mlp() -> Model {
     let mut b = GraphBuilder::new("mlp");
     b.data_input("x", &[3]).unwrap();
     let h = b.dense(Some("hidden"), "x", 4, true).unwrap();
-    let a = b.op(Some("act"), Op::Relu, &[&h]).unwrap();
+    let a = b.op(Some("act"), Op::Unary(UnaryOp::Relu), &[&h]).unwrap();
     let y = b.dense(Some("out"), &a, 2, true).unwrap();
     Model::initialized(b.finish(&[&y]).unwrap(), 3).unwrap()
 }

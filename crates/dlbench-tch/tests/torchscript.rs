@@ -10,7 +10,8 @@ use std::process::Command;
 
 use dlbench_core::ir::{Direction, Lstm};
 use dlbench_core::{
-    Backend, DType, GraphBuilder, InputRole, Mode, Model, Op, PrepareOptions, Tensor, Values,
+    Backend, DType, GraphBuilder, InputRole, Mode, Model, Op, PrepareOptions, Tensor, UnaryOp,
+    Values,
 };
 use dlbench_reference::ReferenceBackend;
 use dlbench_spec::Spec;
@@ -246,7 +247,7 @@ fn a_graph_with_dropout_exports_without_a_mask_argument() {
     b.data_input("x", &[4]).unwrap();
     let h = b.dense(Some("hidden"), "x", 6, true).unwrap();
     let d = b.dropout(Some("drop"), &h, 0.5).unwrap();
-    let y = b.op(Some("act"), Op::Tanh, &[&d]).unwrap();
+    let y = b.op(Some("act"), Op::Unary(UnaryOp::Tanh), &[&d]).unwrap();
     let model = Model::initialized(b.finish(&[&y]).unwrap(), 7).unwrap();
     let names: Vec<&str> = traced_inputs(&model.graph)
         .iter()

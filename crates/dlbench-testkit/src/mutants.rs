@@ -53,8 +53,9 @@ impl Mutation {
         let mut broken = model.clone();
         let mut layout: Layout = Vec::new();
         for node in &mut broken.graph.nodes {
-            match (self, &mut node.op) {
-                (Mutation::TransposedDense, Op::Dense) => {
+            // Every op is listed: a new one is left alone by every mutation until one targets it.
+            match &mut node.op {
+                Op::Dense if self == Mutation::TransposedDense => {
                     let name = &node.inputs[1];
                     let shape = weight(model, name)?.shape().to_vec();
                     let (out, inp) = (shape[0], shape[1]);
@@ -62,7 +63,7 @@ impl Mutation {
                     let perm = (0..out * inp).map(|j| (j % inp) * out + j / inp).collect();
                     layout.push((name.clone(), perm));
                 }
-                (Mutation::SwappedLstmGates, Op::Lstm(attrs)) => {
+                Op::Lstm(attrs) if self == Mutation::SwappedLstmGates => {
                     let h = attrs.hidden;
                     for name in &node.inputs[1..] {
                         let w = weight(model, name)?;
@@ -78,10 +79,25 @@ impl Mutation {
                         layout.push((name.clone(), perm));
                     }
                 }
-                (Mutation::FloorPooling, Op::MaxPool2d(pool) | Op::AvgPool2d(pool)) => {
+                Op::MaxPool2d(pool) | Op::AvgPool2d(pool) if self == Mutation::FloorPooling => {
                     pool.ceil_mode = false;
                 }
-                _ => {}
+                Op::Dense
+                | Op::Lstm(_)
+                | Op::MaxPool2d(_)
+                | Op::AvgPool2d(_)
+                | Op::MatMul
+                | Op::Conv2d(_)
+                | Op::Flatten { .. }
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Concat { .. }
+                | Op::Unary(_)
+                | Op::Softmax { .. }
+                | Op::LogSoftmax { .. }
+                | Op::Dropout { .. }
+                | Op::Binary(_)
+                | Op::Loss(_) => {}
             }
         }
         for (name, perm) in &layout {

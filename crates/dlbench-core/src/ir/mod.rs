@@ -9,7 +9,9 @@ pub mod shape;
 
 pub use geometry::{LstmDims, PoolWindow};
 pub use graph::{Graph, Input, InputRole, Node, Param};
-pub use op::{Conv2d, Direction, Lstm, Op, Pool2d};
+pub use op::{
+    BinaryOp, Conv2d, Direction, LossOp, Lstm, Op, OpKind, OpTag, Pool2d, UnaryKind, UnaryOp,
+};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -1,6 +1,6 @@
 //! Shape and dtype inference, one node at a time. Errors name the node, its op and the shapes.
 
-use super::{format_shape, op::Op, Dim, Node, ValueInfo};
+use super::{format_shape, op::LossOp, op::Op, Dim, Node, ValueInfo};
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 
@@ -252,7 +252,7 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
             shape[*axis] = known(total);
             Ok(vec![c.out(0, first.dtype, shape)])
         }
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
+        Op::Unary(_) => {
             c.arity(1, 1, 1)?;
             let x = c.float(0)?;
             Ok(vec![c.out(0, x.dtype, x.shape.clone())])
@@ -307,7 +307,7 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
                 c.out(2, x.dtype, state),
             ])
         }
-        Op::Add | Op::Sub | Op::Mul => {
+        Op::Binary(_) => {
             c.arity(2, 2, 1)?;
             let (a, b) = (c.float(0)?, c.float(1)?);
             let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
@@ -319,42 +319,44 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
             })?;
             Ok(vec![c.out(0, a.dtype, shape)])
         }
-        Op::MseLoss | Op::BceLoss | Op::BceWithLogitsLoss => {
-            c.arity(2, 2, 1)?;
-            let p = c.float(0)?;
-            c.float(1)?;
-            c.expect_shape(1, &p.shape)?;
-            Ok(vec![c.out(0, p.dtype, vec![])])
-        }
-        Op::CrossEntropyLoss => {
-            c.arity(2, 2, 1)?;
-            let logits = c.rank(0, 2)?;
-            if inputs[1].dtype != DType::I64 || inputs[1].shape != [logits.shape[0]] {
-                return Err(c.err(format!(
-                    "labels {} must be i64 of shape [{}]",
-                    c.describe(1),
-                    logits.shape[0]
-                )));
+        Op::Loss(loss) => match loss {
+            LossOp::Mse | LossOp::BinaryCrossEntropy | LossOp::BinaryCrossEntropyWithLogits => {
+                c.arity(2, 2, 1)?;
+                let p = c.float(0)?;
+                c.float(1)?;
+                c.expect_shape(1, &p.shape)?;
+                Ok(vec![c.out(0, p.dtype, vec![])])
             }
-            Ok(vec![c.out(0, logits.dtype, vec![])])
-        }
-        Op::VaeElboLoss => {
-            c.arity(4, 4, 1)?;
-            let recon = c.rank(0, 2)?;
-            let mu = c.rank(1, 2)?;
-            c.float(2)?;
-            c.expect_shape(2, &mu.shape)?;
-            c.float(3)?;
-            c.expect_shape(3, &recon.shape)?;
-            if mu.shape[0] != recon.shape[0] {
-                return Err(c.err(format!(
-                    "mu {} and recon {} disagree on the batch",
-                    c.describe(1),
-                    c.describe(0)
-                )));
+            LossOp::CrossEntropy => {
+                c.arity(2, 2, 1)?;
+                let logits = c.rank(0, 2)?;
+                if inputs[1].dtype != DType::I64 || inputs[1].shape != [logits.shape[0]] {
+                    return Err(c.err(format!(
+                        "labels {} must be i64 of shape [{}]",
+                        c.describe(1),
+                        logits.shape[0]
+                    )));
+                }
+                Ok(vec![c.out(0, logits.dtype, vec![])])
             }
-            Ok(vec![c.out(0, recon.dtype, vec![])])
-        }
+            LossOp::VaeElbo => {
+                c.arity(4, 4, 1)?;
+                let recon = c.rank(0, 2)?;
+                let mu = c.rank(1, 2)?;
+                c.float(2)?;
+                c.expect_shape(2, &mu.shape)?;
+                c.float(3)?;
+                c.expect_shape(3, &recon.shape)?;
+                if mu.shape[0] != recon.shape[0] {
+                    return Err(c.err(format!(
+                        "mu {} and recon {} disagree on the batch",
+                        c.describe(1),
+                        c.describe(0)
+                    )));
+                }
+                Ok(vec![c.out(0, recon.dtype, vec![])])
+            }
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! Element-wise activations (Relu, Sigmoid, Tanh, Exp, Scale), Softmax / LogSoftmax, Dropout.
 
 use dlbench_core::ir::shape::normalize_axis;
-use dlbench_core::{Mode, Op, Tensor};
+use dlbench_core::{Mode, Tensor, UnaryOp};
 
 fn f64s(t: &Tensor) -> &[f64] {
     t.as_f64().expect("reference tensors are f64")
@@ -21,45 +21,43 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
-pub fn unary(op: &Op, x: &Tensor) -> Tensor {
+pub fn unary(op: UnaryOp, x: &Tensor) -> Tensor {
     let f = |v: f64| match op {
         // NaN must come out as NaN, as in PyTorch, so the oracle never hides a divergence.
-        Op::Relu => {
+        UnaryOp::Relu => {
             if v > 0.0 || v.is_nan() {
                 v
             } else {
                 0.0
             }
         }
-        Op::Sigmoid => sigmoid(v),
-        Op::Tanh => v.tanh(),
-        Op::Exp => v.exp(),
-        Op::Scale { factor } => factor * v,
-        other => panic!("{} is not an element-wise activation", other.name()),
+        UnaryOp::Sigmoid => sigmoid(v),
+        UnaryOp::Tanh => v.tanh(),
+        UnaryOp::Exp => v.exp(),
+        UnaryOp::Scale { factor } => factor * v,
     };
     tensor(x.shape(), f64s(x).iter().map(|&v| f(v)).collect())
 }
 
 /// Given x, y = unary(x) and dy.
-pub fn unary_backward(op: &Op, x: &Tensor, y: &Tensor, dy: &Tensor) -> Tensor {
+pub fn unary_backward(op: UnaryOp, x: &Tensor, y: &Tensor, dy: &Tensor) -> Tensor {
     let (xs, ys, dys) = (f64s(x), f64s(y), f64s(dy));
     let dx = (0..xs.len())
         .map(|e| {
             let (x, y, g) = (xs[e], ys[e], dys[e]);
             match op {
                 // The subgradient at exactly 0 is 0, as in PyTorch.
-                Op::Relu => {
+                UnaryOp::Relu => {
                     if x > 0.0 {
                         g
                     } else {
                         0.0
                     }
                 }
-                Op::Sigmoid => g * y * (1.0 - y),
-                Op::Tanh => g * (1.0 - y * y),
-                Op::Exp => g * y,
-                Op::Scale { factor } => g * factor,
-                other => panic!("{} is not an element-wise activation", other.name()),
+                UnaryOp::Sigmoid => g * y * (1.0 - y),
+                UnaryOp::Tanh => g * (1.0 - y * y),
+                UnaryOp::Exp => g * y,
+                UnaryOp::Scale { factor } => g * factor,
             }
         })
         .collect();

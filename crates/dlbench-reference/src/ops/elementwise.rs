@@ -1,6 +1,6 @@
 //! Add, Sub, Mul with numpy broadcasting.
 
-use dlbench_core::{Op, Tensor};
+use dlbench_core::{BinaryOp, Tensor};
 
 fn f64s(t: &Tensor) -> &[f64] {
     t.as_f64().expect("reference tensors are f64")
@@ -65,7 +65,7 @@ fn source_indices(out: &[usize], src: &[usize]) -> Vec<usize> {
     result
 }
 
-pub fn binary(op: &Op, a: &Tensor, b: &Tensor) -> Tensor {
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Tensor {
     let shape = broadcast_shape(a.shape(), b.shape());
     let (ia, ib) = (
         source_indices(&shape, a.shape()),
@@ -76,17 +76,16 @@ pub fn binary(op: &Op, a: &Tensor, b: &Tensor) -> Tensor {
         .iter()
         .zip(&ib)
         .map(|(&i, &j)| match op {
-            Op::Add => xa[i] + xb[j],
-            Op::Sub => xa[i] - xb[j],
-            Op::Mul => xa[i] * xb[j],
-            other => panic!("{} is not an element-wise binary op", other.name()),
+            BinaryOp::Add => xa[i] + xb[j],
+            BinaryOp::Sub => xa[i] - xb[j],
+            BinaryOp::Mul => xa[i] * xb[j],
         })
         .collect();
     tensor(shape, y)
 }
 
 /// Gradients reduced back to each operand's own shape.
-pub fn binary_backward(op: &Op, a: &Tensor, b: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
+pub fn binary_backward(op: BinaryOp, a: &Tensor, b: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
     let shape = broadcast_shape(a.shape(), b.shape());
     let (ia, ib) = (
         source_indices(&shape, a.shape()),
@@ -98,10 +97,9 @@ pub fn binary_backward(op: &Op, a: &Tensor, b: &Tensor, dy: &Tensor) -> (Tensor,
     for (e, (&i, &j)) in ia.iter().zip(&ib).enumerate() {
         let g = dys[e];
         let (ga, gb) = match op {
-            Op::Add => (g, g),
-            Op::Sub => (g, -g),
-            Op::Mul => (g * xb[j], g * xa[i]),
-            other => panic!("{} is not an element-wise binary op", other.name()),
+            BinaryOp::Add => (g, g),
+            BinaryOp::Sub => (g, -g),
+            BinaryOp::Mul => (g * xb[j], g * xa[i]),
         };
         da[i] += ga;
         db[j] += gb;

@@ -4,7 +4,7 @@
 //! of what [`loss`] computes, except BCE's d/dp and d/dt, which are PyTorch's own formulas (see
 //! `bce_term`).
 
-use dlbench_core::{Op, Tensor};
+use dlbench_core::{LossOp, Tensor};
 
 fn f64s(t: &Tensor) -> &[f64] {
     t.as_f64().expect("reference tensors are f64")
@@ -80,9 +80,9 @@ fn log_sum_exp(row: &[f64]) -> (f64, Vec<f64>) {
 }
 
 /// The loss and the gradient of the loss with respect to each input (`None` for labels).
-fn evaluate(op: &Op, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), String> {
+fn evaluate(op: LossOp, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), String> {
     match op {
-        Op::MseLoss => {
+        LossOp::Mse => {
             let (p, t) = (f64s(inputs[0]), f64s(inputs[1]));
             let n = p.len() as f64;
             let loss = p.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / n;
@@ -96,7 +96,7 @@ fn evaluate(op: &Op, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), S
                 ],
             ))
         }
-        Op::CrossEntropyLoss => {
+        LossOp::CrossEntropy => {
             let labels = labels(inputs[0], inputs[1])?;
             let (rows, classes) = (inputs[0].shape()[0], inputs[0].shape()[1]);
             let z = f64s(inputs[0]);
@@ -114,7 +114,7 @@ fn evaluate(op: &Op, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), S
             }
             Ok((loss / n, vec![Some(tensor(inputs[0].shape(), dz)), None]))
         }
-        Op::BceLoss => {
+        LossOp::BinaryCrossEntropy => {
             let (p, t) = (f64s(inputs[0]), f64s(inputs[1]));
             check_probabilities(p, "probability")?;
             let n = p.len() as f64;
@@ -134,7 +134,7 @@ fn evaluate(op: &Op, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), S
                 ],
             ))
         }
-        Op::BceWithLogitsLoss => {
+        LossOp::BinaryCrossEntropyWithLogits => {
             let (z, t) = (f64s(inputs[0]), f64s(inputs[1]));
             let n = z.len() as f64;
             let mut loss = 0.0;
@@ -159,7 +159,7 @@ fn evaluate(op: &Op, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), S
                 ],
             ))
         }
-        Op::VaeElboLoss => {
+        LossOp::VaeElbo => {
             let (recon, mu, logvar, x) = (
                 f64s(inputs[0]),
                 f64s(inputs[1]),
@@ -193,18 +193,17 @@ fn evaluate(op: &Op, inputs: &[&Tensor]) -> Result<(f64, Vec<Option<Tensor>>), S
                 ],
             ))
         }
-        other => panic!("{} is not a loss", other.name()),
     }
 }
 
 /// The scalar loss (shape `[]`). Errors only for bad data, e.g. a label out of range.
-pub fn loss(op: &Op, inputs: &[&Tensor]) -> Result<Tensor, String> {
+pub fn loss(op: LossOp, inputs: &[&Tensor]) -> Result<Tensor, String> {
     Ok(Tensor::scalar_f64(evaluate(op, inputs)?.0))
 }
 
 /// Gradients of `dloss * loss` with respect to each input (`None` for labels).
 pub fn loss_backward(
-    op: &Op,
+    op: LossOp,
     inputs: &[&Tensor],
     dloss: f64,
 ) -> Result<Vec<Option<Tensor>>, String> {

@@ -31,19 +31,13 @@ pub fn forward(node: &Node, inputs: &[&Tensor], mode: Mode) -> Result<Vec<Tensor
         Op::Reshape { shape } => one(layout::reshape(shape, x)),
         Op::Transpose { perm } => one(layout::transpose(perm, x)),
         Op::Concat { axis } => one(layout::concat(*axis, inputs)),
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            one(activation::unary(&node.op, x))
-        }
+        Op::Unary(op) => one(activation::unary(*op, x)),
         Op::Softmax { axis } => one(activation::softmax(*axis, x, false)),
         Op::LogSoftmax { axis } => one(activation::softmax(*axis, x, true)),
         Op::Dropout { p } => one(activation::dropout(*p, x, inputs[1], mode)),
         Op::Lstm(attrs) => lstm::lstm(attrs, inputs).to_vec(),
-        Op::Add | Op::Sub | Op::Mul => one(elementwise::binary(&node.op, x, inputs[1])),
-        Op::MseLoss
-        | Op::CrossEntropyLoss
-        | Op::BceLoss
-        | Op::BceWithLogitsLoss
-        | Op::VaeElboLoss => one(loss::loss(&node.op, inputs).map_err(node_error(node))?),
+        Op::Binary(op) => one(elementwise::binary(*op, x, inputs[1])),
+        Op::Loss(op) => one(loss::loss(*op, inputs).map_err(node_error(node))?),
     })
 }
 
@@ -83,11 +77,7 @@ pub fn backward(
         Op::Flatten { .. } | Op::Reshape { .. } => vec![Some(layout::reshape_like(dy, x))],
         Op::Transpose { perm } => vec![Some(layout::transpose_backward(perm, dy))],
         Op::Concat { axis } => some(layout::concat_backward(*axis, inputs, dy)),
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            vec![Some(activation::unary_backward(
-                &node.op, x, outputs[0], dy,
-            ))]
-        }
+        Op::Unary(op) => vec![Some(activation::unary_backward(*op, x, outputs[0], dy))],
         Op::Softmax { axis } => vec![Some(activation::softmax_backward(
             *axis, outputs[0], dy, false,
         ))],
@@ -99,17 +89,13 @@ pub fn backward(
             let grads = [output_grads[0], output_grads[1], output_grads[2]];
             some(lstm::lstm_backward(attrs, inputs, grads))
         }
-        Op::Add | Op::Sub | Op::Mul => {
-            let (da, db) = elementwise::binary_backward(&node.op, x, inputs[1], dy);
+        Op::Binary(op) => {
+            let (da, db) = elementwise::binary_backward(*op, x, inputs[1], dy);
             vec![Some(da), Some(db)]
         }
-        Op::MseLoss
-        | Op::CrossEntropyLoss
-        | Op::BceLoss
-        | Op::BceWithLogitsLoss
-        | Op::VaeElboLoss => {
+        Op::Loss(op) => {
             let dloss = dy.as_f64().expect("f64 gradient")[0];
-            loss::loss_backward(&node.op, inputs, dloss).map_err(node_error(node))?
+            loss::loss_backward(*op, inputs, dloss).map_err(node_error(node))?
         }
     })
 }

@@ -1,7 +1,7 @@
 //! Element-wise activations (Relu, Sigmoid, Tanh, Exp, Scale), Softmax / LogSoftmax, Dropout.
 
 use dlbench_core::ir::shape::normalize_axis;
-use dlbench_core::{Mode, Op};
+use dlbench_core::{Mode, UnaryOp};
 
 use super::{zip_map, Buf};
 use crate::kernels::math;
@@ -13,35 +13,33 @@ fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
     }
 }
 
-/// The element-wise ops into `y`; any other op copies `x` (the dispatcher never sends one).
-pub fn unary(op: &Op, x: &[f32], y: &mut [f32]) {
+/// The element-wise op into `y`.
+pub fn unary(op: UnaryOp, x: &[f32], y: &mut [f32]) {
     match op {
         // NaN must come out as NaN, as in PyTorch.
-        Op::Relu => map(y, x, |v| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
-        Op::Sigmoid => math::sigmoid(x, y),
-        Op::Tanh => math::tanh(x, y),
-        Op::Exp => math::exp(x, y),
-        Op::Scale { factor } => {
-            let factor = *factor as f32;
+        UnaryOp::Relu => map(y, x, |v| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
+        UnaryOp::Sigmoid => math::sigmoid(x, y),
+        UnaryOp::Tanh => math::tanh(x, y),
+        UnaryOp::Exp => math::exp(x, y),
+        UnaryOp::Scale { factor } => {
+            let factor = factor as f32;
             map(y, x, |v| factor * v);
         }
-        _ => y.copy_from_slice(x),
     }
 }
 
 /// Given x, y = unary(x) and dy, dx into `dx`.
-pub fn unary_backward(op: &Op, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     match op {
         // The subgradient at exactly 0 is 0, as in PyTorch.
-        Op::Relu => zip_map(dx, x, dy, |x, g| if x > 0.0 { g } else { 0.0 }),
-        Op::Sigmoid => zip_map(dx, y, dy, |y, g| g * y * (1.0 - y)),
-        Op::Tanh => zip_map(dx, y, dy, |y, g| g * (1.0 - y * y)),
-        Op::Exp => zip_map(dx, y, dy, |y, g| g * y),
-        Op::Scale { factor } => {
-            let factor = *factor as f32;
+        UnaryOp::Relu => zip_map(dx, x, dy, |x, g| if x > 0.0 { g } else { 0.0 }),
+        UnaryOp::Sigmoid => zip_map(dx, y, dy, |y, g| g * y * (1.0 - y)),
+        UnaryOp::Tanh => zip_map(dx, y, dy, |y, g| g * (1.0 - y * y)),
+        UnaryOp::Exp => zip_map(dx, y, dy, |y, g| g * y),
+        UnaryOp::Scale { factor } => {
+            let factor = factor as f32;
             map(dx, dy, |g| g * factor);
         }
-        _ => dx.copy_from_slice(dy),
     }
 }
 
@@ -206,7 +204,9 @@ pub fn dropout_backward(p: f64, mask: &Buf, dy: &[f32], dx: &mut [f32]) {
 /// against f64 across slice lengths that leave vector tails.
 #[cfg(test)]
 mod tests {
-    use dlbench_core::Op;
+    use dlbench_core::ir::UnaryKind;
+    use dlbench_core::UnaryOp;
+    use strum::IntoEnumIterator;
 
     use super::{softmax, softmax_backward, split_at_axis, unary, Buf};
 
@@ -307,16 +307,19 @@ mod tests {
         let x = Buf::new(vec![xs.len()], xs.clone());
         let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
         let relu = |v: f64| if v > 0.0 || v.is_nan() { v } else { 0.0 };
-        let cases: [(Op, &dyn Fn(f64) -> f64); 5] = [
-            (Op::Sigmoid, &sigmoid),
-            (Op::Tanh, &f64::tanh),
-            (Op::Exp, &f64::exp),
-            (Op::Relu, &relu),
-            (Op::Scale { factor: -2.5 }, &|v| -2.5 * v),
-        ];
+        // Every element-wise op, with its formula in f64.
+        let cases = UnaryKind::iter().map(|kind| -> (UnaryOp, &dyn Fn(f64) -> f64) {
+            match kind {
+                UnaryKind::Sigmoid => (UnaryOp::Sigmoid, &sigmoid),
+                UnaryKind::Tanh => (UnaryOp::Tanh, &f64::tanh),
+                UnaryKind::Exp => (UnaryOp::Exp, &f64::exp),
+                UnaryKind::Relu => (UnaryOp::Relu, &relu),
+                UnaryKind::Scale => (UnaryOp::Scale { factor: -2.5 }, &|v| -2.5 * v),
+            }
+        });
         for (op, f) in cases {
             let mut y = vec![f32::NAN; xs.len()];
-            unary(&op, &x.data, &mut y);
+            unary(op, &x.data, &mut y);
             for (&v, &g) in xs.iter().zip(&y) {
                 let w = f(f64::from(v));
                 let ok = if w.is_nan() {

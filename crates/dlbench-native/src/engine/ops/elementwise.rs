@@ -1,7 +1,7 @@
 //! Add, Sub, Mul with numpy broadcasting. Equal shapes (the common case) take a flat loop;
 //! otherwise an odometer walks the output with per-operand strides, 0 along broadcast dims.
 
-use dlbench_core::Op;
+use dlbench_core::BinaryOp;
 
 use super::{zip_map, Buf};
 
@@ -45,17 +45,17 @@ fn for_each_pair(out: &[usize], a: &[usize], b: &[usize], mut f: impl FnMut(usiz
     }
 }
 
-/// The per-element function of a binary op (Add for anything else: never sent here).
-fn function(op: &Op) -> fn(f32, f32) -> f32 {
+/// The per-element function of a binary op.
+fn function(op: BinaryOp) -> fn(f32, f32) -> f32 {
     match op {
-        Op::Sub => |x, y| x - y,
-        Op::Mul => |x, y| x * y,
-        _ => |x, y| x + y,
+        BinaryOp::Add => |x, y| x + y,
+        BinaryOp::Sub => |x, y| x - y,
+        BinaryOp::Mul => |x, y| x * y,
     }
 }
 
 /// `a op b` into `y`, whose shape `shape` is the broadcast of theirs (shape inference).
-pub fn binary(op: &Op, a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32]) {
+pub fn binary(op: BinaryOp, a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32]) {
     let f = function(op);
     if a.shape == b.shape {
         for ((y, &a), &b) in y.iter_mut().zip(&a.data).zip(&b.data) {
@@ -71,7 +71,7 @@ pub fn binary(op: &Op, a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32]) {
 /// Gradients reduced back to each operand's own shape, into `da` and `db` where wanted
 /// (empty otherwise); `shape` is the output's.
 pub fn binary_backward(
-    op: &Op,
+    op: BinaryOp,
     a: &Buf,
     b: &Buf,
     shape: &[usize],
@@ -79,8 +79,12 @@ pub fn binary_backward(
     da: &mut [f32],
     db: &mut [f32],
 ) {
-    let is_mul = matches!(op, Op::Mul);
-    let sign = if matches!(op, Op::Sub) { -1.0 } else { 1.0 };
+    // Add and Sub pass the gradient on (Sub negated for `b`); Mul scales it by the other operand.
+    let (is_mul, sign) = match op {
+        BinaryOp::Add => (false, 1.0),
+        BinaryOp::Sub => (false, -1.0),
+        BinaryOp::Mul => (true, 1.0),
+    };
     if a.shape == b.shape {
         // Each gradient element written once: no clearing, and a branch-free loop per operand.
         if !da.is_empty() {

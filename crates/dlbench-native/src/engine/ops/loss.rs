@@ -6,7 +6,7 @@
 //! but the sums over the batch are accumulated in f64: a long f32 sum would drift from the
 //! reference by more than the agreement tolerance.
 
-use dlbench_core::Op;
+use dlbench_core::LossOp;
 
 use super::{wanted, zip_map, Args, Buf};
 use crate::kernels::math;
@@ -171,7 +171,7 @@ enum Want<'a> {
 
 /// The loss (under `Want::Loss`; 0 otherwise) and the gradients (under `Want::Grads`).
 /// `scratch` holds per-element intermediates (exponentials, variances).
-fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result<f64, String> {
+fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result<f64, String> {
     let (sum, dloss, grads) = match want {
         Want::Loss => (true, 0.0, &mut [][..]),
         Want::Grads { dloss, grads } => (false, dloss, grads),
@@ -181,7 +181,7 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
     let mut grad = grads.iter_mut().map(|g| wanted(g));
     let mut next = || grad.next().flatten();
     match op {
-        Op::MseLoss => {
+        LossOp::Mse => {
             let (p, t) = (&inputs[0].data, &inputs[1].data);
             let n = p.len() as f64;
             if sum {
@@ -201,7 +201,7 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             }
             Ok(0.0)
         }
-        Op::CrossEntropyLoss => {
+        LossOp::CrossEntropy => {
             let (logits, labels) = (&inputs[0], &inputs[1]);
             let classes = logits.shape[1];
             let z = &logits.data;
@@ -243,7 +243,7 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             }
             Ok(loss / n)
         }
-        Op::BceLoss => {
+        LossOp::BinaryCrossEntropy => {
             let (p, t) = (&inputs[0].data, &inputs[1].data);
             check_probabilities(p, "probability")?;
             let n = p.len() as f64;
@@ -254,7 +254,7 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             });
             Ok(bce_sum(p, t, sum, to) / n)
         }
-        Op::BceWithLogitsLoss => {
+        LossOp::BinaryCrossEntropyWithLogits => {
             let (z, t) = (&inputs[0].data, &inputs[1].data);
             let n = z.len() as f64;
             let to = (!sum).then(|| ElementGrads {
@@ -264,7 +264,7 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             });
             Ok(bce_with_logits_sum(z, t, sum, to) / n)
         }
-        Op::VaeElboLoss => {
+        LossOp::VaeElbo => {
             let [recon, mu, logvar, x] = [0, 1, 2, 3].map(|i| &inputs[i].data);
             check_probabilities(recon, "reconstruction")?;
             let n = inputs[0].shape[0] as f64;
@@ -295,19 +295,18 @@ fn evaluate(op: &Op, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result
             }
             Ok(0.0)
         }
-        other => Err(format!("{} is not a loss", other.name())),
     }
 }
 
 /// The scalar loss. Errors only for bad data, e.g. a label out of range.
-pub fn loss(op: &Op, inputs: Args, scratch: &mut Vec<f32>) -> Result<f32, String> {
+pub fn loss(op: LossOp, inputs: Args, scratch: &mut Vec<f32>) -> Result<f32, String> {
     Ok(evaluate(op, inputs, Want::Loss, scratch)? as f32)
 }
 
 /// Gradients of `dloss * loss` into `grads`, one buffer per input: sized to the input where
 /// wanted, empty otherwise (labels get zeros if asked for).
 pub fn loss_backward(
-    op: &Op,
+    op: LossOp,
     inputs: Args,
     dloss: f32,
     grads: &mut [Vec<f32>],
@@ -321,7 +320,7 @@ pub fn loss_backward(
 /// log floor, infinite d/dt), saturated logits, and slices long enough to cross chunks.
 #[cfg(test)]
 mod tests {
-    use super::{evaluate, Args, Buf, Op, Want};
+    use super::{evaluate, Args, Buf, LossOp, Want};
 
     /// Agreement to f32 accuracy: infinities exactly, NaN with NaN. The absolute term allows
     /// for cancellation in f32 (`sigmoid(z) - t`, `ln(1 - p) - ln(p)` near p = 1/2), which
@@ -339,13 +338,13 @@ mod tests {
     }
 
     /// The loss of `op` on `inputs`, in f64 as computed before the cast to f32.
-    fn loss_of(op: &Op, inputs: &[Buf]) -> f64 {
+    fn loss_of(op: LossOp, inputs: &[Buf]) -> f64 {
         evaluate(op, Args::all(inputs), Want::Loss, &mut Vec::new()).unwrap()
     }
 
     /// The gradients of `dloss * loss` for the inputs `need` marks (NaN-filled first, so an
     /// element left unwritten shows; empty for the others).
-    fn grads_of(op: &Op, inputs: &[Buf], dloss: f32, need: &[bool]) -> Vec<Vec<f32>> {
+    fn grads_of(op: LossOp, inputs: &[Buf], dloss: f32, need: &[bool]) -> Vec<Vec<f32>> {
         let mut grads: Vec<Vec<f32>> = inputs
             .iter()
             .zip(need)
@@ -360,7 +359,7 @@ mod tests {
     }
 
     /// The loss and the gradients (with d/d the target) of `op` on `inputs`.
-    fn run(op: &Op, inputs: &[Buf]) -> (f64, Vec<Vec<f32>>) {
+    fn run(op: LossOp, inputs: &[Buf]) -> (f64, Vec<Vec<f32>>) {
         let need = vec![true; inputs.len()];
         (loss_of(op, inputs), grads_of(op, inputs, 1.0, &need))
     }
@@ -385,7 +384,7 @@ mod tests {
         let ps = [0.0, 1e-30, 1e-40, 1e-7, 0.3, 0.5, 0.999_999_9, 1.0];
         for p in ps {
             for t in [0.0, 0.25, 1.0] {
-                let (loss, g) = run(&Op::BceLoss, &[buf(&[p]), buf(&[t])]);
+                let (loss, g) = run(LossOp::BinaryCrossEntropy, &[buf(&[p]), buf(&[t])]);
                 let (l, dp, dt) = bce64(f64::from(p), f64::from(t));
                 assert!(close(loss, l), "p {p:e}, t {t}: loss {loss:e}, want {l:e}");
                 assert_all_close(&format!("p {p:e} t {t} dp"), &g[0], &[dp]);
@@ -400,7 +399,10 @@ mod tests {
             -200.0, -90.0, -20.0, -1e-3, 0.0, 1e-8, 3.0, 20.0, 90.0, 200.0,
         ] {
             for t in [0.0, 0.5, 1.0] {
-                let (loss, g) = run(&Op::BceWithLogitsLoss, &[buf(&[z]), buf(&[t])]);
+                let (loss, g) = run(
+                    LossOp::BinaryCrossEntropyWithLogits,
+                    &[buf(&[z]), buf(&[t])],
+                );
                 let (z, t) = (f64::from(z), f64::from(t));
                 // Where t = 1 and z is large, the loss is ln(1 + e^-z) alone: ~2e-9 at z = 20.
                 let l = z.max(0.0) - z * t + (-z.abs()).exp().ln_1p();
@@ -450,7 +452,7 @@ mod tests {
             Buf::new(vec![rows, latent], lv),
         );
         let inputs = [recon, mu, lv, x];
-        let (loss, g) = run(&Op::VaeElboLoss, &inputs);
+        let (loss, g) = run(LossOp::VaeElbo, &inputs);
 
         let n = rows as f64;
         let wide = |b: &Buf| -> Vec<f64> { b.data.iter().map(|&v| f64::from(v)).collect() };
@@ -478,7 +480,7 @@ mod tests {
         );
         assert_all_close("dx", &g[3], &scaled(terms.iter().map(|t| t.2).collect()));
 
-        let g2 = grads_of(&Op::VaeElboLoss, &inputs, 2.0, &[true, true, true, false]);
+        let g2 = grads_of(LossOp::VaeElbo, &inputs, 2.0, &[true, true, true, false]);
         assert!(g2[3].is_empty(), "d/dx computed though not needed");
         let doubled: Vec<f32> = g[0].iter().map(|v| 2.0 * v).collect();
         assert_eq!(g2[0], doubled, "dloss scales the gradients");
@@ -492,8 +494,8 @@ mod tests {
             Buf::new(vec![3, 3], z.to_vec()),
             Buf::labels(vec![3], labels.to_vec()),
         ];
-        let loss = loss_of(&Op::CrossEntropyLoss, &inputs);
-        let g = grads_of(&Op::CrossEntropyLoss, &inputs, 1.0, &[true, false]);
+        let loss = loss_of(LossOp::CrossEntropy, &inputs);
+        let g = grads_of(LossOp::CrossEntropy, &inputs, 1.0, &[true, false]);
         let (mut want, mut dz) = (0.0, Vec::new());
         for (row, &label) in z.chunks(3).zip(&labels) {
             let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();

@@ -193,21 +193,14 @@ pub fn forward(
         Op::Flatten { .. } | Op::Reshape { .. } => y.copy_from_slice(&x.data),
         Op::Transpose { perm } => layout::transpose(perm, x, y),
         Op::Concat { axis } => layout::concat(*axis, inputs, y),
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            activation::unary(&node.op, &x.data, y)
-        }
+        Op::Unary(op) => activation::unary(*op, &x.data, y),
         Op::Softmax { axis } => activation::softmax(*axis, x, y, false, &mut state.scratch),
         Op::LogSoftmax { axis } => activation::softmax(*axis, x, y, true, &mut state.scratch),
         Op::Dropout { p } => activation::dropout(*p, x, &inputs[1], y, ctx.mode),
         Op::Lstm(_) => unreachable!("handled above"),
-        Op::Add | Op::Sub | Op::Mul => elementwise::binary(&node.op, x, &inputs[1], shape, y),
-        Op::MseLoss
-        | Op::CrossEntropyLoss
-        | Op::BceLoss
-        | Op::BceWithLogitsLoss
-        | Op::VaeElboLoss => {
-            let value =
-                loss::loss(&node.op, inputs, &mut state.scratch).map_err(node_error(node))?;
+        Op::Binary(op) => elementwise::binary(*op, x, &inputs[1], shape, y),
+        Op::Loss(op) => {
+            let value = loss::loss(*op, inputs, &mut state.scratch).map_err(node_error(node))?;
             y[0] = value;
         }
     }
@@ -279,8 +272,8 @@ pub fn backward(
             layout::transpose_backward(perm, &outputs[0].shape, dy, &mut grads[0])
         }
         Op::Concat { axis } => layout::concat_backward(*axis, inputs, dy, grads),
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::Exp | Op::Scale { .. } => {
-            activation::unary_backward(&node.op, &x.data, &outputs[0].data, dy, &mut grads[0])
+        Op::Unary(op) => {
+            activation::unary_backward(*op, &x.data, &outputs[0].data, dy, &mut grads[0])
         }
         Op::Softmax { axis } => activation::softmax_backward(
             *axis,
@@ -306,20 +299,14 @@ pub fn backward(
             let output_grads = [output_grads[0], output_grads[1], output_grads[2]];
             lstm::lstm_backward(attrs, inputs, &mut state.lstm, output_grads, grads, threads)
         }
-        Op::Add | Op::Sub | Op::Mul => {
+        Op::Binary(op) => {
             let [da, db] = grads else {
                 unreachable!("binary ops have 2 inputs")
             };
-            elementwise::binary_backward(&node.op, x, &inputs[1], &outputs[0].shape, dy, da, db)
+            elementwise::binary_backward(*op, x, &inputs[1], &outputs[0].shape, dy, da, db)
         }
-        Op::MseLoss
-        | Op::CrossEntropyLoss
-        | Op::BceLoss
-        | Op::BceWithLogitsLoss
-        | Op::VaeElboLoss => {
-            loss::loss_backward(&node.op, inputs, dy[0], grads, &mut state.scratch)
-                .map_err(node_error(node))?
-        }
+        Op::Loss(op) => loss::loss_backward(*op, inputs, dy[0], grads, &mut state.scratch)
+            .map_err(node_error(node))?,
     }
     Ok(())
 }
