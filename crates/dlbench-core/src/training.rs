@@ -16,10 +16,16 @@ pub use crate::ir::LossOp as Loss;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Sgd {
+    /// Learning rate.
     pub lr: f64,
+    /// Momentum factor (0: none).
     pub momentum: f64,
+    /// Dampening of the gradient added to the momentum buffer (PyTorch's default 0; burn's
+    /// is 0.1).
     pub dampening: f64,
+    /// Nesterov momentum (needs a positive momentum and zero dampening).
     pub nesterov: bool,
+    /// L2 penalty added to the gradient.
     pub weight_decay: f64,
 }
 
@@ -39,11 +45,17 @@ impl Default for Sgd {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Adam {
+    /// Learning rate.
     pub lr: f64,
+    /// Decay of the first-moment (mean) estimate, in `[0, 1)`.
     pub beta1: f64,
+    /// Decay of the second-moment (uncentred variance) estimate, in `[0, 1)`.
     pub beta2: f64,
+    /// Added to the denominator's square root (PyTorch's 1e-8; burn's default is 1e-5).
     pub eps: f64,
+    /// L2 penalty added to the gradient (Adam's, not AdamW's decoupled decay).
     pub weight_decay: f64,
+    /// Divides by the running maximum of the second moment (AMSGrad).
     pub amsgrad: bool,
 }
 
@@ -64,6 +76,7 @@ impl Default for Adam {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Gd {
+    /// Learning rate.
     pub lr: f64,
 }
 
@@ -78,12 +91,16 @@ impl Default for Gd {
 #[serde(rename_all = "snake_case")]
 #[strum_discriminants(name(OptimizerKind), derive(Hash, EnumIter))]
 pub enum Optimizer {
+    /// Plain gradient descent.
     Gd(Gd),
+    /// `torch.optim.SGD`.
     Sgd(Sgd),
+    /// `torch.optim.Adam`.
     Adam(Adam),
 }
 
 impl Optimizer {
+    /// The optimizer's name as written in specs (`gd`, `sgd`, `adam`).
     pub fn name(&self) -> &'static str {
         match self {
             Optimizer::Gd(_) => "gd",
@@ -92,6 +109,8 @@ impl Optimizer {
         }
     }
 
+    /// Refuses hyperparameters PyTorch refuses: a non-positive learning rate, betas outside
+    /// `[0, 1)`, Nesterov without momentum or with dampening.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::invalid(format!("optimizer {}: {what}", self.name())));
         match *self {
@@ -114,7 +133,9 @@ impl Optimizer {
 /// The loss and optimizer a session trains with.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainingConfig {
+    /// The loss appended to the graph.
     pub loss: Loss,
+    /// How the parameters are updated from its gradients.
     pub optimizer: Optimizer,
 }
 

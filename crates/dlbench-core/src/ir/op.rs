@@ -4,9 +4,14 @@ use strum::{EnumDiscriminants, EnumIter, IntoEnumIterator};
 /// Attributes of a 2-D convolution (PyTorch `Conv2d` semantics, symmetric zero padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conv2d {
+    /// Step between windows, `[h, w]`.
     pub stride: [usize; 2],
+    /// Zeros added on both sides, `[h, w]`.
     pub padding: [usize; 2],
+    /// Spacing between kernel taps, `[h, w]` (1: adjacent).
     pub dilation: [usize; 2],
+    /// Channel groups: input and output channels split into `groups` independent
+    /// convolutions (`groups == C`: depthwise).
     pub groups: usize,
 }
 
@@ -27,10 +32,16 @@ impl Default for Conv2d {
 /// start inside the right padding is dropped, as PyTorch does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool2d {
+    /// Window size, `[h, w]`.
     pub kernel: [usize; 2],
+    /// Step between windows, `[h, w]`.
     pub stride: [usize; 2],
+    /// Padding on both sides, `[h, w]`, at most half the kernel.
     pub padding: [usize; 2],
+    /// Rounds the output length up (a last, partial window) instead of down.
     pub ceil_mode: bool,
+    /// Average pooling divides by the whole window, padding included, instead of by the real
+    /// input elements it covers.
     pub count_include_pad: bool,
 }
 
@@ -51,16 +62,22 @@ impl Pool2d {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// From the first time step to the last.
     Forward,
+    /// From the last time step to the first.
     Reverse,
+    /// Both, outputs concatenated along features (forward first).
     Bidirectional,
 }
 
 /// Attributes of an LSTM layer (PyTorch `nn.LSTM` semantics, zero initial state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lstm {
+    /// Hidden size `H` (features of h and c).
     pub hidden: usize,
+    /// Which way the sequence is read.
     pub direction: Direction,
+    /// x and Y are `[N, T, ..]` instead of `[T, N, ..]`.
     pub batch_first: bool,
 }
 
@@ -68,17 +85,23 @@ pub struct Lstm {
 #[derive(Debug, Clone, Copy, PartialEq, EnumDiscriminants)]
 #[strum_discriminants(name(UnaryKind), derive(Hash, PartialOrd, Ord, EnumIter))]
 pub enum UnaryOp {
+    /// `max(x, 0)`; NaN stays NaN, the gradient at 0 is 0 (PyTorch).
     Relu,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// Hyperbolic tangent.
     Tanh,
+    /// `e^x`.
     Exp,
     /// `y = factor * x`.
     Scale {
+        /// The constant multiplier.
         factor: f64,
     },
 }
 
 impl UnaryOp {
+    /// The op without its attributes.
     pub fn kind(self) -> UnaryKind {
         UnaryKind::from(self)
     }
@@ -87,8 +110,11 @@ impl UnaryOp {
 /// An element-wise op of two inputs, with numpy broadcasting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add,
+    /// `a - b`.
     Sub,
+    /// `a * b`.
     Mul,
 }
 
@@ -140,32 +166,40 @@ pub enum Op {
     AvgPool2d(Pool2d),
     /// Keeps the dims before `axis` and flattens the rest into one (PyTorch `start_dim`).
     Flatten {
+        /// The first dim flattened.
         axis: usize,
     },
     /// New shape; `0` copies the input dim at that position, one `-1` is inferred (ONNX).
     Reshape {
+        /// The target shape, batch dim included.
         shape: Vec<i64>,
     },
     /// Permutes dims: output dim `i` is input dim `perm[i]`.
     Transpose {
+        /// The input dim each output dim takes.
         perm: Vec<usize>,
     },
     /// Joins its inputs along `axis`.
     Concat {
+        /// The dim the inputs are joined along.
         axis: usize,
     },
     /// Element-wise, one input: Relu, Sigmoid, Tanh, Exp, Scale.
     Unary(UnaryOp),
     /// Softmax along `axis` (negative counts from the end).
     Softmax {
+        /// The dim normalised over.
         axis: i64,
     },
+    /// `log(softmax(x))` along `axis`, computed stably.
     LogSoftmax {
+        /// The dim normalised over (negative counts from the end).
         axis: i64,
     },
     /// Inputs: x, mask (same shape, 0/1, from the harness). Training: `x * mask / (1 - p)`;
     /// inference: `x`.
     Dropout {
+        /// The probability an element is dropped, in `[0, 1)`.
         p: f64,
     },
     /// Inputs: x (`[N, T, I]` if batch_first else `[T, N, I]`), w_ih `[4H, I]`, w_hh `[4H, H]`,
@@ -183,21 +217,37 @@ pub enum Op {
 /// case, a golden case and a gradient check cover. [`OpKind::all`] lists every one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OpKind {
+    /// [`Op::Dense`].
     Dense,
+    /// [`Op::MatMul`].
     MatMul,
+    /// [`Op::Conv2d`].
     Conv2d,
+    /// [`Op::MaxPool2d`].
     MaxPool2d,
+    /// [`Op::AvgPool2d`].
     AvgPool2d,
+    /// [`Op::Flatten`].
     Flatten,
+    /// [`Op::Reshape`].
     Reshape,
+    /// [`Op::Transpose`].
     Transpose,
+    /// [`Op::Concat`].
     Concat,
+    /// One member of [`Op::Unary`].
     Unary(UnaryKind),
+    /// [`Op::Softmax`].
     Softmax,
+    /// [`Op::LogSoftmax`].
     LogSoftmax,
+    /// [`Op::Dropout`].
     Dropout,
+    /// [`Op::Lstm`].
     Lstm,
+    /// One member of [`Op::Binary`].
     Binary(BinaryOp),
+    /// One member of [`Op::Loss`].
     Loss(LossOp),
 }
 
@@ -301,6 +351,7 @@ impl Op {
         self.kind().name()
     }
 
+    /// Whether the op is a loss (a training graph's last node).
     pub fn is_loss(&self) -> bool {
         matches!(self, Op::Loss(_))
     }

@@ -18,6 +18,7 @@ pub struct GradCheckCase {
     pub name: String,
     /// A node of the op, named after the case, reading `in0`, `in1`...
     pub node: Node,
+    /// The node's inputs, f64 (labels i64), drawn from a seeded stream.
     pub inputs: Vec<Tensor>,
     /// Which inputs are differentiated (not labels, not dropout masks).
     pub differentiable: Vec<bool>,
