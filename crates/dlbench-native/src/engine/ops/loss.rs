@@ -509,4 +509,85 @@ mod tests {
         assert_all_close("dz", &g[0], &dz);
         assert!(g[1].is_empty());
     }
+
+    /// MSE by hand: p = [1, 2, -1, 0.5] against t = [0, 4, 1, 0.5] is (1 + 4 + 4 + 0) / 4;
+    /// with dloss = 3, d/dp = 3 * 2 (p - t) / 4 and d/dt its negation, each also when it is
+    /// the only gradient wanted. Every value is exact in f32.
+    #[test]
+    fn mse_and_both_its_gradients_match_hand_computed_values() {
+        let inputs = [buf(&[1.0, 2.0, -1.0, 0.5]), buf(&[0.0, 4.0, 1.0, 0.5])];
+        assert_eq!(loss_of(&Op::MseLoss, &inputs), 2.25);
+        let g = grads_of(&Op::MseLoss, &inputs, 3.0, &[true, true]);
+        assert_eq!(g[0], [1.5, -3.0, -3.0, 0.0], "d/dp");
+        assert_eq!(g[1], [-1.5, 3.0, 3.0, 0.0], "d/dt");
+        let only_target = grads_of(&Op::MseLoss, &inputs, 3.0, &[false, true]);
+        assert!(only_target[0].is_empty(), "d/dp computed though not needed");
+        assert_eq!(only_target[1], g[1], "d/dt alone");
+        let only_prediction = grads_of(&Op::MseLoss, &inputs, 3.0, &[true, false]);
+        assert_eq!(only_prediction[0], g[0], "d/dp alone");
+        assert!(
+            only_prediction[1].is_empty(),
+            "d/dt computed though not needed"
+        );
+    }
+
+    /// PyTorch's BCELoss, and the ELBO on its reconstruction, refuse a probability outside
+    /// [0, 1], NaN included (`torch.nn.functional.binary_cross_entropy` raises "all elements
+    /// of input should be between 0 and 1" for NaN too), in the forward and the backward
+    /// pass; the error names the first offending element, wherever it sits among the chunks,
+    /// also where a chunk holds two. 0 and 1 themselves pass.
+    #[test]
+    fn probabilities_outside_the_unit_interval_are_refused_with_their_index() {
+        let len = 600;
+        let valid = unit_values(len, 5, 50);
+        let bce_inputs = |p: &[f32]| [buf(p), buf(&valid)];
+        let vae_inputs = |p: &[f32]| {
+            [
+                Buf::new(vec![2, len / 2], p.to_vec()),
+                buf(&[0.5, -0.5]),
+                buf(&[0.1, 0.2]),
+                Buf::new(vec![2, len / 2], valid.clone()),
+            ]
+        };
+        let cases: [(&[usize], f32); 6] = [
+            (&[0], -0.5),
+            (&[300], f32::NAN),
+            (&[7], 1.5),
+            (&[300, 301], 1.0 + f32::EPSILON),
+            (&[256, 511], -f32::MIN_POSITIVE),
+            (&[599], f32::INFINITY),
+        ];
+        for (at, bad) in cases {
+            let mut p = valid.clone();
+            at.iter().for_each(|&i| p[i] = bad);
+            let want = format!("{bad} at element {} is outside [0, 1]", at[0]);
+            for (op, inputs, what) in [
+                (Op::BceLoss, bce_inputs(&p).to_vec(), "probability"),
+                (Op::VaeElboLoss, vae_inputs(&p).to_vec(), "reconstruction"),
+            ] {
+                let mut grads: Vec<Vec<f32>> =
+                    inputs.iter().map(|b| vec![0.0; b.data.len()]).collect();
+                let backward = Want::Grads {
+                    dloss: 1.0,
+                    grads: &mut grads,
+                };
+                for (pass, result) in [
+                    (
+                        "loss",
+                        evaluate(&op, Args::all(&inputs), Want::Loss, &mut Vec::new()),
+                    ),
+                    (
+                        "backward",
+                        evaluate(&op, Args::all(&inputs), backward, &mut Vec::new()),
+                    ),
+                ] {
+                    let err = result.expect_err(&format!("{op:?} {pass} took {bad} at {at:?}"));
+                    assert_eq!(err, format!("{what} {want}"), "{op:?} {pass}");
+                }
+            }
+        }
+        // 0 and 1 themselves are valid (`valid` holds both).
+        assert!(loss_of(&Op::BceLoss, &bce_inputs(&valid)).is_finite());
+        assert!(loss_of(&Op::VaeElboLoss, &vae_inputs(&valid)).is_finite());
+    }
 }
