@@ -322,4 +322,21 @@ mod tests {
             }
         }
     }
+
+    /// With a gradient equal to eps, the bias-corrected moments are g and g², so each step is
+    /// lr g / (|g| + eps) = lr / 2 (by hand; PyTorch's float32 gives 0.95, then 0.9).
+    #[test]
+    fn adam_adds_eps_to_the_denominator() {
+        use dlbench_core::training::Adam;
+        let config = Optimizer::Adam(Adam {
+            lr: 0.1,
+            ..Adam::default()
+        });
+        let mut state = OptimizerState::new(&config, 1).unwrap();
+        let mut p = [1.0f32];
+        for want in [0.95, 0.9] {
+            state.step(0, &mut p, &[1e-8]);
+            assert!((p[0] - want).abs() <= 1e-6, "p = {}, want {want}", p[0]);
+        }
+    }
 }
