@@ -590,4 +590,44 @@ mod tests {
         assert!(loss_of(&Op::BceLoss, &bce_inputs(&valid)).is_finite());
         assert!(loss_of(&Op::VaeElboLoss, &vae_inputs(&valid)).is_finite());
     }
+
+    /// Labels index `0..C`: a label equal to C is refused (PyTorch: "Target 3 is out of
+    /// bounds"), in the forward and the backward pass, even on a row whose neighbour would
+    /// give it an element to read; C - 1 is in range.
+    #[test]
+    fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
+        let z = vec![0.5, -1.0, 2.0, 0.0, 1.0, -2.0];
+        for (labels, bad_row) in [([3i64, 0], 0), ([2, 3], 1), ([-1, 1], 0)] {
+            let inputs = [
+                Buf::new(vec![2, 3], z.clone()),
+                Buf::labels(vec![2], labels.to_vec()),
+            ];
+            let want = format!("label {} at row {bad_row} is outside 0..3", labels[bad_row]);
+            let loss = evaluate(
+                &Op::CrossEntropyLoss,
+                Args::all(&inputs),
+                Want::Loss,
+                &mut Vec::new(),
+            );
+            assert_eq!(loss, Err(want.clone()), "loss, labels {labels:?}");
+            let mut grads = vec![vec![0.0; 6], Vec::new()];
+            let backward = Want::Grads {
+                dloss: 1.0,
+                grads: &mut grads,
+            };
+            let backward = evaluate(
+                &Op::CrossEntropyLoss,
+                Args::all(&inputs),
+                backward,
+                &mut Vec::new(),
+            );
+            assert_eq!(backward, Err(want), "backward, labels {labels:?}");
+        }
+        let inputs = [Buf::new(vec![2, 3], z), Buf::labels(vec![2], vec![2, 2])];
+        // Row 0: lse(0.5, -1, 2) - 2; row 1: lse(0, 1, -2) + 2.
+        let lse = |r: [f64; 3]| r.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let want = (lse([0.5, -1.0, 2.0]) - 2.0 + lse([0.0, 1.0, -2.0]) + 2.0) / 2.0;
+        let got = loss_of(&Op::CrossEntropyLoss, &inputs);
+        assert!(close(got, want), "{got} != {want}");
+    }
 }
