@@ -630,4 +630,74 @@ mod tests {
         let got = loss_of(&Op::CrossEntropyLoss, &inputs);
         assert!(close(got, want), "{got} != {want}");
     }
+
+    /// BCE with logits against its f64 formula over 600 elements (three chunks) whose
+    /// logits sweep |z| from 0 to 24, through the range where e^-|z| is below f32's epsilon
+    /// but not negligible next to the loss (the `ln(1 + e)` correction); targets of 0 and 1
+    /// there make the loss that correction alone. With dloss = 2, every gradient element.
+    #[test]
+    fn bce_with_logits_matches_f64_across_chunks_and_small_exponentials() {
+        let len = 600;
+        let z: Vec<f32> = (0..len)
+            .map(|i| {
+                let magnitude = 24.0 * (i / 2) as f32 / (len / 2) as f32;
+                if i % 2 == 0 {
+                    magnitude
+                } else {
+                    -magnitude
+                }
+            })
+            .collect();
+        // t = 1 for z > 0 and 0 for z < 0 (the loss is ln(1 + e^-|z|)), except every third.
+        let t: Vec<f32> = z
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| match (i % 3, z > 0.0) {
+                (0, _) => 0.25,
+                (_, true) => 1.0,
+                _ => 0.0,
+            })
+            .collect();
+        let inputs = [buf(&z), buf(&t)];
+        let loss = loss_of(&Op::BceWithLogitsLoss, &inputs);
+        let g = grads_of(&Op::BceWithLogitsLoss, &inputs, 2.0, &[true, true]);
+        let n = len as f64;
+        let (mut want, mut dz, mut dt) = (0.0, Vec::new(), Vec::new());
+        for (&z, &t) in z.iter().zip(&t) {
+            let (z, t) = (f64::from(z), f64::from(t));
+            let term = z.max(0.0) - z * t + (-z.abs()).exp().ln_1p();
+            // Each term to f32's relative precision, however small.
+            let one = loss_of(
+                &Op::BceWithLogitsLoss,
+                &[buf(&[z as f32]), buf(&[t as f32])],
+            );
+            assert!(
+                (one - term).abs() <= 1e-5 * term,
+                "z {z}, t {t}: {one:e}, want {term:e}"
+            );
+            want += term;
+            dz.push(2.0 * (1.0 / (1.0 + (-z).exp()) - t) / n);
+            dt.push(2.0 * -z / n);
+        }
+        assert!(close(loss, want / n), "loss {loss}, want {}", want / n);
+        assert_all_close("dz", &g[0], &dz);
+        assert_all_close("dt", &g[1], &dt);
+    }
+
+    /// Cross-entropy on a single row, by hand: logits [1, 2, 3] and label 2 give
+    /// ln(e + e^2 + e^3) - 3; with dloss = 2, d/dz = 2 (softmax - onehot).
+    #[test]
+    fn cross_entropy_on_one_row_with_dloss_matches_hand_values() {
+        let inputs = [
+            Buf::new(vec![1, 3], vec![1.0, 2.0, 3.0]),
+            Buf::labels(vec![1], vec![2]),
+        ];
+        let sum: f64 = [1.0f64, 2.0, 3.0].iter().map(|v| v.exp()).sum();
+        let loss = loss_of(&Op::CrossEntropyLoss, &inputs);
+        assert!(close(loss, sum.ln() - 3.0), "loss {loss}");
+        let g = grads_of(&Op::CrossEntropyLoss, &inputs, 2.0, &[true, false]);
+        let softmax = [1.0f64, 2.0, 3.0].map(|v| v.exp() / sum);
+        let want = [2.0 * softmax[0], 2.0 * softmax[1], 2.0 * (softmax[2] - 1.0)];
+        assert_all_close("dz", &g[0], &want);
+    }
 }
