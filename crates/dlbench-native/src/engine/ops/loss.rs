@@ -134,7 +134,8 @@ fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, mut grads: Option<Elemen
     total
 }
 
-/// PyTorch refuses probabilities outside [0, 1]; NaN is let through to show up in the loss.
+/// PyTorch refuses probabilities outside [0, 1], NaN among them ("all elements of input should
+/// be between 0 and 1").
 fn check_probabilities(p: &[f32], what: &str) -> Result<(), String> {
     // Branch-free per chunk, so that the common all-valid case vectorises; only a failing
     // chunk is searched.
