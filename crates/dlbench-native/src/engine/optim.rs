@@ -211,4 +211,132 @@ mod tests {
             }
         }
     }
+
+    /// The golden PyTorch case `name`.
+    fn golden_case(name: &str) -> Value {
+        let golden: Value = serde_json::from_str(include_str!(
+            "../../../dlbench-reference/tests/golden/optimizers.json"
+        ))
+        .unwrap();
+        let cases = golden["cases"].as_array().expect("cases");
+        let case = cases.iter().find(|c| c["name"] == name);
+        case.unwrap_or_else(|| panic!("no golden case `{name}`"))
+            .clone()
+    }
+
+    /// Replays a golden case through `config` (its own or another), comparing every step
+    /// with PyTorch's within f32's precision.
+    fn replay_golden_in_f32(case: &Value, config: &Optimizer) {
+        let name = case["name"].as_str().unwrap_or("?");
+        let initial = params(&case["initial"]);
+        let names: Vec<&String> = initial.keys().collect();
+        let mut state = OptimizerState::new(config, names.len()).unwrap();
+        let mut current: Vec<Vec<f32>> = names
+            .iter()
+            .map(|n| initial[*n].iter().map(|&v| v as f32).collect())
+            .collect();
+        let steps = case["grads"].as_array().unwrap();
+        assert!(steps.len() >= 2, "`{name}` needs several steps");
+        for (step, (grad, want)) in steps
+            .iter()
+            .zip(case["params"].as_array().unwrap())
+            .enumerate()
+        {
+            let (grad, want) = (params(grad), params(want));
+            for (k, param) in names.iter().enumerate() {
+                let g: Vec<f32> = grad[*param].iter().map(|&v| v as f32).collect();
+                state.step(k, &mut current[k], &g);
+                for (i, (&got, &want)) in current[k].iter().zip(&want[*param]).enumerate() {
+                    let err = (f64::from(got) - want).abs();
+                    assert!(
+                        err <= 1e-6 + 1e-5 * want.abs(),
+                        "{config:?} on `{name}` step {}: {param}[{i}] = {got}, PyTorch {want}",
+                        step + 1
+                    );
+                }
+            }
+        }
+    }
+
+    /// Plain gradient descent is PyTorch's SGD without momentum, dampening or decay: it must
+    /// follow the golden `sgd_plain` trajectory step for step.
+    #[test]
+    fn gd_follows_pytorchs_plain_sgd_trajectory() {
+        use dlbench_core::training::Gd;
+        let case = golden_case("sgd_plain");
+        let lr = case["optimizer"]["sgd"]["lr"].as_f64().expect("lr");
+        replay_golden_in_f32(&case, &Optimizer::Gd(Gd { lr }));
+    }
+
+    /// GD by hand: p - lr g, exactly representable, on two parameters and two steps.
+    #[test]
+    fn gd_subtracts_lr_times_the_gradient() {
+        use dlbench_core::training::Gd;
+        let mut state = OptimizerState::new(&Optimizer::Gd(Gd { lr: 0.5 }), 2).unwrap();
+        let (mut a, mut b) = (vec![1.0f32, -2.0, 0.0], vec![3.0f32]);
+        state.step(0, &mut a, &[2.0, -4.0, 1.0]);
+        assert_eq!(a, [0.0, 0.0, -0.5]);
+        state.step(1, &mut b, &[-1.0]);
+        assert_eq!(b, [3.5]);
+        state.step(0, &mut a, &[0.25, 0.0, -3.0]);
+        assert_eq!(a, [-0.125, 0.0, 1.0]);
+    }
+
+    /// Adam's first moment is `torch.lerp(m, g, 1 - beta1)`, which PyTorch computes from the
+    /// start below weight 0.5 and from the end above; the two differ by an ulp of m, which
+    /// a cancellation `p - lr m / denom ~ 0` makes visible. Expected values: PyTorch 2.11,
+    /// float32, `torch.optim.Adam([p], lr=1, betas=(beta1, 0.999), eps=1e-8, foreach=False)`
+    /// from p = 1.
+    #[test]
+    fn adam_lerps_the_first_moment_from_the_end_pytorch_uses() {
+        use dlbench_core::training::Adam;
+        let cases: [(f64, &[f32], &[f64]); 2] = [
+            // weight 0.1, from the start: m = 0.1f exactly, 10 m = 1 and p = 1 - 1 / denom.
+            (0.9, &[1.0], &[1.192_092_895_507_812_5e-7]),
+            // weight 1, from the end: m = g exactly on the second step, not 1 + (1e-8 - 1) = 0.
+            (
+                0.0,
+                &[1.0, 1e-8],
+                &[1.192_092_895_507_812_5e-7, 1.050_636_129_207_305_2e-7],
+            ),
+        ];
+        for (beta1, grads, want) in cases {
+            let config = Optimizer::Adam(Adam {
+                lr: 1.0,
+                beta1,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                amsgrad: false,
+            });
+            let mut state = OptimizerState::new(&config, 1).unwrap();
+            let mut p = [1.0f32];
+            for (step, (&g, &want)) in grads.iter().zip(want).enumerate() {
+                state.step(0, &mut p, &[g]);
+                let got = f64::from(p[0]);
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs(),
+                    "beta1 {beta1} step {}: p = {got:e}, PyTorch {want:e}",
+                    step + 1
+                );
+            }
+        }
+    }
+
+    /// With a gradient equal to eps, the bias-corrected moments are g and g², so each step is
+    /// lr g / (|g| + eps) = lr / 2 (by hand; PyTorch's float32 gives 0.95, then 0.9).
+    #[test]
+    fn adam_adds_eps_to_the_denominator() {
+        use dlbench_core::training::Adam;
+        let config = Optimizer::Adam(Adam {
+            lr: 0.1,
+            ..Adam::default()
+        });
+        let mut state = OptimizerState::new(&config, 1).unwrap();
+        let mut p = [1.0f32];
+        for want in [0.95, 0.9] {
+            state.step(0, &mut p, &[1e-8]);
+            assert!((p[0] - want).abs() <= 1e-6, "p = {}, want {want}", p[0]);
+        }
+    }
 }

@@ -48,7 +48,8 @@ fn bce_term(p: f64, t: f64) -> (f64, f64, f64) {
     (loss, dp, dt)
 }
 
-/// PyTorch refuses probabilities outside [0, 1]; NaN is let through to show up in the loss.
+/// PyTorch refuses probabilities outside [0, 1], NaN among them ("all elements of input should
+/// be between 0 and 1").
 fn check_probabilities(p: &[f64], what: &str) -> Result<(), String> {
     match p.iter().position(|v| !(0.0..=1.0).contains(v)) {
         Some(e) => Err(format!("{what} {} at element {e} is outside [0, 1]", p[e])),

@@ -134,7 +134,8 @@ fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, mut grads: Option<Elemen
     total
 }
 
-/// PyTorch refuses probabilities outside [0, 1]; NaN is let through to show up in the loss.
+/// PyTorch refuses probabilities outside [0, 1], NaN among them ("all elements of input should
+/// be between 0 and 1").
 fn check_probabilities(p: &[f32], what: &str) -> Result<(), String> {
     // Branch-free per chunk, so that the common all-valid case vectorises; only a failing
     // chunk is searched.
@@ -510,5 +511,196 @@ mod tests {
         assert!(close(loss, want / 3.0), "loss {loss}, want {}", want / 3.0);
         assert_all_close("dz", &g[0], &dz);
         assert!(g[1].is_empty());
+    }
+
+    /// MSE by hand: p = [1, 2, -1, 0.5] against t = [0, 4, 1, 0.5] is (1 + 4 + 4 + 0) / 4;
+    /// with dloss = 3, d/dp = 3 * 2 (p - t) / 4 and d/dt its negation, each also when it is
+    /// the only gradient wanted. Every value is exact in f32.
+    #[test]
+    fn mse_and_both_its_gradients_match_hand_computed_values() {
+        let inputs = [buf(&[1.0, 2.0, -1.0, 0.5]), buf(&[0.0, 4.0, 1.0, 0.5])];
+        assert_eq!(loss_of(&Op::MseLoss, &inputs), 2.25);
+        let g = grads_of(&Op::MseLoss, &inputs, 3.0, &[true, true]);
+        assert_eq!(g[0], [1.5, -3.0, -3.0, 0.0], "d/dp");
+        assert_eq!(g[1], [-1.5, 3.0, 3.0, 0.0], "d/dt");
+        let only_target = grads_of(&Op::MseLoss, &inputs, 3.0, &[false, true]);
+        assert!(only_target[0].is_empty(), "d/dp computed though not needed");
+        assert_eq!(only_target[1], g[1], "d/dt alone");
+        let only_prediction = grads_of(&Op::MseLoss, &inputs, 3.0, &[true, false]);
+        assert_eq!(only_prediction[0], g[0], "d/dp alone");
+        assert!(
+            only_prediction[1].is_empty(),
+            "d/dt computed though not needed"
+        );
+    }
+
+    /// PyTorch's BCELoss, and the ELBO on its reconstruction, refuse a probability outside
+    /// [0, 1], NaN included (`torch.nn.functional.binary_cross_entropy` raises "all elements
+    /// of input should be between 0 and 1" for NaN too), in the forward and the backward
+    /// pass; the error names the first offending element, wherever it sits among the chunks,
+    /// also where a chunk holds two. 0 and 1 themselves pass.
+    #[test]
+    fn probabilities_outside_the_unit_interval_are_refused_with_their_index() {
+        let len = 600;
+        let valid = unit_values(len, 5, 50);
+        let bce_inputs = |p: &[f32]| [buf(p), buf(&valid)];
+        let vae_inputs = |p: &[f32]| {
+            [
+                Buf::new(vec![2, len / 2], p.to_vec()),
+                buf(&[0.5, -0.5]),
+                buf(&[0.1, 0.2]),
+                Buf::new(vec![2, len / 2], valid.clone()),
+            ]
+        };
+        let cases: [(&[usize], f32); 6] = [
+            (&[0], -0.5),
+            (&[300], f32::NAN),
+            (&[7], 1.5),
+            (&[300, 301], 1.0 + f32::EPSILON),
+            (&[256, 511], -f32::MIN_POSITIVE),
+            (&[599], f32::INFINITY),
+        ];
+        for (at, bad) in cases {
+            let mut p = valid.clone();
+            at.iter().for_each(|&i| p[i] = bad);
+            let want = format!("{bad} at element {} is outside [0, 1]", at[0]);
+            for (op, inputs, what) in [
+                (Op::BceLoss, bce_inputs(&p).to_vec(), "probability"),
+                (Op::VaeElboLoss, vae_inputs(&p).to_vec(), "reconstruction"),
+            ] {
+                let mut grads: Vec<Vec<f32>> =
+                    inputs.iter().map(|b| vec![0.0; b.data.len()]).collect();
+                let backward = Want::Grads {
+                    dloss: 1.0,
+                    grads: &mut grads,
+                };
+                for (pass, result) in [
+                    (
+                        "loss",
+                        evaluate(&op, Args::all(&inputs), Want::Loss, &mut Vec::new()),
+                    ),
+                    (
+                        "backward",
+                        evaluate(&op, Args::all(&inputs), backward, &mut Vec::new()),
+                    ),
+                ] {
+                    let err = result.expect_err(&format!("{op:?} {pass} took {bad} at {at:?}"));
+                    assert_eq!(err, format!("{what} {want}"), "{op:?} {pass}");
+                }
+            }
+        }
+        // 0 and 1 themselves are valid (`valid` holds both).
+        assert!(loss_of(&Op::BceLoss, &bce_inputs(&valid)).is_finite());
+        assert!(loss_of(&Op::VaeElboLoss, &vae_inputs(&valid)).is_finite());
+    }
+
+    /// Labels index `0..C`: a label equal to C is refused (PyTorch: "Target 3 is out of
+    /// bounds"), in the forward and the backward pass, even on a row whose neighbour would
+    /// give it an element to read; C - 1 is in range.
+    #[test]
+    fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
+        let z = vec![0.5, -1.0, 2.0, 0.0, 1.0, -2.0];
+        for (labels, bad_row) in [([3i64, 0], 0), ([2, 3], 1), ([-1, 1], 0)] {
+            let inputs = [
+                Buf::new(vec![2, 3], z.clone()),
+                Buf::labels(vec![2], labels.to_vec()),
+            ];
+            let want = format!("label {} at row {bad_row} is outside 0..3", labels[bad_row]);
+            let loss = evaluate(
+                &Op::CrossEntropyLoss,
+                Args::all(&inputs),
+                Want::Loss,
+                &mut Vec::new(),
+            );
+            assert_eq!(loss, Err(want.clone()), "loss, labels {labels:?}");
+            let mut grads = vec![vec![0.0; 6], Vec::new()];
+            let backward = Want::Grads {
+                dloss: 1.0,
+                grads: &mut grads,
+            };
+            let backward = evaluate(
+                &Op::CrossEntropyLoss,
+                Args::all(&inputs),
+                backward,
+                &mut Vec::new(),
+            );
+            assert_eq!(backward, Err(want), "backward, labels {labels:?}");
+        }
+        let inputs = [Buf::new(vec![2, 3], z), Buf::labels(vec![2], vec![2, 2])];
+        // Row 0: lse(0.5, -1, 2) - 2; row 1: lse(0, 1, -2) + 2.
+        let lse = |r: [f64; 3]| r.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let want = (lse([0.5, -1.0, 2.0]) - 2.0 + lse([0.0, 1.0, -2.0]) + 2.0) / 2.0;
+        let got = loss_of(&Op::CrossEntropyLoss, &inputs);
+        assert!(close(got, want), "{got} != {want}");
+    }
+
+    /// BCE with logits against its f64 formula over 600 elements (three chunks) whose
+    /// logits sweep |z| from 0 to 24, through the range where e^-|z| is below f32's epsilon
+    /// but not negligible next to the loss (the `ln(1 + e)` correction); targets of 0 and 1
+    /// there make the loss that correction alone. With dloss = 2, every gradient element.
+    #[test]
+    fn bce_with_logits_matches_f64_across_chunks_and_small_exponentials() {
+        let len = 600;
+        let z: Vec<f32> = (0..len)
+            .map(|i| {
+                let magnitude = 24.0 * (i / 2) as f32 / (len / 2) as f32;
+                if i % 2 == 0 {
+                    magnitude
+                } else {
+                    -magnitude
+                }
+            })
+            .collect();
+        // t = 1 for z > 0 and 0 for z < 0 (the loss is ln(1 + e^-|z|)), except every third.
+        let t: Vec<f32> = z
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| match (i % 3, z > 0.0) {
+                (0, _) => 0.25,
+                (_, true) => 1.0,
+                _ => 0.0,
+            })
+            .collect();
+        let inputs = [buf(&z), buf(&t)];
+        let loss = loss_of(&Op::BceWithLogitsLoss, &inputs);
+        let g = grads_of(&Op::BceWithLogitsLoss, &inputs, 2.0, &[true, true]);
+        let n = len as f64;
+        let (mut want, mut dz, mut dt) = (0.0, Vec::new(), Vec::new());
+        for (&z, &t) in z.iter().zip(&t) {
+            let (z, t) = (f64::from(z), f64::from(t));
+            let term = z.max(0.0) - z * t + (-z.abs()).exp().ln_1p();
+            // Each term to f32's relative precision, however small.
+            let one = loss_of(
+                &Op::BceWithLogitsLoss,
+                &[buf(&[z as f32]), buf(&[t as f32])],
+            );
+            assert!(
+                (one - term).abs() <= 1e-5 * term,
+                "z {z}, t {t}: {one:e}, want {term:e}"
+            );
+            want += term;
+            dz.push(2.0 * (1.0 / (1.0 + (-z).exp()) - t) / n);
+            dt.push(2.0 * -z / n);
+        }
+        assert!(close(loss, want / n), "loss {loss}, want {}", want / n);
+        assert_all_close("dz", &g[0], &dz);
+        assert_all_close("dt", &g[1], &dt);
+    }
+
+    /// Cross-entropy on a single row, by hand: logits [1, 2, 3] and label 2 give
+    /// ln(e + e^2 + e^3) - 3; with dloss = 2, d/dz = 2 (softmax - onehot).
+    #[test]
+    fn cross_entropy_on_one_row_with_dloss_matches_hand_values() {
+        let inputs = [
+            Buf::new(vec![1, 3], vec![1.0, 2.0, 3.0]),
+            Buf::labels(vec![1], vec![2]),
+        ];
+        let sum: f64 = [1.0f64, 2.0, 3.0].iter().map(|v| v.exp()).sum();
+        let loss = loss_of(&Op::CrossEntropyLoss, &inputs);
+        assert!(close(loss, sum.ln() - 3.0), "loss {loss}");
+        let g = grads_of(&Op::CrossEntropyLoss, &inputs, 2.0, &[true, false]);
+        let softmax = [1.0f64, 2.0, 3.0].map(|v| v.exp() / sum);
+        let want = [2.0 * softmax[0], 2.0 * softmax[1], 2.0 * (softmax[2] - 1.0)];
+        assert_all_close("dz", &g[0], &want);
     }
 }
