@@ -2,7 +2,7 @@
 //! mutation testing (docs/mutation-testing.md): a label equal to the class count, and the
 //! gradient of BCE with logits where e^|z| overflows.
 
-use dlbench_core::{Mode, Node, Op, Tensor};
+use dlbench_core::{LossOp, Mode, Node, Op, Tensor};
 use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize) -> Node {
@@ -22,7 +22,7 @@ fn f64s(data: &[f64]) -> Tensor {
 /// the forward and the backward pass, and C - 1 is in range.
 #[test]
 fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
-    let n = node(Op::CrossEntropyLoss, 2);
+    let n = node(Op::Loss(LossOp::CrossEntropy), 2);
     let logits = Tensor::f64(vec![2, 3], vec![0.5, -1.0, 2.0, 0.0, 1.0, -2.0]).unwrap();
     let labels = Tensor::i64(vec![2], vec![2, 3]).unwrap();
     let err = ops::forward(&n, &[&logits, &labels], Mode::Training).unwrap_err();
@@ -48,7 +48,7 @@ fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
 /// exactly 1 - t or -t: by hand, and PyTorch's too.
 #[test]
 fn bce_with_logits_gradient_survives_huge_logits() {
-    let n = node(Op::BceWithLogitsLoss, 2);
+    let n = node(Op::Loss(LossOp::BinaryCrossEntropyWithLogits), 2);
     let (z, t) = (f64s(&[1000.0, -1000.0, 0.0]), f64s(&[0.25, 0.75, 0.5]));
     let loss = ops::forward(&n, &[&z, &t], Mode::Training)
         .unwrap()

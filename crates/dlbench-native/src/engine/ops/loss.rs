@@ -519,14 +519,14 @@ mod tests {
     #[test]
     fn mse_and_both_its_gradients_match_hand_computed_values() {
         let inputs = [buf(&[1.0, 2.0, -1.0, 0.5]), buf(&[0.0, 4.0, 1.0, 0.5])];
-        assert_eq!(loss_of(&Op::MseLoss, &inputs), 2.25);
-        let g = grads_of(&Op::MseLoss, &inputs, 3.0, &[true, true]);
+        assert_eq!(loss_of(LossOp::Mse, &inputs), 2.25);
+        let g = grads_of(LossOp::Mse, &inputs, 3.0, &[true, true]);
         assert_eq!(g[0], [1.5, -3.0, -3.0, 0.0], "d/dp");
         assert_eq!(g[1], [-1.5, 3.0, 3.0, 0.0], "d/dt");
-        let only_target = grads_of(&Op::MseLoss, &inputs, 3.0, &[false, true]);
+        let only_target = grads_of(LossOp::Mse, &inputs, 3.0, &[false, true]);
         assert!(only_target[0].is_empty(), "d/dp computed though not needed");
         assert_eq!(only_target[1], g[1], "d/dt alone");
-        let only_prediction = grads_of(&Op::MseLoss, &inputs, 3.0, &[true, false]);
+        let only_prediction = grads_of(LossOp::Mse, &inputs, 3.0, &[true, false]);
         assert_eq!(only_prediction[0], g[0], "d/dp alone");
         assert!(
             only_prediction[1].is_empty(),
@@ -565,8 +565,12 @@ mod tests {
             at.iter().for_each(|&i| p[i] = bad);
             let want = format!("{bad} at element {} is outside [0, 1]", at[0]);
             for (op, inputs, what) in [
-                (Op::BceLoss, bce_inputs(&p).to_vec(), "probability"),
-                (Op::VaeElboLoss, vae_inputs(&p).to_vec(), "reconstruction"),
+                (
+                    LossOp::BinaryCrossEntropy,
+                    bce_inputs(&p).to_vec(),
+                    "probability",
+                ),
+                (LossOp::VaeElbo, vae_inputs(&p).to_vec(), "reconstruction"),
             ] {
                 let mut grads: Vec<Vec<f32>> =
                     inputs.iter().map(|b| vec![0.0; b.data.len()]).collect();
@@ -577,11 +581,11 @@ mod tests {
                 for (pass, result) in [
                     (
                         "loss",
-                        evaluate(&op, Args::all(&inputs), Want::Loss, &mut Vec::new()),
+                        evaluate(op, Args::all(&inputs), Want::Loss, &mut Vec::new()),
                     ),
                     (
                         "backward",
-                        evaluate(&op, Args::all(&inputs), backward, &mut Vec::new()),
+                        evaluate(op, Args::all(&inputs), backward, &mut Vec::new()),
                     ),
                 ] {
                     let err = result.expect_err(&format!("{op:?} {pass} took {bad} at {at:?}"));
@@ -590,8 +594,8 @@ mod tests {
             }
         }
         // 0 and 1 themselves are valid (`valid` holds both).
-        assert!(loss_of(&Op::BceLoss, &bce_inputs(&valid)).is_finite());
-        assert!(loss_of(&Op::VaeElboLoss, &vae_inputs(&valid)).is_finite());
+        assert!(loss_of(LossOp::BinaryCrossEntropy, &bce_inputs(&valid)).is_finite());
+        assert!(loss_of(LossOp::VaeElbo, &vae_inputs(&valid)).is_finite());
     }
 
     /// Labels index `0..C`: a label equal to C is refused (PyTorch: "Target 3 is out of
@@ -607,7 +611,7 @@ mod tests {
             ];
             let want = format!("label {} at row {bad_row} is outside 0..3", labels[bad_row]);
             let loss = evaluate(
-                &Op::CrossEntropyLoss,
+                LossOp::CrossEntropy,
                 Args::all(&inputs),
                 Want::Loss,
                 &mut Vec::new(),
@@ -619,7 +623,7 @@ mod tests {
                 grads: &mut grads,
             };
             let backward = evaluate(
-                &Op::CrossEntropyLoss,
+                LossOp::CrossEntropy,
                 Args::all(&inputs),
                 backward,
                 &mut Vec::new(),
@@ -630,7 +634,7 @@ mod tests {
         // Row 0: lse(0.5, -1, 2) - 2; row 1: lse(0, 1, -2) + 2.
         let lse = |r: [f64; 3]| r.iter().map(|v| v.exp()).sum::<f64>().ln();
         let want = (lse([0.5, -1.0, 2.0]) - 2.0 + lse([0.0, 1.0, -2.0]) + 2.0) / 2.0;
-        let got = loss_of(&Op::CrossEntropyLoss, &inputs);
+        let got = loss_of(LossOp::CrossEntropy, &inputs);
         assert!(close(got, want), "{got} != {want}");
     }
 
@@ -662,8 +666,13 @@ mod tests {
             })
             .collect();
         let inputs = [buf(&z), buf(&t)];
-        let loss = loss_of(&Op::BceWithLogitsLoss, &inputs);
-        let g = grads_of(&Op::BceWithLogitsLoss, &inputs, 2.0, &[true, true]);
+        let loss = loss_of(LossOp::BinaryCrossEntropyWithLogits, &inputs);
+        let g = grads_of(
+            LossOp::BinaryCrossEntropyWithLogits,
+            &inputs,
+            2.0,
+            &[true, true],
+        );
         let n = len as f64;
         let (mut want, mut dz, mut dt) = (0.0, Vec::new(), Vec::new());
         for (&z, &t) in z.iter().zip(&t) {
@@ -671,7 +680,7 @@ mod tests {
             let term = z.max(0.0) - z * t + (-z.abs()).exp().ln_1p();
             // Each term to f32's relative precision, however small.
             let one = loss_of(
-                &Op::BceWithLogitsLoss,
+                LossOp::BinaryCrossEntropyWithLogits,
                 &[buf(&[z as f32]), buf(&[t as f32])],
             );
             assert!(
@@ -696,9 +705,9 @@ mod tests {
             Buf::labels(vec![1], vec![2]),
         ];
         let sum: f64 = [1.0f64, 2.0, 3.0].iter().map(|v| v.exp()).sum();
-        let loss = loss_of(&Op::CrossEntropyLoss, &inputs);
+        let loss = loss_of(LossOp::CrossEntropy, &inputs);
         assert!(close(loss, sum.ln() - 3.0), "loss {loss}");
-        let g = grads_of(&Op::CrossEntropyLoss, &inputs, 2.0, &[true, false]);
+        let g = grads_of(LossOp::CrossEntropy, &inputs, 2.0, &[true, false]);
         let softmax = [1.0f64, 2.0, 3.0].map(|v| v.exp() / sum);
         let want = [2.0 * softmax[0], 2.0 * softmax[1], 2.0 * (softmax[2] - 1.0)];
         assert_all_close("dz", &g[0], &want);
