@@ -17,26 +17,47 @@ use super::de;
 /// forms and inputs; everything else about the vocabulary is derived from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter)]
 pub enum LayerKind {
+    /// `dense` (with options): PyTorch `Linear` on the last axis.
     Dense,
+    /// `conv2d` (with options): PyTorch `Conv2d` on NCHW input.
     Conv2d,
+    /// `max_pool2d` (with options): PyTorch `MaxPool2d`.
     MaxPool2d,
+    /// `avg_pool2d` (with options): PyTorch `AvgPool2d`.
     AvgPool2d,
+    /// `dropout` (with options): PyTorch `Dropout`.
     Dropout,
+    /// `lstm` (with options): PyTorch `LSTM`, one layer.
     Lstm,
+    /// `reshape` (with options): a new shape for each sample, the batch kept.
     Reshape,
+    /// `scale` (with options): multiplies by a constant.
     Scale,
+    /// `concat` (with options): joins one or more inputs along an axis.
     Concat,
+    /// `transpose` (with options): permutes the axes.
     Transpose,
+    /// `relu` (bare): `max(x, 0)`.
     Relu,
+    /// `sigmoid` (bare): `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `tanh` (bare): the hyperbolic tangent.
     Tanh,
+    /// `softmax` (bare): softmax over the last axis.
     Softmax,
+    /// `log_softmax` (bare): log of the softmax over the last axis.
     LogSoftmax,
+    /// `flatten` (bare): keeps the batch, flattens the rest.
     Flatten,
+    /// `add` (bare): element-wise sum of two inputs, numpy broadcasting.
     Add,
+    /// `sub` (bare): element-wise first input minus second, numpy broadcasting.
     Sub,
+    /// `mul` (bare): element-wise product of two inputs, numpy broadcasting.
     Mul,
+    /// `exp` (bare): element-wise `e^x`.
     Exp,
+    /// `mat_mul` (bare): matrix product of two inputs.
     MatMul,
 }
 
@@ -54,6 +75,7 @@ pub enum Form {
 pub struct LayerEntry {
     /// The name written in specs.
     pub name: &'static str,
+    /// Written as a mapping with options, or as a bare name standing for a fixed layer.
     pub form: Form,
     /// How many inputs the layer takes: `(min, max)`.
     pub inputs: (usize, usize),
@@ -131,22 +153,35 @@ pub fn bare_layers() -> Vec<&'static str> {
 /// One layer of a model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
+    /// `dense`: PyTorch `Linear` on the last axis, then an optional activation.
     Dense(DenseSpec),
+    /// `conv2d`: PyTorch `Conv2d` on NCHW input, then an optional activation.
     Conv2d(Conv2dSpec),
+    /// `max_pool2d`: PyTorch `MaxPool2d` on NCHW input.
     MaxPool2d(MaxPoolSpec),
+    /// `avg_pool2d`: PyTorch `AvgPool2d` on NCHW input.
     AvgPool2d(AvgPoolSpec),
+    /// `dropout`: PyTorch `Dropout`; its keep-mask is a graph input fed from the seed.
     Dropout(DropoutSpec),
+    /// `lstm`: one PyTorch `LSTM` layer with zero initial state.
     Lstm(LstmSpec),
+    /// `reshape`: a new shape for each sample, the batch dim kept.
     Reshape(ReshapeSpec),
+    /// `scale`: multiplies every element by a constant.
     Scale(ScaleSpec),
+    /// `concat`: joins one or more inputs along an axis.
     Concat(ConcatSpec),
+    /// `transpose`: permutes the axes, batch included.
     Transpose(TransposeSpec),
+    /// `relu`, `sigmoid`, `tanh`, `softmax` or `log_softmax`, written bare.
     Activation(Activation),
     /// Flattens every dim after the batch into one.
     Flatten,
     /// Element-wise with broadcasting, two inputs.
     Add,
+    /// Element-wise first input minus second, with broadcasting.
     Sub,
+    /// Element-wise product of two inputs, with broadcasting.
     Mul,
     /// Element-wise `e^x`.
     Exp,
@@ -158,8 +193,11 @@ pub enum Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
+    /// `relu`: `max(x, 0)`.
     Relu,
+    /// `sigmoid`: `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `tanh`: the hyperbolic tangent.
     Tanh,
     /// Over the last axis.
     Softmax,
@@ -168,10 +206,13 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The name as written in specs (`log_softmax`), also the suffix of a fused activation's
+    /// node (`<name>.relu`).
     pub fn name(self) -> &'static str {
         self.op().name()
     }
 
+    /// The graph op that applies it; `softmax` and `log_softmax` act on axis -1.
     pub fn op(self) -> Op {
         match self {
             Activation::Relu => Op::Unary(UnaryOp::Relu),
@@ -196,10 +237,15 @@ fn ones() -> [usize; 2] {
 #[serde(deny_unknown_fields)]
 pub struct DenseSpec {
     #[serde(deserialize_with = "de::positive")]
+    /// Output features (PyTorch `out_features`), positive; required. The weight is
+    /// `[units, in_features]`.
     pub units: usize,
     #[serde(default = "yes")]
+    /// Whether to add a learned bias `[units]` (PyTorch `bias`); default true.
     pub bias: bool,
     #[serde(default)]
+    /// An activation applied to the output, as its own node `<name>.<activation>`; default
+    /// none.
     pub activation: Option<Activation>,
 }
 
@@ -209,20 +255,33 @@ pub struct DenseSpec {
 #[serde(deny_unknown_fields)]
 pub struct Conv2dSpec {
     #[serde(deserialize_with = "de::positive")]
+    /// Output channels (PyTorch `out_channels`), positive; required. The weight is OIHW,
+    /// `[filters, in_channels / groups, kernel_h, kernel_w]`.
     pub filters: usize,
     #[serde(deserialize_with = "de::positive_pair")]
+    /// Kernel size `[h, w]` in pixels (PyTorch `kernel_size`), positive; required. An integer
+    /// `k` means `[k, k]`.
     pub kernel: [usize; 2],
     #[serde(default = "ones", deserialize_with = "de::positive_pair")]
+    /// Step between windows `[h, w]` in pixels, positive; default 1.
     pub stride: [usize; 2],
     #[serde(default, deserialize_with = "de::pair")]
+    /// Zeros added on both sides of each spatial axis, `[h, w]` in pixels; default 0.
     pub padding: [usize; 2],
     #[serde(default = "ones", deserialize_with = "de::positive_pair")]
+    /// Spacing between kernel taps `[h, w]` (1: adjacent), positive; default 1.
     pub dilation: [usize; 2],
     #[serde(default = "one", deserialize_with = "de::positive")]
+    /// Channel groups (PyTorch `groups`): the channels split into `groups` independent
+    /// convolutions, so the input channels must divide by it (equal to them: depthwise);
+    /// positive, default 1.
     pub groups: usize,
     #[serde(default = "yes")]
+    /// Whether to add a learned bias `[filters]` (PyTorch `bias`); default true.
     pub bias: bool,
     #[serde(default)]
+    /// An activation applied to the output, as its own node `<name>.<activation>`; default
+    /// none.
     pub activation: Option<Activation>,
 }
 
@@ -236,12 +295,20 @@ fn one() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct MaxPoolSpec {
     #[serde(deserialize_with = "de::positive_pair")]
+    /// Window size `[h, w]` in pixels (PyTorch `kernel_size`), positive; required. An integer
+    /// `k` means `[k, k]`.
     pub kernel: [usize; 2],
     #[serde(default, deserialize_with = "de::positive_pair_opt")]
+    /// Step between windows `[h, w]` in pixels, positive; default (`None`) the kernel, as in
+    /// PyTorch.
     pub stride: Option<[usize; 2]>,
     #[serde(default, deserialize_with = "de::pair")]
+    /// Implicit padding on both sides of each spatial axis, `[h, w]` in pixels, at most half
+    /// the kernel; default 0.
     pub padding: [usize; 2],
     #[serde(default)]
+    /// Rounds the output size up, keeping a last partial window, instead of down (PyTorch
+    /// `ceil_mode`); default false.
     pub ceil_mode: bool,
 }
 
@@ -250,14 +317,24 @@ pub struct MaxPoolSpec {
 #[serde(deny_unknown_fields)]
 pub struct AvgPoolSpec {
     #[serde(deserialize_with = "de::positive_pair")]
+    /// Window size `[h, w]` in pixels (PyTorch `kernel_size`), positive; required. An integer
+    /// `k` means `[k, k]`.
     pub kernel: [usize; 2],
     #[serde(default, deserialize_with = "de::positive_pair_opt")]
+    /// Step between windows `[h, w]` in pixels, positive; default (`None`) the kernel, as in
+    /// PyTorch.
     pub stride: Option<[usize; 2]>,
     #[serde(default, deserialize_with = "de::pair")]
+    /// Implicit padding on both sides of each spatial axis, `[h, w]` in pixels, at most half
+    /// the kernel; default 0.
     pub padding: [usize; 2],
     #[serde(default)]
+    /// Rounds the output size up, keeping a last partial window, instead of down (PyTorch
+    /// `ceil_mode`); default false.
     pub ceil_mode: bool,
     #[serde(default = "yes")]
+    /// Divides each window's sum by the whole window, padding included, instead of by the
+    /// input elements it covers (PyTorch `count_include_pad`); default true.
     pub count_include_pad: bool,
 }
 
@@ -270,6 +347,7 @@ fn half() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct DropoutSpec {
     #[serde(default = "half", deserialize_with = "de::fraction")]
+    /// Probability of zeroing each element in training (PyTorch `p`), in [0, 1); default 0.5.
     pub p: f64,
 }
 
@@ -293,12 +371,20 @@ fn forward() -> Direction {
 #[serde(deny_unknown_fields)]
 pub struct LstmSpec {
     #[serde(deserialize_with = "de::positive")]
+    /// Hidden size (PyTorch `hidden_size`): features of the hidden and cell state, positive;
+    /// required.
     pub hidden: usize,
     #[serde(default = "forward")]
+    /// `forward`, `reverse` or `bidirectional` (PyTorch `bidirectional=True`: both ways,
+    /// outputs concatenated along features, forward first); default `forward`.
     pub direction: Direction,
     #[serde(default = "yes")]
+    /// Whether the input and a `sequence` output are `[batch, steps, features]` rather than
+    /// `[steps, batch, features]` (PyTorch `batch_first`); default true, unlike PyTorch.
     pub batch_first: bool,
     #[serde(default, rename = "return")]
+    /// YAML key `return`: `last` passes on the final hidden state, `sequence` every step;
+    /// default `last`.
     pub returns: LstmReturn,
 }
 
@@ -307,6 +393,8 @@ pub struct LstmSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReshapeSpec {
+    /// The shape of each sample, without the batch dim (kept from the input); one entry may
+    /// be -1, inferred from the others; required.
     pub shape: Vec<i64>,
 }
 
@@ -315,6 +403,7 @@ pub struct ReshapeSpec {
 #[serde(deny_unknown_fields)]
 pub struct ScaleSpec {
     #[serde(deserialize_with = "de::finite")]
+    /// The constant every element is multiplied by, any finite number; required.
     pub factor: f64,
 }
 
@@ -322,6 +411,8 @@ pub struct ScaleSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConcatSpec {
+    /// The axis the inputs are joined along, the batch being 0; required. The inputs agree on
+    /// every other axis.
     pub axis: usize,
 }
 
@@ -329,6 +420,8 @@ pub struct ConcatSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransposeSpec {
+    /// A permutation of all axes, the batch being 0: output dim `i` is input dim `perm[i]`;
+    /// required.
     pub perm: Vec<usize>,
 }
 

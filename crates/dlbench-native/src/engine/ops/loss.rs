@@ -208,11 +208,13 @@ fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Res
             let z = &logits.data;
             let rows = labels.labels.len();
             let n = rows as f64;
-            if classes == 0 || rows == 0 {
-                return Ok(f64::NAN);
-            }
+            // Labels first: with no classes every label is out of range, an error as in the
+            // reference and PyTorch; only an empty batch has the mean of nothing, NaN.
             for row in 0..rows {
                 label(labels, row, classes)?;
+            }
+            if rows == 0 {
+                return Ok(f64::NAN);
             }
             // Shift each row by its max (every exp in (0, 1]), then one vectorised exp.
             scratch.resize(z.len() + rows, 0.0);
@@ -630,6 +632,19 @@ mod tests {
             );
             assert_eq!(backward, Err(want), "backward, labels {labels:?}");
         }
+        // No classes at all: every label is out of range, as in the reference and PyTorch
+        // (the engine answered NaN before mutation testing found it).
+        let no_classes = [
+            Buf::new(vec![2, 0], Vec::new()),
+            Buf::labels(vec![2], vec![0, 0]),
+        ];
+        let loss = evaluate(
+            LossOp::CrossEntropy,
+            Args::all(&no_classes),
+            Want::Loss,
+            &mut Vec::new(),
+        );
+        assert_eq!(loss, Err("label 0 at row 0 is outside 0..0".to_string()));
         let inputs = [Buf::new(vec![2, 3], z), Buf::labels(vec![2], vec![2, 2])];
         // Row 0: lse(0.5, -1, 2) - 2; row 1: lse(0, 1, -2) + 2.
         let lse = |r: [f64; 3]| r.iter().map(|v| v.exp()).sum::<f64>().ln();
