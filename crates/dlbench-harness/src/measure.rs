@@ -39,7 +39,7 @@ const MAX_SAMPLES: usize = 10_000;
 /// Times `cases` cases of `subject` as the budget says; one [`Timing`] per case.
 ///
 /// Each case is warmed up for `warmup_s`, which also measures how many iterations fill a
-/// sample (`budget_s / 100`, at least [`MIN_SAMPLE`]). Then, in each of `rounds` rounds, each
+/// sample (`budget_s / 100`, at least `MIN_SAMPLE`). Then, in each of `rounds` rounds, each
 /// case is selected, run once untimed (so that the first sample does not pay for a change of
 /// batch size), and sampled until it has its share of both the samples and the time of the
 /// round: `ceil(min_samples / rounds)` samples and `budget_s / rounds` seconds. Every case so

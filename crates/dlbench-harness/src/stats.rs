@@ -109,7 +109,7 @@ fn clusters_by_round(samples: &[f64], round: &[usize]) -> Vec<Vec<f64>> {
 }
 
 /// The 95% percentile interval of the median of the pooled samples when whole clusters are
-/// drawn with replacement ([`RESAMPLES`] times, seeded); `None` for fewer than two samples.
+/// drawn with replacement (`RESAMPLES` times, seeded); `None` for fewer than two samples.
 pub fn cluster_bootstrap_ci95(clusters: &[Vec<f64>]) -> Option<[f64; 2]> {
     let n = clusters.len();
     if n == 0 || clusters.iter().map(Vec::len).sum::<usize>() < 2 {

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! Progress messages come as the run goes; the [`Message::Record`], a
-//! [`RunRecord`](crate::results::RunRecord), comes last and once. The worker then exits 0,
+//! [`RunRecord`], comes last and once. The worker then exits 0,
 //! also when the backend failed in an ordinary way (an error or a panic): that failure is in
 //! the record. Diagnostics go to stderr, which the orchestrator keeps the tail of (the last
 //! [`TAIL_LINES`] lines, at most [`TAIL_BYTES`] bytes).

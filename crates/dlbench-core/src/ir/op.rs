@@ -1,3 +1,7 @@
+//! The closed set of IR operations: [`Op`], its families ([`UnaryOp`], [`BinaryOp`],
+//! [`LossOp`]) and their attributes, the enumerable [`OpKind`]s every suite must cover, and the
+//! flat serialized form saved graphs use.
+
 use serde::{Deserialize, Serialize};
 use strum::{EnumDiscriminants, EnumIter, IntoEnumIterator};
 
