@@ -4,9 +4,8 @@
 
 use std::slice;
 
-use dlbench_core::rng::Stream;
 use dlbench_core::{BinaryOp, LossOp, Mode, Node, Op, Tensor, UnaryOp};
-use dlbench_reference::gradcheck::cases;
+use dlbench_reference::gradcheck::cases::{self, normal};
 use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize) -> Node {
@@ -16,17 +15,6 @@ fn node(op: Op, inputs: usize) -> Node {
         inputs: (0..inputs).map(|i| format!("in{i}")).collect(),
         outputs: vec!["out".to_string()],
     }
-}
-
-/// Standard normal times `scale`, seeded by `name`.
-fn normal(name: &str, shape: &[usize], scale: f64) -> Tensor {
-    let n = shape.iter().product();
-    let data = Stream::new(7, name, 0)
-        .normal_vec(n)
-        .iter()
-        .map(|v| v * scale)
-        .collect();
-    Tensor::f64(shape.to_vec(), data).unwrap()
 }
 
 fn f64s(shape: &[usize], data: &[f64]) -> Tensor {

@@ -4,9 +4,10 @@
 
 use dlbench_core::ir::shape::infer_node;
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
-use dlbench_core::rng::Stream;
 use dlbench_core::{DType, Dim, Mode, Node, Op, Tensor, ValueInfo};
-use dlbench_reference::gradcheck::cases::{self, lstm_inputs, GradCheckCase};
+use dlbench_reference::gradcheck::cases::{
+    self, conv, distinct, lstm_inputs, pool, seeded_normal, GradCheckCase,
+};
 use dlbench_reference::ops;
 
 fn node(op: Op, inputs: usize, outputs: usize) -> Node {
@@ -20,19 +21,6 @@ fn node(op: Op, inputs: usize, outputs: usize) -> Node {
 
 fn tensor(shape: &[usize], data: Vec<f64>) -> Tensor {
     Tensor::f64(shape.to_vec(), data).expect("shape matches data")
-}
-
-fn normal(seed: u64, name: &str, shape: &[usize]) -> Tensor {
-    let n = shape.iter().product();
-    tensor(shape, Stream::new(seed, name, 0).normal_vec(n))
-}
-
-/// Distinct values (a scaled random permutation), so no max-pool window has a tie that a
-/// finite-difference step could flip.
-fn distinct(seed: u64, shape: &[usize]) -> Tensor {
-    let n = shape.iter().product();
-    let perm = Stream::new(seed, "distinct", 0).permutation(n);
-    tensor(shape, perm.iter().map(|&p| p as f64 * 0.1 - 1.0).collect())
 }
 
 /// Runs the node forward and asserts every output's shape is the one shape inference gives.
@@ -109,15 +97,6 @@ fn assert_close(actual: &[f64], expected: &[f64]) {
 
 // ---------------------------------------------------------------- conv
 
-fn conv(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
-    Conv2d {
-        stride: [stride; 2],
-        padding: [padding; 2],
-        dilation: [dilation; 2],
-        groups,
-    }
-}
-
 #[test]
 fn conv_gradients() {
     gradcheck("conv_");
@@ -171,16 +150,6 @@ fn conv_groups_do_not_mix_channels() {
 }
 
 // ---------------------------------------------------------------- pooling
-
-fn pool(kernel: usize, stride: usize, padding: usize, ceil_mode: bool, include: bool) -> Pool2d {
-    Pool2d {
-        kernel: [kernel; 2],
-        stride: [stride; 2],
-        padding: [padding; 2],
-        ceil_mode,
-        count_include_pad: include,
-    }
-}
 
 #[test]
 fn max_pool_gradients() {
@@ -300,7 +269,7 @@ fn lstm_partial_check(attrs: Lstm, inputs: &[Tensor], selected: [bool; 3]) {
         .iter()
         .zip(selected)
         .enumerate()
-        .map(|(k, (y, on))| on.then(|| normal(99, &format!("g{k}"), y.shape())))
+        .map(|(k, (y, on))| on.then(|| seeded_normal(99, &format!("g{k}"), y.shape())))
         .collect();
     let loss = |args: &[&Tensor]| -> f64 {
         let ys = ops::forward(&n, args, Mode::Training).expect("forward runs");

@@ -85,7 +85,7 @@ fn uniform(name: &str, shape: &[usize], lo: f64, hi: f64) -> Tensor {
 }
 
 /// Standard normal times `scale`, seeded by `name`.
-fn normal(name: &str, shape: &[usize], scale: f64) -> Tensor {
+pub fn normal(name: &str, shape: &[usize], scale: f64) -> Tensor {
     let n = shape.iter().product();
     let data = Stream::new(7, name, 0)
         .normal_vec(n)
@@ -260,20 +260,21 @@ pub fn basic() -> Vec<GradCheckCase> {
 }
 
 /// Standard normal, seeded by `seed` and `name`.
-fn seeded_normal(seed: u64, name: &str, shape: &[usize]) -> Tensor {
+pub fn seeded_normal(seed: u64, name: &str, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
     tensor(shape, Stream::new(seed, name, 0).normal_vec(n))
 }
 
 /// Distinct values (a scaled random permutation), so no max-pool window has a tie that a
 /// finite-difference step could flip.
-fn distinct(seed: u64, shape: &[usize]) -> Tensor {
+pub fn distinct(seed: u64, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
     let perm = Stream::new(seed, "distinct", 0).permutation(n);
     tensor(shape, perm.iter().map(|&p| p as f64 * 0.1 - 1.0).collect())
 }
 
-fn conv(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
+/// Convolution attributes, equal on both axes.
+pub fn conv(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d {
     Conv2d {
         stride: [stride; 2],
         padding: [padding; 2],
@@ -282,7 +283,14 @@ fn conv(stride: usize, padding: usize, dilation: usize, groups: usize) -> Conv2d
     }
 }
 
-fn pool(kernel: usize, stride: usize, padding: usize, ceil_mode: bool, include: bool) -> Pool2d {
+/// Pooling attributes, equal on both axes.
+pub fn pool(
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    ceil_mode: bool,
+    include: bool,
+) -> Pool2d {
     Pool2d {
         kernel: [kernel; 2],
         stride: [stride; 2],
