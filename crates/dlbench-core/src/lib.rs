@@ -13,6 +13,7 @@ pub mod flops;
 pub mod format;
 pub mod init;
 pub mod ir;
+pub mod limits;
 mod model;
 pub mod rng;
 mod tensor;
