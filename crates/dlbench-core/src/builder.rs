@@ -2,7 +2,7 @@
 //! (and its parameters, with PyTorch's default initialisation), infers its output type at once
 //! and returns the output's name. Spec files, importers and tests all build graphs here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -20,6 +20,8 @@ pub struct GraphBuilder {
     nodes: Vec<Node>,
     values: BTreeMap<String, ValueInfo>,
     counts: HashMap<&'static str, usize>,
+    /// The names in `nodes`, so that naming a node stays O(1) in graphs of many layers.
+    node_names: HashSet<String>,
 }
 
 impl GraphBuilder {
@@ -66,6 +68,13 @@ impl GraphBuilder {
 
     /// A trainable f32 parameter.
     pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Result<String> {
+        if crate::limits::checked_numel(shape).is_none() {
+            return Err(Error::invalid(format!(
+                "graph `{}`: parameter `{name}` {shape:?} has more elements than can be \
+                 addressed",
+                self.name
+            )));
+        }
         let value = ValueInfo::new(
             name,
             DType::F32,
@@ -89,7 +98,7 @@ impl GraphBuilder {
             let k = self.counts.entry(op.name()).or_insert(0);
             *k += 1;
             let name = format!("{}_{}", op.name(), k);
-            if !self.values.contains_key(&name) && !self.nodes.iter().any(|n| n.name == name) {
+            if !self.values.contains_key(&name) && !self.node_names.contains(&name) {
                 return name;
             }
         }
@@ -102,7 +111,7 @@ impl GraphBuilder {
             Some(n) => n.to_string(),
             None => self.fresh_name(&op),
         };
-        if self.nodes.iter().any(|n| n.name == name) {
+        if self.node_names.contains(&name) {
             return Err(Error::invalid(format!(
                 "graph `{}`: two nodes are named `{name}`",
                 self.name
@@ -133,6 +142,7 @@ impl GraphBuilder {
             self.declare(info)?;
         }
         let names = node.outputs.clone();
+        self.node_names.insert(node.name.clone());
         self.nodes.push(node);
         Ok(names)
     }

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod builder;
 mod error;
 pub mod flops;
+pub mod footprint;
 pub mod format;
 pub mod init;
 pub mod ir;

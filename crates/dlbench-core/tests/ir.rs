@@ -256,3 +256,31 @@ fn a_model_rejects_weights_that_do_not_fit() {
         .to_string()
         .contains("conv2d_1.weight"));
 }
+
+/// A crafted padding of 2^62 once wrapped into an output of 9223372036854775814 x ...; the
+/// sizes now overflow into an error naming the node.
+#[test]
+fn conv_sizes_that_overflow_are_refused_not_wrapped() {
+    let mut b = GraphBuilder::new("huge");
+    let x = b.data_input("x", &[1, 8, 8]).unwrap();
+    let attrs = Conv2d {
+        padding: [1 << 62, 1 << 62],
+        ..Conv2d::default()
+    };
+    let err = b
+        .conv2d(Some("conv"), &x, 4, [3, 3], attrs, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("node `conv`") && err.contains("addressed"), "{err}");
+}
+
+#[test]
+fn parameters_that_cannot_be_addressed_are_refused() {
+    let mut b = GraphBuilder::new("huge");
+    let x = b.data_input("x", &[784]).unwrap();
+    let err = b
+        .dense(Some("wide"), &x, usize::MAX, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`wide.weight`"), "{err}");
+}

@@ -8,14 +8,15 @@ use super::{Conv2d, Direction, Lstm, Pool2d};
 impl Conv2d {
     /// The output length along spatial `axis` (0 = height, 1 = width) for an input of `input`
     /// and a kernel of `kernel` taps, or `None` when the dilated kernel does not fit the
-    /// padded input or the stride is zero. PyTorch: `(in + 2p - d(k - 1) - 1) / s + 1`.
+    /// padded input, the stride is zero or the sizes overflow (a crafted padding of 2^62
+    /// must not wrap into a plausible length). PyTorch: `(in + 2p - d(k - 1) - 1) / s + 1`.
     pub fn output_len(&self, input: usize, kernel: usize, axis: usize) -> Option<usize> {
         let stride = self.stride[axis];
         if stride == 0 || kernel == 0 {
             return None;
         }
-        let span = self.dilation[axis] * (kernel - 1) + 1;
-        let padded = input + 2 * self.padding[axis];
+        let span = self.dilation[axis].checked_mul(kernel - 1)?.checked_add(1)?;
+        let padded = input.checked_add(self.padding[axis].checked_mul(2)?)?;
         Some(padded.checked_sub(span)? / stride + 1)
     }
 }
@@ -33,10 +34,14 @@ pub struct PoolWindow {
 }
 
 impl Pool2d {
-    /// The output length along spatial `axis`, or `None` when the window does not fit.
+    /// The output length along spatial `axis`, or `None` when the window does not fit or the
+    /// sizes overflow.
     pub fn output_len(&self, input: usize, axis: usize) -> Option<usize> {
         let (k, s, p) = (self.kernel[axis], self.stride[axis], self.padding[axis]);
-        let span = (input + 2 * p).checked_sub(k)?;
+        if s == 0 {
+            return None;
+        }
+        let span = input.checked_add(p.checked_mul(2)?)?.checked_sub(k)?;
         let mut out = if self.ceil_mode {
             span.div_ceil(s) + 1
         } else {

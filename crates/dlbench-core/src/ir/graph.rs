@@ -89,6 +89,14 @@ impl Graph {
             .map(|i| &i.value)
             .chain(self.params.iter().map(|p| &p.value));
         for info in declared {
+            if crate::limits::checked_numel(&info.resolve(1)).is_none() {
+                return Err(Error::invalid(format!(
+                    "graph `{}`: value `{}` {} has more elements than can be addressed",
+                    self.name,
+                    info.name,
+                    super::format_shape(&info.shape)
+                )));
+            }
             if values.insert(info.name.clone(), info.clone()).is_some() {
                 return Err(Error::invalid(format!(
                     "graph `{}`: value `{}` is declared twice",
@@ -158,7 +166,11 @@ impl Graph {
 
     /// Total number of trainable scalars.
     pub fn parameter_count(&self) -> usize {
-        self.params.iter().map(|p| p.value.numel_per_sample()).sum()
+        // Saturating: a crafted graph must not wrap into a small count (it is refused by the
+        // memory limits instead).
+        self.params
+            .iter()
+            .fold(0usize, |n, p| n.saturating_add(p.value.numel_per_sample()))
     }
 
     /// The parameters a node reads, in its input order.

@@ -129,8 +129,9 @@ impl ValueInfo {
         self.shape.iter().map(|d| d.resolve(batch)).collect()
     }
 
-    /// The element count of one sample (batch = 1).
+    /// The element count of one sample (batch = 1), saturating at `usize::MAX` (shape
+    /// inference refuses such values; a saturated count is over every limit).
     pub fn numel_per_sample(&self) -> usize {
-        self.resolve(1).iter().product()
+        crate::limits::checked_numel(&self.resolve(1)).unwrap_or(usize::MAX)
     }
 }

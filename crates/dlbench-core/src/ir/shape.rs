@@ -68,14 +68,46 @@ impl Check<'_> {
     fn out(&self, i: usize, dtype: DType, shape: Vec<Dim>) -> ValueInfo {
         ValueInfo::new(self.node.outputs[i].clone(), dtype, shape)
     }
+
+    fn overflow(&self, a: usize, b: usize, how: &str) -> Error {
+        self.err(format!("sizes overflow ({a} {how} {b})"))
+    }
+
+    fn sum(&self, a: usize, b: usize) -> Result<usize> {
+        a.checked_add(b).ok_or_else(|| self.overflow(a, b, "+"))
+    }
+
+    fn product(&self, a: usize, b: usize) -> Result<usize> {
+        a.checked_mul(b).ok_or_else(|| self.overflow(a, b, "x"))
+    }
 }
 
 fn known(d: usize) -> Dim {
     Dim::Known(d)
 }
 
-/// Infers the outputs of `node` from the types of its inputs.
+/// Infers the outputs of `node` from the types of its inputs. An output whose element count
+/// per sample overflows is refused here, so that every later size computation (buffers,
+/// FLOPs, memory limits) starts from a count that fits.
 pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
+    let outputs = infer_outputs(node, inputs)?;
+    for out in &outputs {
+        if known_product(&out.shape).is_none() {
+            return Err(Error::node(
+                &node.name,
+                node.op.name(),
+                format!(
+                    "output `{}` {} has more elements than can be addressed",
+                    out.name,
+                    format_shape(&out.shape)
+                ),
+            ));
+        }
+    }
+    Ok(outputs)
+}
+
+fn infer_outputs(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> {
     let c = Check { node, inputs };
     match &node.op {
         Op::Dense => {
@@ -130,7 +162,7 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
             ) else {
                 return Err(c.err("weight shape must be known"));
             };
-            if g == 0 || x.shape[1] != known(ci * g) || o % g != 0 {
+            if g == 0 || ci.checked_mul(g).map(known) != Some(x.shape[1]) || o % g != 0 {
                 return Err(c.err(format!(
                     "input {} does not match weight {} with groups {g} (expected [N, C, H, W] and [O, C/groups, kh, kw])",
                     c.describe(0),
@@ -148,7 +180,10 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
                 };
                 let Some(out) = attrs.output_len(size, k, axis) else {
                     return Err(c.err(format!(
-                        "kernel {kh}x{kw} (dilation {:?}) does not fit input {}",
+                        "kernel {kh}x{kw} (stride {:?}, padding {:?}, dilation {:?}) does not \
+                         fit input {}, or its sizes overflow",
+                        attrs.stride,
+                        attrs.padding,
                         attrs.dilation,
                         c.describe(0)
                     )));
@@ -161,8 +196,8 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
             c.arity(1, 1, 1)?;
             let x = c.rank(0, 4)?;
             if p.stride.contains(&0)
-                || p.padding[0] * 2 > p.kernel[0]
-                || p.padding[1] * 2 > p.kernel[1]
+                || p.padding[0] > p.kernel[0] / 2
+                || p.padding[1] > p.kernel[1] / 2
             {
                 return Err(c.err(format!(
                     "stride must be positive and padding at most half the kernel, got {p:?}"
@@ -195,7 +230,7 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
             let mut shape = x.shape[..*axis].to_vec();
             shape.push(product(&x.shape[*axis..]).ok_or_else(|| {
                 c.err(format!(
-                    "cannot flatten the batch dimension of {} into other dims",
+                    "cannot flatten the batch dimension of {} into other dims, or its size overflows",
                     c.describe(0)
                 ))
             })?);
@@ -238,7 +273,9 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
                 let same_elsewhere = v.shape.len() == first.shape.len()
                     && (0..v.shape.len()).all(|d| d == *axis || v.shape[d] == first.shape[d]);
                 match (same_elsewhere, v.shape[*axis].known()) {
-                    (true, Some(n)) if v.dtype == first.dtype => total += n,
+                    (true, Some(n)) if v.dtype == first.dtype => {
+                        total = c.sum(total, n)?;
+                    }
                     _ => {
                         return Err(c.err(format!(
                             "input {} does not match {} outside axis {axis}",
@@ -285,7 +322,7 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
                 (x.shape[0], x.shape[1])
             };
             let (h, i) = (known(attrs.hidden), x.shape[2]);
-            let gates = known(4 * attrs.hidden);
+            let gates = known(c.product(4, attrs.hidden)?);
             for d in 0..dirs {
                 let base = 1 + 4 * d;
                 c.float(base)?;
@@ -294,7 +331,7 @@ pub fn infer_node(node: &Node, inputs: &[&ValueInfo]) -> Result<Vec<ValueInfo>> 
                 c.expect_shape(base + 2, &[gates])?;
                 c.expect_shape(base + 3, &[gates])?;
             }
-            let y_feat = known(dirs * attrs.hidden);
+            let y_feat = known(c.product(dirs, attrs.hidden)?);
             let y = if attrs.batch_first {
                 vec![n, t, y_feat]
             } else {
@@ -366,9 +403,17 @@ pub fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {
     (0..rank as i64).contains(&a).then_some(a as usize)
 }
 
-/// The product of dims, `batch` only if it is the only non-unit dim's factor.
+/// The product of the known dims, or `None` when it overflows.
+fn known_product(dims: &[Dim]) -> Option<usize> {
+    dims.iter()
+        .filter_map(|d| d.known())
+        .try_fold(1usize, |n, d| n.checked_mul(d))
+}
+
+/// The product of dims, `batch` only if it is the only non-unit dim's factor; `None` also
+/// when it overflows.
 fn product(dims: &[Dim]) -> Option<Dim> {
-    let known: usize = dims.iter().filter_map(|d| d.known()).product();
+    let known = known_product(dims)?;
     match dims.iter().filter(|d| **d == Dim::Batch).count() {
         0 => Some(Dim::Known(known)),
         1 if known == 1 => Some(Dim::Batch),
@@ -423,8 +468,8 @@ fn reshape(c: &Check, input: &[Dim], target: &[i64]) -> Result<Vec<Dim>> {
     }
     let batch_in = input.iter().filter(|d| **d == Dim::Batch).count();
     let batch_out = out.iter().filter(|d| **d == Dim::Batch).count();
-    let known_in: usize = input.iter().filter_map(|d| d.known()).product();
-    let known_out: usize = out.iter().filter_map(|d| d.known()).product();
+    let known_in = known_product(input).ok_or_else(|| bad("the input's size overflows"))?;
+    let known_out = known_product(&out).ok_or_else(|| bad("the target's size overflows"))?;
     match infer_at {
         Some(i) => {
             if known_out == 0 || !known_in.is_multiple_of(known_out) {
