@@ -16,7 +16,10 @@ pub fn node_flops(node: &Node, inputs: &[&ValueInfo], outputs: &[&ValueInfo]) ->
     match &node.op {
         Op::Dense => {
             let fan_in = *inputs[0].resolve(1).last().unwrap_or(&0) as u64;
-            mul(&[out, mul(&[2, fan_in]).saturating_add(bias(inputs.len() == 3))])
+            mul(&[
+                out,
+                mul(&[2, fan_in]).saturating_add(bias(inputs.len() == 3)),
+            ])
         }
         Op::MatMul => {
             let a = inputs[0];
@@ -47,7 +50,9 @@ pub fn node_flops(node: &Node, inputs: &[&ValueInfo], outputs: &[&ValueInfo]) ->
             | LossOp::BinaryCrossEntropy
             | LossOp::BinaryCrossEntropyWithLogits
             | LossOp::CrossEntropy => mul(&[4, numel(inputs[0])]),
-            LossOp::VaeElbo => mul(&[4, numel(inputs[0])]).saturating_add(mul(&[4, numel(inputs[1])])),
+            LossOp::VaeElbo => {
+                mul(&[4, numel(inputs[0])]).saturating_add(mul(&[4, numel(inputs[1])]))
+            }
         },
     }
 }

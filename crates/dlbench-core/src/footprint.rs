@@ -35,11 +35,7 @@ impl Footprint {
     /// The footprint of `graph` at `batch`, from shape inference only.
     pub fn of(graph: &Graph, batch: usize) -> Result<Footprint> {
         let values = graph.infer()?;
-        let count = |shape: Vec<usize>| {
-            shape
-                .iter()
-                .fold(1u64, |n, &d| n.saturating_mul(d as u64))
-        };
+        let count = |shape: Vec<usize>| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
         let mut footprint = Footprint {
             batch,
             parameters: 0,
@@ -158,6 +154,9 @@ mod tests {
                 && err.contains("DLBENCH_MAX_MEMORY"),
             "{err}"
         );
-        assert!(Footprint::of(&mlp(20), 32).unwrap().check("mlp", &limits).is_ok());
+        assert!(Footprint::of(&mlp(20), 32)
+            .unwrap()
+            .check("mlp", &limits)
+            .is_ok());
     }
 }

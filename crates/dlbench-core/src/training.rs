@@ -109,10 +109,42 @@ impl Optimizer {
         }
     }
 
-    /// Refuses hyperparameters PyTorch refuses: a non-positive learning rate, betas outside
-    /// `[0, 1)`, Nesterov without momentum or with dampening.
+    /// The hyperparameters by name, as specs write them.
+    pub fn hyperparameters(&self) -> Vec<(&'static str, f64)> {
+        match *self {
+            Optimizer::Gd(Gd { lr }) => vec![("lr", lr)],
+            Optimizer::Sgd(s) => vec![
+                ("lr", s.lr),
+                ("momentum", s.momentum),
+                ("dampening", s.dampening),
+                ("weight_decay", s.weight_decay),
+            ],
+            Optimizer::Adam(a) => vec![
+                ("lr", a.lr),
+                ("beta1", a.beta1),
+                ("beta2", a.beta2),
+                ("eps", a.eps),
+                ("weight_decay", a.weight_decay),
+            ],
+        }
+    }
+
+    /// Refuses hyperparameters PyTorch refuses: a non-positive learning rate, a negative
+    /// momentum, weight decay or epsilon, betas outside `[0, 1)`, Nesterov without
+    /// momentum or with dampening; and any that is not finite (`.nan`, `.inf`), which would
+    /// only surface as a backend's NaN loss.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::invalid(format!("optimizer {}: {what}", self.name())));
+        let params = self.hyperparameters();
+        if let Some((name, v)) = params.iter().find(|(_, v)| !v.is_finite()) {
+            return bad(&format!("{name} is {v}; it must be a finite number"));
+        }
+        if let Some((name, v)) = params
+            .iter()
+            .find(|(n, v)| !matches!(*n, "lr" | "dampening") && *v < 0.0)
+        {
+            return bad(&format!("{name} is {v}; it must not be negative"));
+        }
         match *self {
             Optimizer::Gd(Gd { lr }) if lr <= 0.0 => bad("lr must be positive"),
             Optimizer::Sgd(s) if s.lr <= 0.0 => bad("lr must be positive"),

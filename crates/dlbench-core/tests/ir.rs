@@ -271,7 +271,10 @@ fn conv_sizes_that_overflow_are_refused_not_wrapped() {
         .conv2d(Some("conv"), &x, 4, [3, 3], attrs, true)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("node `conv`") && err.contains("addressed"), "{err}");
+    assert!(
+        err.contains("node `conv`") && err.contains("addressed"),
+        "{err}"
+    );
 }
 
 #[test]

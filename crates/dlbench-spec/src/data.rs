@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dlbench_core::limits::{bytes_of, Limits};
 use dlbench_core::{Dim, Graph, InputRole, Loss};
 use dlbench_data::csv::CsvOptions;
 use dlbench_data::npy::{read_npy, read_npz};
@@ -279,6 +280,7 @@ impl DataSpec {
             data = preprocess::reshape(data, shape).map_err(|e| format!("reshape: {e}"))?;
         }
         if let Some(factor) = self.upsample {
+            upsampled_size(&data, factor)?;
             data = preprocess::upsample(data, factor).map_err(|e| format!("upsample: {e}"))?;
         }
         if data.sample_shape() != sample {
@@ -298,6 +300,25 @@ impl DataSpec {
         }
         Ok((train, validation))
     }
+}
+
+/// Refuses an `upsample` factor whose output would overflow or exceed the memory limit,
+/// before anything is allocated (a factor of 100000 once aborted the process).
+fn upsampled_size(data: &Dataset, factor: usize) -> Result<(), String> {
+    let elements = [factor, factor]
+        .into_iter()
+        .chain([data.len()])
+        .chain(data.sample_shape().iter().copied())
+        .try_fold(1usize, |n, d| n.checked_mul(d));
+    let bytes = elements.map_or(u64::MAX, |n| bytes_of(n, 4));
+    Limits::from_env()
+        .and_then(|limits| {
+            limits.check_memory(
+                &format!("upsample: {factor} (the upsampled features)"),
+                bytes,
+            )
+        })
+        .map_err(|e| e.to_string())
 }
 
 fn data_input(graph: &Graph) -> Result<&dlbench_core::ValueInfo, String> {

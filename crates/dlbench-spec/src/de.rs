@@ -207,19 +207,19 @@ impl Visitor<'_> for Number {
     }
 }
 
-/// A number `>= 0` (tolerances, warm-up time).
+/// A finite number `>= 0` (tolerances, warm-up time; `.inf` would wait for ever).
 pub(crate) fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     d.deserialize_f64(Number {
-        expected: "a number >= 0",
-        ok: |x| x >= 0.0,
+        expected: "a finite number >= 0",
+        ok: |x| x >= 0.0 && x.is_finite(),
     })
 }
 
-/// A number `> 0` (time budgets).
+/// A finite number `> 0` (time budgets).
 pub(crate) fn positive_number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     d.deserialize_f64(Number {
-        expected: "a number > 0",
-        ok: |x| x > 0.0,
+        expected: "a finite number > 0",
+        ok: |x| x > 0.0 && x.is_finite(),
     })
 }
 

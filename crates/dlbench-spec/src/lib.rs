@@ -7,14 +7,17 @@
 mod data;
 mod de;
 pub mod feed;
+mod guard;
 mod layer;
 mod model;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
 
+use dlbench_core::footprint::Footprint;
+use dlbench_core::limits::{read_file, Limits};
 use dlbench_core::training::{Adam, Gd, Sgd};
-use dlbench_core::{Device, Loss, Model, Optimizer, TrainingConfig};
+use dlbench_core::{Device, Graph, Loss, Model, Optimizer, TrainingConfig};
 use dlbench_data::metrics::Metric;
 use dlbench_data::Dataset;
 use serde::de::value::MapAccessDeserializer;
@@ -219,6 +222,7 @@ pub struct MetricTarget {
     #[serde(deserialize_with = "metric_name")]
     pub metric: String,
     /// The value to reach: from below for accuracies, from above for `mse` and `loss`.
+    #[serde(deserialize_with = "de::finite")]
     pub value: f64,
 }
 
@@ -315,23 +319,62 @@ impl Default for BenchmarkSpec {
 }
 
 impl Spec {
-    /// Reads and parses a spec file.
+    /// Reads and parses a spec file. A file over the spec size limit (or a device such as
+    /// `/dev/zero`) is refused before it is read whole; a UTF-8 byte-order mark is skipped.
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| SpecError::new(path, e.to_string()))?;
+        let limits = limits(path)?;
+        let bytes = read_file(path, limits.spec_bytes, "the spec")
+            .map_err(|e| SpecError::new(path, core_message(e)))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            SpecError::new(
+                path,
+                format!(
+                    "not UTF-8 text (byte {} is not part of a UTF-8 character)",
+                    e.utf8_error().valid_up_to() + 1
+                ),
+            )
+        })?;
         Spec::parse(&text, path)
     }
 
     /// Parses spec text; `path` names it in errors, gives the default name and anchors
-    /// relative paths.
+    /// relative paths. Text over the size or nesting limits is refused before the YAML
+    /// parser sees it.
     pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        let limits = limits(path)?;
+        // Editors on Windows write a byte-order mark, which YAML would read as content.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        limits
+            .check_spec_bytes("the spec", text.len() as u64)
+            .map_err(|e| SpecError::new(path, e.to_string()))?;
+        let depth = guard::yaml_depth(text);
+        if depth > limits.spec_depth {
+            return Err(SpecError::new(
+                path,
+                format!(
+                    "the YAML nests {depth} levels deep, over the limit of {} \
+                     (DLBENCH_MAX_SPEC_DEPTH; set it higher to allow more)",
+                    limits.spec_depth
+                ),
+            ));
+        }
         let mut spec: Spec = serde_yaml::from_str(text).map_err(|e| SpecError::yaml(path, &e))?;
         spec.path = path.to_path_buf();
         if spec.name.is_empty() {
             spec.name = path
                 .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
+                .map(|s| guard::plain_name(&s.to_string_lossy()))
                 .unwrap_or_else(|| "spec".to_string());
+        } else if !guard::is_plain_name(&spec.name) {
+            return Err(SpecError::new(
+                path,
+                format!(
+                    "name: {:?} is not a plain name: it names the results folder under \
+                     reports/, so it may hold only letters, digits, `.`, `_` and `-`, start \
+                     with a letter, digit or `_`, and be at most 100 characters",
+                    spec.name
+                ),
+            ));
         }
         Ok(spec)
     }
@@ -341,29 +384,73 @@ impl Spec {
         self.path.parent().unwrap_or(Path::new(""))
     }
 
-    /// The model with its initial weights (`Model::initialized` from `seed`), or as saved in
-    /// its file. Also checks that the model can end in the spec's loss.
-    pub fn build_model(&self) -> Result<Model, SpecError> {
-        let model = self
+    /// The model's graph without weights (nothing is initialised: `inspect` of a huge model
+    /// costs nothing), checked against the limits: its node count, and the memory its
+    /// parameters and training at the spec's largest batch size would need. Also checks that
+    /// the model can end in the spec's loss.
+    pub fn build_graph(&self) -> Result<Graph, SpecError> {
+        let limits = limits(&self.path)?;
+        let layers = match &self.model {
+            ModelSpec::Sequential { layers, .. } => layers.len(),
+            ModelSpec::Graph(graph) => graph.nodes.len(),
+            ModelSpec::File(_) => 0,
+        };
+        limits
+            .check_nodes("model", layers)
+            .map_err(|e| SpecError::new(&self.path, e.to_string()))?;
+        let graph = self
             .model
-            .model(&self.name, self.seed, self.dir())
+            .graph(&self.name, self.dir())
             .map_err(|e| SpecError::new(&self.path, e))?;
-        model.graph.with_loss(self.train.loss).map_err(|e| {
+        self.check_graph(&graph, &limits)?;
+        Ok(graph)
+    }
+
+    /// The model with its initial weights (`Model::initialized` from `seed`), or as saved in
+    /// its file, after the checks of [`Spec::build_graph`].
+    pub fn build_model(&self) -> Result<Model, SpecError> {
+        let at = |e: String| SpecError::new(&self.path, e);
+        match &self.model {
+            ModelSpec::File(_) => {
+                let model = self
+                    .model
+                    .model(&self.name, self.seed, self.dir())
+                    .map_err(at)?;
+                self.check_graph(&model.graph, &limits(&self.path)?)?;
+                Ok(model)
+            }
+            _ => Model::initialized(self.build_graph()?, self.seed).map_err(|e| at(e.to_string())),
+        }
+    }
+
+    /// The limits a built graph must meet (see [`Spec::build_graph`]).
+    fn check_graph(&self, graph: &Graph, limits: &Limits) -> Result<(), SpecError> {
+        let at = |e: dlbench_core::Error| SpecError::new(&self.path, e.to_string());
+        limits.check_nodes("model", graph.nodes.len()).map_err(at)?;
+        let batch = self
+            .inference
+            .batch_sizes
+            .iter()
+            .copied()
+            .chain([self.train.batch_size])
+            .max()
+            .unwrap_or(1);
+        Footprint::of(graph, batch)
+            .and_then(|f| f.check(&self.name, limits))
+            .map_err(at)?;
+        graph.with_loss(self.train.loss).map_err(|e| {
             SpecError::new(
                 &self.path,
                 format!("train.loss `{}`: {e}", loss_name(self.train.loss)),
             )
         })?;
-        Ok(model)
+        Ok(())
     }
 
     /// The training and validation splits, prepared as the `data:` section says and checked
     /// against the model's input and output.
     pub fn load_data(&self) -> Result<(Dataset, Dataset), SpecError> {
-        let graph = self
-            .model
-            .graph(&self.name, self.dir())
-            .map_err(|e| SpecError::new(&self.path, e))?;
+        let graph = self.build_graph()?;
         self.data
             .load(&graph, self.train.loss, self.seed, self.dir())
             .map_err(|e| SpecError::new(&self.path, format!("data: {e}")))
@@ -410,6 +497,21 @@ impl MetricTarget {
     /// The key of this metric in the results record's validation metrics.
     pub fn record_key(&self) -> String {
         format!("val_{}", self.metric)
+    }
+}
+
+/// The limits in force; a malformed `DLBENCH_MAX_...` variable is reported against the spec
+/// being read.
+fn limits(path: &Path) -> Result<Limits, SpecError> {
+    Limits::from_env().map_err(|e| SpecError::new(path, e.to_string()))
+}
+
+/// A core error's message without the file name the spec error adds again.
+fn core_message(error: dlbench_core::Error) -> String {
+    match error {
+        dlbench_core::Error::File { message, .. } => message,
+        dlbench_core::Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }
 

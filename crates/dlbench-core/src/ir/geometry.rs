@@ -15,7 +15,9 @@ impl Conv2d {
         if stride == 0 || kernel == 0 {
             return None;
         }
-        let span = self.dilation[axis].checked_mul(kernel - 1)?.checked_add(1)?;
+        let span = self.dilation[axis]
+            .checked_mul(kernel - 1)?
+            .checked_add(1)?;
         let padded = input.checked_add(self.padding[axis].checked_mul(2)?)?;
         Some(padded.checked_sub(span)? / stride + 1)
     }
