@@ -5,15 +5,17 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dlbench_core::ir::format_shape;
-use dlbench_core::{Dim, Model};
+use dlbench_core::{Dim, Graph, Model};
 use dlbench_spec::Spec;
 use serde_json::json;
 
-/// Loads a model from a spec (.yaml / .yml) or a native model file (.safetensors).
-fn load_model(path: &Path) -> anyhow::Result<Model> {
+/// The graph of a spec (.yaml / .yml; built without initialising any weight, so a model too
+/// large to train is still refused by the memory limits at no cost) or of a native model file
+/// (.safetensors).
+fn load_graph(path: &Path) -> anyhow::Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("yaml" | "yml") => Ok(Spec::load(path)?.build_model()?),
-        Some("safetensors") => Ok(Model::load(path)?),
+        Some("yaml" | "yml") => Ok(Spec::load(path)?.build_graph()?),
+        Some("safetensors") => Ok(Model::load(path)?.graph),
         _ => anyhow::bail!(
             "{}: expected a spec (.yaml, .yml) or a native model (.safetensors)",
             path.display()
@@ -52,8 +54,7 @@ fn si(n: u64) -> String {
 }
 
 pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let model = load_model(path)?;
-    let graph = &model.graph;
+    let graph = &load_graph(path)?;
     let values = graph.infer()?;
     let flops = dlbench_core::flops::graph_flops(graph)?;
     let rows: Vec<_> = graph
@@ -68,7 +69,7 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             (node, params, f)
         })
         .collect();
-    let total_params = model.parameter_count();
+    let total_params = graph.parameter_count();
     let total_flops: u64 = flops.iter().sum();
 
     if as_json {

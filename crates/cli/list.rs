@@ -7,14 +7,11 @@ use serde_json::json;
 use crate::registry;
 
 fn cuda_devices() -> Vec<String> {
-    std::fs::read_dir("/proc/driver/nvidia/gpus")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .enumerate()
-                .map(|(i, _)| format!("cuda:{i}"))
-                .collect()
-        })
-        .unwrap_or_default()
+    dlbench_harness::environment::devices()
+        .into_iter()
+        .filter(|d| *d != dlbench_core::Device::Cpu)
+        .map(|d| d.to_string())
+        .collect()
 }
 
 pub fn list(as_json: bool) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! `dlbench run`: the main job. Runs a spec on its backends, prints a summary table and writes
 //! `results.json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,6 +43,11 @@ pub struct RunArgs {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let spec = Spec::load(&args.spec)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&spec.name));
+    check_writable(&out)?;
     let devices = args
         .device
         .as_ref()
@@ -66,6 +71,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             })?,
             timeout: Duration::from_secs(args.timeout),
         },
+        planned_backends: registry::not_built()
+            .into_iter()
+            .map(|(name, _)| name.to_string())
+            .collect(),
+        devices_present: None,
     };
     let backends = registry::backends();
     let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();
@@ -73,10 +83,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     add_build_hints(&mut results);
     print_summary(&results);
     print_agreement(&results);
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&spec.name));
     let path = results
         .write(&out)
         .map_err(|e| Failure(format!("could not write the results: {e}")))?;
@@ -91,6 +97,36 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses, before any work, an output folder the results could not be written to: a path
+/// through a file, a folder without write permission, a `results.json` that is a folder.
+/// Nothing is created: a probe file in the nearest existing folder is written and removed.
+fn check_writable(out: &Path) -> anyhow::Result<()> {
+    let bad = |why: String| anyhow::anyhow!("--out {}: {why}", out.display());
+    let results = out.join("results.json");
+    if results.is_dir() {
+        return Err(bad(format!("{} is a folder", results.display())));
+    }
+    let existing = out
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || a.exists())
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(bad(format!("{} is not a folder", existing.display())));
+    }
+    let probe = existing.join(format!(".dlbench-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| bad(format!("cannot write in {}: {e}", existing.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// The harness records a backend this build lacks as unsupported without knowing why; the

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use dlbench_core::Device;
 use serde::{Deserialize, Serialize};
 
 /// Where and with what a run was made.
@@ -103,6 +104,17 @@ impl Environment {
             git: git_commit(),
         }
     }
+}
+
+/// The devices of this machine: the CPU, and a CUDA device per NVIDIA GPU the driver lists
+/// (`/proc/driver/nvidia/gpus`), numbered from 0 as CUDA numbers them.
+pub fn devices() -> Vec<Device> {
+    let gpus = std::fs::read_dir("/proc/driver/nvidia/gpus")
+        .map(|dir| dir.filter_map(|e| e.ok()).count())
+        .unwrap_or(0);
+    std::iter::once(Device::Cpu)
+        .chain((0..gpus).map(Device::Cuda))
+        .collect()
 }
 
 /// The peak resident set size of this process so far (Linux `VmHWM`).

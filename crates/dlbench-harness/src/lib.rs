@@ -13,6 +13,7 @@ pub mod configuration;
 pub mod environment;
 pub mod measure;
 pub mod observer;
+pub mod plan;
 pub mod registry;
 pub mod results;
 pub mod run;

@@ -12,7 +12,8 @@ use crate::backend_run::run_contained;
 use crate::configuration::Configuration;
 use crate::environment::Environment;
 use crate::observer::Observer;
-use crate::registry::{self, every_backend, not_built_message};
+use crate::plan::Plan;
+use crate::registry::{self, not_built_message};
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
 use crate::worker::{run_worker, WorkerRequest};
 use crate::HarnessError;
@@ -33,6 +34,11 @@ pub struct RunOptions {
     pub quick: bool,
     /// Where each backend run happens; in this process by default.
     pub isolation: Isolation,
+    /// Backends dlbench knows of that this build lacks (`tch` without its feature, planned
+    /// frameworks): asked for, they are recorded as unsupported; any other name is refused.
+    pub planned_backends: Vec<String>,
+    /// The devices of this machine; `None` detects them ([`crate::environment::devices`]).
+    pub devices_present: Option<Vec<Device>>,
 }
 
 /// Where each backend x device x thread count runs.
@@ -61,24 +67,11 @@ pub fn run(
     options: &RunOptions,
     observer: &mut dyn Observer,
 ) -> Result<Results, HarnessError> {
-    let backends = match (&options.backends, spec.backends.is_empty()) {
-        (Some(chosen), _) => chosen.clone(),
-        (None, false) => spec.backends.clone(),
-        (None, true) => every_backend(registry),
-    };
-    let devices = options
-        .devices
-        .clone()
-        .unwrap_or_else(|| spec.devices.clone());
-    let threads = options
-        .threads
-        .clone()
-        .unwrap_or_else(|| spec.threads.clone());
-    if backends.is_empty() || devices.is_empty() || threads.contains(&0) || threads.is_empty() {
-        return Err(HarnessError::Usage(
-            "at least one backend, one device and a positive thread count are needed".into(),
-        ));
-    }
+    let Plan {
+        backends,
+        devices,
+        threads,
+    } = Plan::new(spec, registry, options)?;
     let work = Workload::prepare(spec.clone(), options.quick)?;
     // Workers read the spec again; an absolute path keeps that independent of their directory.
     let spec_path = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());

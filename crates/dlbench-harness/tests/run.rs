@@ -9,6 +9,7 @@ use dlbench_harness::observer::Observer;
 use dlbench_harness::results::Status;
 use dlbench_harness::run::{run, RunOptions};
 use dlbench_harness::stats::{consecutive_rounds, summarize};
+use dlbench_harness::HarnessError;
 use dlbench_reference::ReferenceBackend;
 use dlbench_spec::Spec;
 use dlbench_testkit::faults::{Fault, FaultyBackend};
@@ -68,6 +69,8 @@ fn failures_are_records_and_the_other_backends_are_kept() {
             .map(String::from)
             .to_vec(),
         ),
+        // Known to dlbench but not in this registry: recorded as unsupported.
+        planned_backends: vec!["missing".to_string()],
         quick: true,
         ..RunOptions::default()
     };
@@ -110,6 +113,8 @@ fn a_device_the_backend_lacks_is_unsupported() {
     let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
     let options = RunOptions {
         devices: Some(vec![Device::Cuda(0)]),
+        // A machine with a GPU, so that the device exists and only the backend lacks it.
+        devices_present: Some(vec![Device::Cpu, Device::Cuda(0)]),
         quick: true,
         ..RunOptions::default()
     };
@@ -169,4 +174,56 @@ fn timings_are_taken_in_rounds_and_their_intervals_resample_them() {
         summarize(&training.raw_step_ns, &training.raw_step_round),
         training.step_time
     );
+}
+
+/// Usage mistakes are refused before any work, naming the flag: unknown or empty backend
+/// names, devices the machine lacks, thread counts over the limit.
+#[test]
+fn a_plan_that_cannot_run_is_a_usage_error_before_any_work() {
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
+    let cases: [(RunOptions, &str); 5] = [
+        (
+            RunOptions {
+                backends: Some(vec!["reference".into(), "bogus".into()]),
+                ..RunOptions::default()
+            },
+            "--backends: unknown backend `bogus`",
+        ),
+        (
+            RunOptions {
+                backends: Some(vec![String::new(), String::new()]),
+                ..RunOptions::default()
+            },
+            "--backends",
+        ),
+        (
+            RunOptions {
+                devices: Some(vec![Device::Cuda(7)]),
+                devices_present: Some(vec![Device::Cpu]),
+                ..RunOptions::default()
+            },
+            "--device: device `cuda:7` does not exist",
+        ),
+        (
+            RunOptions {
+                threads: Some(vec![100_000]),
+                ..RunOptions::default()
+            },
+            "DLBENCH_MAX_THREADS",
+        ),
+        (
+            RunOptions {
+                threads: Some(vec![0]),
+                ..RunOptions::default()
+            },
+            "--threads",
+        ),
+    ];
+    for (options, needle) in cases {
+        match run(&mlp(), &registry, &options, &mut Silent) {
+            Err(HarnessError::Usage(message)) => assert!(message.contains(needle), "{message}"),
+            Err(other) => assert!(other.to_string().contains(needle), "{other}"),
+            Ok(_) => panic!("{needle}: the run went ahead"),
+        }
+    }
 }
