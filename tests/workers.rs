@@ -169,3 +169,78 @@ fn the_worker_subcommand_is_hidden_and_refuses_an_unknown_backend() {
         text(&out.stderr)
     );
 }
+
+/// The pids of the live processes whose parent is `parent` (from `/proc/<pid>/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid ...`; comm may hold spaces, so read after the last `)`.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.len() > 1 && fields[1] == parent.to_string()
+        })
+        .collect()
+}
+
+/// Whether `pid` is still running (a zombie waiting to be reaped has ended).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// `kill -9` of `dlbench run` leaves no worker behind: the hanging backend's worker, which
+/// would otherwise sleep until the 1800 s default timeout, ends within seconds.
+#[test]
+fn killing_the_run_kills_its_worker() {
+    let dir = temp_dir("orphan");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dlbench"))
+        .args(["run", &mlp_spec(), "--backends", "test-hang", "--quick"])
+        .args(["--out", "out"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let worker = loop {
+        if let Some(&pid) = children_of(run.id()).first() {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no worker started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Let the worker reach its hang, then SIGKILL the orchestrator.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(running(worker));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let killed = Instant::now();
+    while running(worker) && killed.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !running(worker),
+        "worker {worker} still runs {:?} after its parent was killed",
+        killed.elapsed()
+    );
+}

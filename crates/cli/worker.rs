@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use dlbench_core::Backend;
-use dlbench_harness::worker::{serve, WorkerRequest};
+use dlbench_harness::worker::{serve, watch_parent, WorkerRequest};
 
 use crate::registry;
 
@@ -23,6 +23,8 @@ pub struct WorkerArgs {
 }
 
 pub fn worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+    // A worker whose `dlbench run` was killed must not run on alone.
+    watch_parent();
     let request = WorkerRequest::parse(args.args.iter().cloned())?;
     let backends = registry::backends();
     let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();

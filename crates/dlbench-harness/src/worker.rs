@@ -38,6 +38,7 @@
 //! Lines on stdout that are not messages (a framework printing its banner) are tolerated when
 //! a record follows; they only explain a missing record.
 
+mod lifeline;
 mod pipes;
 mod request;
 
@@ -61,6 +62,7 @@ use crate::results::{RunRecord, Status};
 use crate::HarnessError;
 use dlbench_spec::workload::Workload;
 use dlbench_spec::Spec;
+pub use lifeline::{watch_parent, ORPHANED_EXIT};
 use pipes::{read_messages, read_tail, Line, Tail};
 pub use request::{WorkerRequest, SUBCOMMAND};
 
@@ -206,12 +208,14 @@ pub fn run_worker(
     request: &WorkerRequest,
     observer: &mut dyn Observer,
 ) -> RunRecord {
-    let spawned = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(request.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+        .stderr(Stdio::piped());
+    lifeline::bind_to_parent(&mut command);
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -361,8 +365,11 @@ fn abnormal_exit(status: ExitStatus, output: &WorkerOutput) -> Option<String> {
         } else {
             ""
         };
+        // SIGKILL comes from the kernel's out-of-memory killer or from a person or program;
+        // the exit status cannot tell which.
         let hint = if signal == SIGKILL {
-            " (the kernel's out-of-memory killer sends this)"
+            " (sent by another process, or by the kernel's out-of-memory killer when memory \
+             ran out: `dmesg` tells which)"
         } else {
             ""
         };
