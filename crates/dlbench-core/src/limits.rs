@@ -354,7 +354,9 @@ impl<R: Read> Read for BoundedReader<R> {
                 _ => Err(std::io::Error::other(OverCap(self.cap))),
             };
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
         Ok(n)
@@ -401,7 +403,10 @@ mod tests {
             .check_memory("layer `d`", (8 << 30) + 1)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("layer `d`") && err.contains("DLBENCH_MAX_MEMORY"), "{err}");
+        assert!(
+            err.contains("layer `d`") && err.contains("DLBENCH_MAX_MEMORY"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -428,7 +433,10 @@ mod tests {
         let err = read_file(Path::new("/dev/zero"), 4096, "the spec")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/dev/zero") && err.contains("more than 4.0 KiB"), "{err}");
+        assert!(
+            err.contains("/dev/zero") && err.contains("more than 4.0 KiB"),
+            "{err}"
+        );
     }
 
     #[test]
