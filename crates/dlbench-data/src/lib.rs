@@ -7,6 +7,7 @@
 //! Every random choice (shuffles, splits, synthetic samples) comes from `dlbench_core::rng`, so
 //! a seed fixes the data exactly, whichever backend later reads it.
 
+mod bounds;
 pub mod csv;
 mod dataset;
 mod error;

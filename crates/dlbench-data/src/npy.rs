@@ -6,26 +6,58 @@
 //! `<f4` (as f32), `<f8` (f64), `<i8`, `<i4` and `|u1` (all as i64), in C order.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufReader, ErrorKind, Read};
 use std::path::Path;
 
+use dlbench_core::limits::{
+    bytes_of, checked_numel, format_bytes, is_over_cap, BoundedReader, Limits,
+};
 use dlbench_core::{Data, Tensor};
 
+use crate::bounds::{check_finite, env_limits};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Reads a `.npy` file.
+/// The longest header read. NumPy itself refuses headers over 10000 bytes unless told
+/// otherwise; a header of any supported array is far shorter than this.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Reads a `.npy` file under the limits of the environment ([`Limits::from_env`]); see
+/// [`read_npy_with`].
 pub fn read_npy(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode(&bytes).map_err(|message| Error::file(path, message))
+    read_npy_with(path, &env_limits()?)
+}
+
+/// Reads a `.npy` file: the header first, then, once the array's size is known to match the
+/// file and to fit the memory limit, exactly its data. A float array holding NaN or an
+/// infinity is refused, naming the element's flat index.
+pub fn read_npy_with(path: &Path, limits: &Limits) -> Result<Tensor> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    let source = Source {
+        len: meta.is_file().then_some(meta.len()),
+        cap: None,
+    };
+    let tensor = decode_from(BufReader::new(file), source, limits)
+        .map_err(|message| Error::file(path, message))?;
+    check_finite(&tensor).map_err(|message| Error::file(path, message))?;
+    Ok(tensor)
+}
+
+/// Reads the array `name` (with or without `.npy`) from a `.npz` archive under the limits of
+/// the environment; see [`read_npz_with`].
+pub fn read_npz(path: &Path, name: &str) -> Result<Tensor> {
+    read_npz_with(path, name, &env_limits()?)
 }
 
 /// Reads the array `name` (with or without `.npy`) from a `.npz` archive; an error lists the
-/// arrays the archive does hold.
-pub fn read_npz(path: &Path, name: &str) -> Result<Tensor> {
+/// arrays the archive does hold. The member may expand to [`Limits::decompressed_cap`] of its
+/// compressed size, whatever size it declares, and its array is checked as in
+/// [`read_npy_with`].
+pub fn read_npz_with(path: &Path, name: &str, limits: &Limits) -> Result<Tensor> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = zip::ZipArchive::new(file)
+    let mut archive = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| Error::file(path, format!("not a zip (.npz) archive: {e}")))?;
     let member = if name.ends_with(".npy") {
         name.to_string()
@@ -42,37 +74,151 @@ pub fn read_npz(path: &Path, name: &str) -> Result<Tensor> {
             format!("no array `{name}`; the archive holds {}", names.join(", ")),
         ));
     }
-    let mut entry = archive
+    let in_array = |message: String| Error::file(path, format!("array `{name}`: {message}"));
+    let entry = archive
         .by_name(&member)
-        .map_err(|e| Error::file(path, format!("array `{name}`: {e}")))?;
-    let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::file(path, format!("array `{name}`: {e}")))?;
-    decode(&bytes).map_err(|message| Error::file(path, format!("array `{name}`: {message}")))
+        .map_err(|e| in_array(e.to_string()))?;
+    let cap = limits.decompressed_cap(entry.compressed_size());
+    let source = Source {
+        len: None,
+        cap: Some(cap),
+    };
+    let tensor = decode_from(BoundedReader::new(entry, cap), source, limits).map_err(in_array)?;
+    check_finite(&tensor).map_err(in_array)?;
+    Ok(tensor)
 }
 
-/// Parses the bytes of a `.npy` file; the error says what was expected.
+/// Parses the bytes of a `.npy` file under the limits of the environment; the error says what
+/// was expected. Values are not checked for being finite: see [`read_npy_with`].
 pub fn decode(bytes: &[u8]) -> Result<Tensor, String> {
-    if !bytes.starts_with(MAGIC) || bytes.len() < 10 {
+    let limits = Limits::from_env().map_err(|e| e.to_string())?;
+    decode_with(bytes, &limits)
+}
+
+/// [`decode`] under `limits`.
+pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Tensor, String> {
+    let source = Source {
+        len: Some(bytes.len() as u64),
+        cap: None,
+    };
+    decode_from(bytes, source, limits)
+}
+
+/// What is known of a `.npy` stream's size before it is read.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    /// Its exact length in bytes (a regular file, a buffer).
+    len: Option<u64>,
+    /// The most bytes it may yield: a decompressed stream behind a [`BoundedReader`].
+    cap: Option<u64>,
+}
+
+/// Reads a `.npy` stream: the fixed prefix and the header, then the data once its size is
+/// known to be sane. Nothing sized by the file is allocated before it is checked.
+fn decode_from(mut reader: impl Read, source: Source, limits: &Limits) -> Result<Tensor, String> {
+    let io = |e: std::io::Error| match source.cap {
+        Some(cap) if is_over_cap(&e) => limits.decompression_message(cap),
+        _ => format!("cannot read it: {e}"),
+    };
+    let mut prefix = [0u8; 12];
+    let got = read_up_to(&mut reader, &mut prefix[..10]).map_err(io)?;
+    if got < 10 || !prefix.starts_with(MAGIC) {
         return Err("not a .npy file (it does not start with \\x93NUMPY)".to_string());
     }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
+    let (header_len, start) = match prefix[6] {
+        1 => (usize::from(u16::from_le_bytes([prefix[8], prefix[9]])), 10),
+        2 | 3 => {
+            if read_up_to(&mut reader, &mut prefix[10..]).map_err(io)? < 2 {
+                return Err("the header is cut short".to_string());
+            }
+            let len = u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+            (usize::try_from(len).unwrap_or(usize::MAX), 12)
+        }
         v => {
             return Err(format!(
                 ".npy version {v} is not supported (expected 1, 2 or 3)"
             ))
         }
     };
-    let header = bytes
-        .get(start..start + header_len)
-        .ok_or("the header is cut short")?;
-    let header = std::str::from_utf8(header).map_err(|_| "the header is not text")?;
+    if header_len > MAX_HEADER_BYTES {
+        return Err(format!(
+            "the header is {header_len} bytes, more than the {} a .npy header may have",
+            format_bytes(MAX_HEADER_BYTES as u64)
+        ));
+    }
+    let header_end = (start + header_len) as u64;
+    if source.len.is_some_and(|len| len < header_end) {
+        return Err("the header is cut short".to_string());
+    }
+    let mut header = vec![0u8; header_len];
+    reader.read_exact(&mut header).map_err(|e| match e.kind() {
+        ErrorKind::UnexpectedEof => "the header is cut short".to_string(),
+        _ => io(e),
+    })?;
+    let header = std::str::from_utf8(&header).map_err(|_| "the header is not text")?;
+    let (descr, shape) = parse_header(header)?;
+    let size = element_size(descr)?;
+    let numel = checked_numel(&shape)
+        .filter(|_| checked_numel(&nonzero(&shape)).is_some())
+        .ok_or_else(|| format!("shape {shape:?} has more elements than can be counted"))?;
+    let needed = numel.checked_mul(size).ok_or_else(|| {
+        format!("shape {shape:?} of '{descr}' has more bytes than can be counted")
+    })?;
+    if let Some(len) = source.len {
+        let present = len - header_end;
+        if present != needed as u64 {
+            return Err(format!(
+                "shape {shape:?} of '{descr}' needs {needed} bytes of data, the file has {present}"
+            ));
+        }
+    }
+    if let Some(cap) = source.cap {
+        if header_end.saturating_add(needed as u64) > cap {
+            return Err(format!(
+                "shape {shape:?} of '{descr}' needs {needed} bytes of data, but the member {}",
+                limits.decompression_message(cap)
+            ));
+        }
+    }
+    // The raw bytes and the decoded values are both held at once.
+    let out_size = if descr == "<f4" { 4 } else { 8 };
+    limits
+        .check_memory(
+            &format!("shape {shape:?} of '{descr}'"),
+            (needed as u64).saturating_add(bytes_of(numel, out_size)),
+        )
+        .map_err(|e| e.to_string())?;
+    // An exact length was checked above; a stream's is trusted only as far as it delivers.
+    let reserve = match source.len {
+        Some(_) => needed,
+        None => needed.min(1 << 20),
+    };
+    let mut body = Vec::with_capacity(reserve);
+    reader
+        .take(needed as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(io)?;
+    if body.len() != needed {
+        let present = match body.len() > needed {
+            true => format!("more than {needed}"),
+            false => body.len().to_string(),
+        };
+        return Err(format!(
+            "shape {shape:?} of '{descr}' needs {needed} bytes of data, the file has {present}"
+        ));
+    }
+    let data = match descr {
+        "<f4" => Data::F32(chunks(&body, f32::from_le_bytes)),
+        "<f8" => Data::F64(chunks(&body, f64::from_le_bytes)),
+        "<i8" => Data::I64(chunks(&body, i64::from_le_bytes)),
+        "<i4" => Data::I64(chunks(&body, |b: [u8; 4]| i64::from(i32::from_le_bytes(b)))),
+        _ => Data::I64(body.iter().map(|&b| i64::from(b)).collect()),
+    };
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+/// The element type and the shape of a header dict; Fortran order only for 0-d and 1-d.
+fn parse_header(header: &str) -> Result<(&str, Vec<usize>), String> {
     let descr = dict_value(header, "descr")?;
     let descr = descr
         .strip_prefix('\'')
@@ -87,33 +233,39 @@ pub fn decode(bytes: &[u8]) -> Result<Tensor, String> {
     if fortran && shape.len() > 1 {
         return Err("Fortran-order arrays are not supported; save a C-order array".to_string());
     }
-    let body = &bytes[start + header_len..];
-    let n: usize = shape.iter().product();
-    let size = match descr {
-        "<f4" | "<i4" => 4,
-        "<f8" | "<i8" => 8,
-        "|u1" => 1,
-        other => {
-            return Err(format!(
-                "element type '{other}' is not supported (expected '<f4', '<f8', '<i8', '<i4' or '|u1')"
-            ))
-        }
-    };
-    if body.len() != n * size {
-        return Err(format!(
-            "shape {shape:?} of '{descr}' needs {} bytes of data, the file has {}",
-            n * size,
-            body.len()
-        ));
+    Ok((descr, shape))
+}
+
+/// The bytes of one element of `descr` in the file.
+fn element_size(descr: &str) -> Result<usize, String> {
+    match descr {
+        "<f4" | "<i4" => Ok(4),
+        "<f8" | "<i8" => Ok(8),
+        "|u1" => Ok(1),
+        other => Err(format!(
+            "element type '{other}' is not supported (expected '<f4', '<f8', '<i8', '<i4' or '|u1')"
+        )),
     }
-    let data = match descr {
-        "<f4" => Data::F32(chunks(body, f32::from_le_bytes)),
-        "<f8" => Data::F64(chunks(body, f64::from_le_bytes)),
-        "<i8" => Data::I64(chunks(body, i64::from_le_bytes)),
-        "<i4" => Data::I64(chunks(body, |b: [u8; 4]| i32::from_le_bytes(b) as i64)),
-        _ => Data::I64(body.iter().map(|&b| b as i64).collect()),
-    };
-    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+/// The shape without its zero dims: an empty array of shape `(0, 2**62, 2**62)` would hold
+/// no data yet make every later size computation overflow.
+fn nonzero(shape: &[usize]) -> Vec<usize> {
+    shape.iter().copied().filter(|&d| d != 0).collect()
+}
+
+/// Reads as many bytes as there are, up to `buf.len()`.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Writes `tensor` as a version 1 `.npy` file, byte for byte as NumPy's `np.save` does.
@@ -147,7 +299,16 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Result<&'a str, String> {
     header
         .find(&pattern)
         .map(|at| header[at + pattern.len()..].trim_start())
-        .ok_or_else(|| format!("the header has no '{key}': {}", header.trim_end()))
+        .ok_or_else(|| format!("the header has no '{key}': {}", excerpt(header)))
+}
+
+/// The start of a header, for a message: a crafted header may be a megabyte of anything.
+fn excerpt(header: &str) -> String {
+    let header = header.trim_end();
+    match header.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", header[..at].escape_debug()),
+        None => header.escape_debug().to_string(),
+    }
 }
 
 /// A Python tuple of sizes, `(2, 3)`, `(3,)` or `()`.

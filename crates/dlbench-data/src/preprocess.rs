@@ -1,9 +1,29 @@
 //! The preprocessing steps spec files use: standardize, scale, reshape and sliding windows.
 
+use dlbench_core::limits::{bytes_of, checked_numel};
 use dlbench_core::Tensor;
 
+use crate::bounds::env_limits;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+
+/// Counts `rows` samples of `sample` values, refusing a count that overflows or whose f32
+/// values (`bytes_per_value` bytes each while built) exceed the memory limit; `what` names the
+/// step and its argument in the error.
+fn values(what: &str, rows: usize, sample: &[usize], bytes_per_value: usize) -> Result<usize> {
+    let n = checked_numel(sample)
+        .and_then(|width| width.checked_mul(rows))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what}: {rows} samples of shape {sample:?} are more values than can be counted"
+            ))
+        })?;
+    env_limits()?.check_memory(
+        &format!("{what}: {rows} samples of shape {sample:?}"),
+        bytes_of(n, bytes_per_value),
+    )?;
+    Ok(n)
+}
 
 /// Per-feature mean and standard deviation (scikit-learn's `StandardScaler`: population
 /// variance). Fit it on the training split and apply it to every split, so the validation data
@@ -26,6 +46,12 @@ impl Standardizer {
             ));
         }
         let width = features.len() / rows;
+        if width == 0 {
+            return Err(Error::invalid(format!(
+                "cannot standardize samples of shape {:?}: they hold no values",
+                &features.shape()[1..]
+            )));
+        }
         let values = features.to_f64_vec();
         let mut mean = vec![0.0; width];
         for row in values.chunks_exact(width) {
@@ -85,11 +111,16 @@ pub fn scale(data: Dataset, factor: f64) -> Dataset {
 /// Gives each sample a new shape with the same number of values (e.g. 64 to 1x8x8).
 pub fn reshape(data: Dataset, sample_shape: &[usize]) -> Result<Dataset> {
     let (n, from) = (data.len(), data.sample_shape().to_vec());
-    if from.iter().product::<usize>() != sample_shape.iter().product::<usize>() {
+    let have = checked_numel(&from).unwrap_or(usize::MAX);
+    let want = checked_numel(sample_shape).ok_or_else(|| {
+        Error::invalid(format!(
+            "cannot reshape into {sample_shape:?}: more values than can be counted"
+        ))
+    })?;
+    if have != want {
         return Err(Error::invalid(format!(
-            "cannot reshape samples of shape {from:?} ({} values) into {sample_shape:?} ({} values)",
-            from.iter().product::<usize>(),
-            sample_shape.iter().product::<usize>()
+            "cannot reshape samples of shape {from:?} ({have} values) into {sample_shape:?} \
+             ({want} values)"
         )));
     }
     let shape = std::iter::once(n)
@@ -111,9 +142,22 @@ pub fn upsample(data: Dataset, factor: usize) -> Result<Dataset> {
     if factor == 0 {
         return Err(Error::invalid("the upsampling factor must be positive"));
     }
-    let (oh, ow) = (h * factor, w * factor);
+    if c == 0 || h == 0 || w == 0 {
+        return Err(Error::invalid(format!(
+            "upsampling needs samples that hold values, got [{c}, {h}, {w}]"
+        )));
+    }
+    let (oh, ow) = match (h.checked_mul(factor), w.checked_mul(factor)) {
+        (Some(oh), Some(ow)) => (oh, ow),
+        _ => {
+            return Err(Error::invalid(format!(
+                "factor {factor}: samples of {h}x{w} would be larger than can be counted"
+            )))
+        }
+    };
+    let n = values(&format!("factor {factor}"), data.len(), &[c, oh, ow], 4)?;
     let src = data.features.to_f64_vec();
-    let mut out = Vec::with_capacity(data.len() * c * oh * ow);
+    let mut out = Vec::with_capacity(n);
     for plane in src.chunks_exact(h * w) {
         for y in 0..oh {
             let row = &plane[(y / factor) * w..(y / factor + 1) * w];
@@ -155,6 +199,8 @@ pub fn windows(series: &[f64], length: usize) -> Result<Dataset> {
         )));
     }
     let n = series.len() - length;
+    // Windows overlap: n windows of `length` values can be far more than the series.
+    values(&format!("length {length}"), n, &[length], 4)?;
     let features = series
         .windows(length)
         .take(n)

@@ -5,19 +5,17 @@
 //! Samples and teachers come from separate named streams of `dlbench_core::rng`, so the same
 //! seed gives the same data on every machine.
 
+use dlbench_core::limits::checked_numel;
 use dlbench_core::rng::Stream;
 use dlbench_core::Tensor;
 
+use crate::bounds::env_limits;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
-/// `samples` standard-normal samples of `sample_shape`, row-major.
-fn gaussian(samples: usize, sample_shape: &[usize], seed: u64) -> (Vec<f64>, usize) {
-    let width = sample_shape.iter().product();
-    (
-        Stream::new(seed, "synthetic.features", 0).normal_vec(samples * width),
-        width,
-    )
+/// `samples` standard-normal samples of `width` values, row-major.
+fn gaussian(samples: usize, width: usize, seed: u64) -> Vec<f64> {
+    Stream::new(seed, "synthetic.features", 0).normal_vec(samples * width)
 }
 
 /// A `[rows, width]` teacher matrix of standard-normal weights.
@@ -63,13 +61,56 @@ fn features(samples: usize, sample_shape: &[usize], x: Vec<f64>) -> Result<Tenso
     Ok(Tensor::f64(shape, x)?)
 }
 
-fn check(samples: usize, width: usize) -> Result<()> {
+/// What generating a dataset holds at its peak, in bytes: per value of the features, per
+/// sample, and in all (the teacher).
+struct Cost {
+    per_value: u64,
+    per_sample: u64,
+    fixed: u64,
+}
+
+/// Checks the request before anything is generated: some samples of some values, a sample
+/// size and a total that can be counted, and a peak within the memory limit (the limits of
+/// the environment). Returns the values per sample. The error names `samples`, as the spec
+/// does, and the size.
+fn check(samples: usize, sample_shape: &[usize], cost: Cost) -> Result<usize> {
+    let width = checked_numel(sample_shape).ok_or_else(|| {
+        Error::invalid(format!(
+            "a sample of shape {sample_shape:?} has more values than can be counted"
+        ))
+    })?;
     if samples == 0 || width == 0 {
         return Err(Error::invalid(format!(
             "a synthetic dataset needs samples and sample values, got {samples} samples of {width} values"
         )));
     }
-    Ok(())
+    let samples64 = samples as u64;
+    let bytes = samples64
+        .checked_mul(width as u64)
+        .and_then(|values| values.checked_mul(cost.per_value))
+        .and_then(|b| b.checked_add(samples64.checked_mul(cost.per_sample)?))
+        .and_then(|b| b.checked_add(cost.fixed))
+        .unwrap_or(u64::MAX);
+    let values = samples.checked_mul(width).ok_or_else(|| {
+        Error::invalid(format!(
+            "samples: {samples} samples of {width} values each are more values than can be counted"
+        ))
+    })?;
+    env_limits()?.check_memory(
+        &format!("samples: {samples} samples of {width} values each ({values} values)"),
+        bytes,
+    )?;
+    Ok(width)
+}
+
+/// The features as f64 while generated, then as the dataset's f32.
+const FEATURES: u64 = 8 + 4;
+/// One score per teacher row, in a vector of its own per sample.
+const SCORES: u64 = 24;
+
+/// Bytes of `rows x width` f64 values, saturating (a saturated size is over any limit).
+fn matrix(rows: usize, width: usize) -> u64 {
+    (rows as u64).saturating_mul(width as u64).saturating_mul(8)
 }
 
 /// Multi-class classification: features ~ N(0, 1) of `sample_shape`; the label (i64 `[n]`) is
@@ -81,13 +122,22 @@ pub fn classification(
     classes: usize,
     seed: u64,
 ) -> Result<Dataset> {
-    let (x, width) = gaussian(samples, sample_shape, seed);
-    check(samples, width)?;
     if classes < 2 {
         return Err(Error::invalid(format!(
             "classification needs at least 2 classes, got {classes}"
         )));
     }
+    let width = checked_numel(sample_shape).unwrap_or(usize::MAX);
+    let width = check(
+        samples,
+        sample_shape,
+        Cost {
+            per_value: FEATURES,
+            per_sample: matrix(classes, 1).saturating_add(SCORES + 8),
+            fixed: matrix(classes, width),
+        },
+    )?;
+    let x = gaussian(samples, width, seed);
     let w = orthonormal_teacher(classes, width, seed);
     let labels = scores(&x, width, &w)
         .iter()
@@ -102,11 +152,20 @@ pub fn classification(
     )
 }
 
+/// The cost of a task with one score and one f32 target per sample.
+fn one_target() -> Cost {
+    Cost {
+        per_value: FEATURES,
+        per_sample: 8 + SCORES + 4,
+        fixed: 0,
+    }
+}
+
 /// Binary classification: features ~ N(0, 1); the target (f32 `[n, 1]`) is 1 when a fixed
 /// random linear teacher scores the sample above zero.
 pub fn binary(samples: usize, sample_shape: &[usize], seed: u64) -> Result<Dataset> {
-    let (x, width) = gaussian(samples, sample_shape, seed);
-    check(samples, width)?;
+    let width = check(samples, sample_shape, one_target())?;
+    let x = gaussian(samples, width, seed);
     let w = teacher(1, width, seed);
     let targets = scores(&x, width, &w)
         .iter()
@@ -121,8 +180,8 @@ pub fn binary(samples: usize, sample_shape: &[usize], seed: u64) -> Result<Datas
 /// Regression: features ~ N(0, 1); the target (f32 `[n, 1]`) is a fixed random linear
 /// teacher's score divided by `sqrt(width)`, so it has unit variance.
 pub fn regression(samples: usize, sample_shape: &[usize], seed: u64) -> Result<Dataset> {
-    let (x, width) = gaussian(samples, sample_shape, seed);
-    check(samples, width)?;
+    let width = check(samples, sample_shape, one_target())?;
+    let x = gaussian(samples, width, seed);
     let w = teacher(1, width, seed);
     let norm = (width as f64).sqrt();
     let targets = scores(&x, width, &w)
@@ -140,8 +199,13 @@ pub fn regression(samples: usize, sample_shape: &[usize], seed: u64) -> Result<D
 /// (f32 `[n, 1]`) is 1 when the first feature sums to more than zero over time, a rule an LSTM
 /// learns by accumulating its input.
 pub fn sequence(samples: usize, steps: usize, features: usize, seed: u64) -> Result<Dataset> {
-    let (x, width) = gaussian(samples, &[steps, features], seed);
-    check(samples, width)?;
+    let cost = Cost {
+        per_value: FEATURES,
+        per_sample: 4,
+        fixed: 0,
+    };
+    let width = check(samples, &[steps, features], cost)?;
+    let x = gaussian(samples, width, seed);
     let targets = x
         .chunks_exact(width)
         .map(|s| f32::from(u8::from(s.iter().step_by(features).sum::<f64>() > 0.0)))
@@ -159,9 +223,14 @@ pub const RECONSTRUCTION_RANK: usize = 8;
 /// dimension [`RECONSTRUCTION_RANK`] and a fixed random basis `B`, so the values lie in (0, 1)
 /// on a low-dimensional manifold a small latent space can capture. The target is the sample.
 pub fn reconstruction(samples: usize, sample_shape: &[usize], seed: u64) -> Result<Dataset> {
-    let width: usize = sample_shape.iter().product();
-    check(samples, width)?;
     let rank = RECONSTRUCTION_RANK;
+    // The latent, the scores and the values as f64, then features and targets as f32.
+    let cost = Cost {
+        per_value: 8 + 8 + 4 + 4,
+        per_sample: matrix(rank, 1).saturating_add(SCORES),
+        fixed: matrix(checked_numel(sample_shape).unwrap_or(usize::MAX), rank),
+    };
+    let width = check(samples, sample_shape, cost)?;
     // Scaled so that B z has standard deviation 3: contrasted patterns, few saturated values.
     let basis: Vec<f64> = teacher(width, rank, seed)
         .iter()

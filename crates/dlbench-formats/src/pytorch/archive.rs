@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use dlbench_core::limits::Limits;
 use zip::result::ZipError;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
@@ -29,12 +30,21 @@ pub struct Archive {
     zip: ZipArchive<BufReader<File>>,
     /// The folder all entries live in.
     prefix: String,
+    /// Bounds how far a compressed entry may expand.
+    limits: Limits,
 }
 
 impl Archive {
-    /// Opens `path`, checking that it is a torch zip archive; the errors say what the file
-    /// looks like instead (the legacy format, another zip, not a zip).
+    /// Opens `path` under the limits of the environment ([`Limits::from_env`]); see
+    /// [`Archive::open_with`].
     pub fn open(path: &Path) -> Result<Archive> {
+        Archive::open_with(path, &Limits::from_env()?)
+    }
+
+    /// Opens `path`, checking that it is a torch zip archive; the errors say what the file
+    /// looks like instead (the legacy format, another zip, not a zip). A compressed entry
+    /// will be read up to [`Limits::decompressed_cap`] of its compressed size.
+    pub fn open_with(path: &Path, limits: &Limits) -> Result<Archive> {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(path, e))?;
@@ -70,6 +80,7 @@ impl Archive {
             path: path.to_path_buf(),
             zip,
             prefix,
+            limits: *limits,
         })
     }
 
@@ -95,12 +106,13 @@ impl Archive {
             Err(e) => return Err(Error::file(&self.path, format!("entry `{full}`: {e}"))),
         };
         // A stored entry's bytes are in the file; a compressed one could inflate far beyond
-        // it (a zip bomb) whatever size it declares, so it is read only up to a fixed bound.
-        // torch itself writes every entry stored.
+        // it (a zip bomb) whatever size it declares, so it is read only up to a bound on its
+        // expansion. torch itself writes every entry stored.
         let max = if entry.compression() == CompressionMethod::Stored {
             max
         } else {
             max.min(MAX_COMPRESSED_BYTES)
+                .min(self.limits.decompressed_cap(entry.compressed_size()))
         };
         if entry.size() > max {
             return Err(Error::file(

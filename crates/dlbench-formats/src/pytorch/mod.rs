@@ -18,4 +18,6 @@ pub mod pickle;
 mod state_dict;
 
 pub use model::{export_state_dict, import_state_dict, weights_from_state_dict};
-pub use state_dict::{gather, read_state_dict, write_state_dict, MAX_EXPANDED_ELEMENTS};
+pub use state_dict::{
+    gather, read_state_dict, read_state_dict_with, write_state_dict, MAX_EXPANDED_ELEMENTS,
+};

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use dlbench_core::format::write_atomically;
+use dlbench_core::limits::{bytes_of, checked_numel, Limits};
 use dlbench_core::{DType, Data, Tensor};
 
 use super::archive::{self, Archive, MAX_PICKLE_BYTES};
@@ -19,8 +20,19 @@ pub const MAX_EXPANDED_ELEMENTS: usize = 1 << 24;
 /// Reads the tensors of a file written by `torch.save(model.state_dict(), path)`, in the file's
 /// order, without executing any of its pickle (see [`pickle`](super::pickle)). Tensors may be
 /// f32, f64 or i64, on any device, and views (offsets, transposes) of shared storages.
+/// Read under the limits of the environment ([`Limits::from_env`]); see
+/// [`read_state_dict_with`].
 pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    let mut archive = Archive::open(path)?;
+    read_state_dict_with(path, &Limits::from_env()?)
+}
+
+/// [`read_state_dict`] under `limits`: compressed entries may expand to
+/// [`Limits::decompressed_cap`] of their size, and the storages and tensors read, together,
+/// must fit [`Limits::memory_bytes`]; each is checked before it is allocated, so that a small
+/// file whose tensors all expand one storage element (stride 0) or share one storage cannot
+/// make the reader allocate without bound.
+pub fn read_state_dict_with(path: &Path, limits: &Limits) -> Result<Vec<(String, Tensor)>> {
+    let mut archive = Archive::open_with(path, limits)?;
     let pickle_bytes = archive
         .entry("data.pkl", MAX_PICKLE_BYTES)?
         .ok_or_else(|| Error::file(path, "no data.pkl in the archive"))?;
@@ -52,6 +64,8 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
         pickle: &parsed,
         big_endian,
         storages: HashMap::new(),
+        limits: *limits,
+        held: 0,
     };
     reader.tensors()
 }
@@ -62,11 +76,22 @@ struct Reader<'a> {
     big_endian: bool,
     /// Storage bytes by arena index: tensors sharing a storage read it once.
     storages: HashMap<usize, Vec<u8>>,
+    limits: Limits,
+    /// Bytes of the storages and tensors read so far.
+    held: u64,
 }
 
 impl Reader<'_> {
     fn path(&self) -> &Path {
         self.archive.path()
+    }
+
+    /// Counts `bytes` more for tensor `name`, refusing them over the memory limit.
+    fn hold(&mut self, name: &str, bytes: u64) -> Result<()> {
+        self.held = self.held.saturating_add(bytes);
+        self.limits
+            .check_memory("the state_dict up to it", self.held)
+            .map_err(|e| Error::tensor(self.path(), name, e.to_string()))
     }
 
     fn tensors(&mut self) -> Result<Vec<(String, Tensor)>> {
@@ -130,6 +155,7 @@ impl Reader<'_> {
             let needed = storage.numel.checked_mul(size).ok_or_else(|| {
                 Error::tensor(self.path(), name, "its storage's byte size overflows")
             })?;
+            self.hold(name, needed as u64)?;
             let bytes = self.archive.entry(&entry, needed as u64)?.ok_or_else(|| {
                 Error::tensor(
                     self.path(),
@@ -150,6 +176,11 @@ impl Reader<'_> {
                 ));
             }
             self.storages.insert(view.storage, bytes);
+        }
+        // A view may read its storage many times over (stride 0), and many entries may name
+        // the same view: each gathered tensor counts on its own.
+        if let Some(numel) = checked_numel(&view.shape) {
+            self.hold(name, bytes_of(numel, size))?;
         }
         let bytes = self
             .storages
@@ -178,10 +209,18 @@ pub fn gather(
     big_endian: bool,
 ) -> Result<Tensor, String> {
     let shape = view.shape.clone();
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
+    // An empty view whose other dims overflow would hold nothing yet break every later size
+    // computation on its shape.
+    let nonzero: Vec<usize> = shape.iter().copied().filter(|&d| d != 0).collect();
+    let numel = checked_numel(&shape)
+        .filter(|_| checked_numel(&nonzero).is_some())
         .ok_or_else(|| format!("size {shape:?} overflows"))?;
+    if view.stride.len() != shape.len() {
+        return Err(format!(
+            "size {shape:?} and stride {:?} differ in rank",
+            view.stride
+        ));
+    }
     if numel == 0 {
         return Ok(Tensor::zeros(dtype, shape));
     }
