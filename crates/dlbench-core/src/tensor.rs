@@ -66,7 +66,10 @@ pub struct Tensor {
 impl Tensor {
     /// Builds a tensor, checking that the element count matches the shape.
     pub fn new(shape: Vec<usize>, data: Data) -> Result<Self> {
-        let expected: usize = shape.iter().product();
+        // Checked: a crafted shape such as [2^63, 2] must not wrap to 0 elements and match.
+        let expected = crate::limits::checked_numel(&shape).ok_or_else(|| {
+            Error::invalid(format!("tensor of shape {shape:?}: its size overflows"))
+        })?;
         let len = match &data {
             Data::F32(v) => v.len(),
             Data::F64(v) => v.len(),
@@ -95,9 +98,10 @@ impl Tensor {
         Self::new(shape, Data::I64(data))
     }
 
-    /// A tensor of this dtype and shape filled with zeros.
+    /// A tensor of this dtype and shape filled with zeros. The shape must come from checked
+    /// sizes (shape inference refuses values whose size overflows); one that overflows panics.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Self {
-        let n = shape.iter().product();
+        let n = crate::limits::checked_numel(&shape).expect("a shape whose size fits in usize");
         let data = match dtype {
             DType::F32 => Data::F32(vec![0.0; n]),
             DType::F64 => Data::F64(vec![0.0; n]),
