@@ -44,7 +44,7 @@ const SUPPORTED: &str = "dlbench converts a native model (.safetensors) to a PyT
 /// The graph of a spec (.yaml, .yml) or of a native model (.safetensors).
 fn graph_of(path: &Path) -> anyhow::Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("yaml" | "yml") => Ok(Spec::load(path)?.build_model()?.graph),
+        Some("yaml" | "yml") => Ok(Spec::load(path)?.build_graph()?),
         Some("safetensors") => Ok(Model::load(path)?.graph),
         _ => bail!(
             "--like {}: expected a spec (.yaml, .yml) or a native model (.safetensors)",

@@ -101,7 +101,7 @@ fn read_source(
     let source = (&magic[..got]).chain(source);
     if magic[..got] == [0x1f, 0x8b] {
         let cap = limits.decompressed_cap(known_len.unwrap_or(0));
-        let text = BoundedReader::new(flate2::read::GzDecoder::new(source), cap);
+        let text = BoundedReader::new(flate2::read::MultiGzDecoder::new(source), cap);
         let bound = Bound { cap, gzip: true };
         parse(
             BufReader::new(text),

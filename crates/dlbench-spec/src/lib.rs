@@ -323,6 +323,12 @@ impl Spec {
     /// `/dev/zero`) is refused before it is read whole; a UTF-8 byte-order mark is skipped.
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
         let limits = limits(path)?;
+        // A regular file's size is known before reading: refused naming the limit's variable.
+        if let Ok(meta) = std::fs::metadata(path) {
+            limits
+                .check_spec_bytes("the spec", meta.len())
+                .map_err(|e| SpecError::new(path, e.to_string()))?;
+        }
         let bytes = read_file(path, limits.spec_bytes, "the spec")
             .map_err(|e| SpecError::new(path, core_message(e)))?;
         let text = String::from_utf8(bytes).map_err(|e| {
