@@ -57,15 +57,22 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let graph = &load_graph(path)?;
     let values = graph.infer()?;
     let flops = dlbench_core::flops::graph_flops(graph)?;
+    // By name once: looking each node's parameters up in the list is quadratic.
+    let param_sizes: std::collections::HashMap<&str, usize> = graph
+        .params
+        .iter()
+        .map(|p| (p.value.name.as_str(), p.value.numel_per_sample()))
+        .collect();
     let rows: Vec<_> = graph
         .nodes
         .iter()
         .zip(&flops)
         .map(|(node, &f)| {
-            let params: usize = graph
-                .node_params(node)
-                .map(|p| p.value.numel_per_sample())
-                .sum();
+            let params = node
+                .inputs
+                .iter()
+                .filter_map(|i| param_sizes.get(i.as_str()))
+                .fold(0usize, |n, &p| n.saturating_add(p));
             (node, params, f)
         })
         .collect();

@@ -293,5 +293,8 @@ pub fn read_with(path: &Path, limits: &Limits) -> Result<Model> {
         })?;
     let graph: Graph = serde_json::from_str(graph_json)
         .map_err(|e| Error::file(path, format!("metadata `{GRAPH_KEY}`: {e}")))?;
+    limits
+        .check_nodes(&format!("metadata `{GRAPH_KEY}`"), graph.nodes.len())
+        .map_err(|e| Error::file(path, e.to_string()))?;
     Model::new(graph, weights).map_err(|e| Error::file(path, e.to_string()))
 }

@@ -48,7 +48,10 @@ impl Model {
                 )));
             }
         }
-        if let Some(extra) = self.weights.keys().find(|k| graph.param(k).is_none()) {
+        // A set, not `graph.param` per weight: a crafted file may hold a million weights.
+        let params: std::collections::HashSet<&str> =
+            graph.params.iter().map(|p| p.value.name.as_str()).collect();
+        if let Some(extra) = self.weights.keys().find(|k| !params.contains(k.as_str())) {
             return Err(Error::invalid(format!(
                 "model `{}`: weight `{extra}` is not a parameter of the graph",
                 graph.name
