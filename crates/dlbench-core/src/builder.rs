@@ -216,7 +216,10 @@ impl GraphBuilder {
                 ),
             ));
         }
-        let fan_in = channels / attrs.groups * kernel[0] * kernel[1];
+        // Saturating: only the init bound uses it, and `param` refuses a shape this large.
+        let fan_in = (channels / attrs.groups)
+            .saturating_mul(kernel[0])
+            .saturating_mul(kernel[1]);
         let w = self.param(
             &format!("{name}.weight"),
             &[filters, channels / attrs.groups, kernel[0], kernel[1]],
@@ -236,16 +239,23 @@ impl GraphBuilder {
         let name = self.node_name(name, &op);
         let features = self.last_known(x, &op, "the input's feature dim")?;
         let (h, init) = (attrs.hidden, Init::fan_in(attrs.hidden));
+        let gates = h.checked_mul(4).ok_or_else(|| {
+            Error::node(
+                &name,
+                op.name(),
+                format!("hidden {h} is too large to address"),
+            )
+        })?;
         let mut inputs = vec![x.to_string()];
         let suffixes: &[&str] = match attrs.direction {
             Direction::Bidirectional => &["", "_reverse"],
             _ => &[""],
         };
         for suffix in suffixes {
-            inputs.push(self.param(&format!("{name}.w_ih{suffix}"), &[4 * h, features], init)?);
-            inputs.push(self.param(&format!("{name}.w_hh{suffix}"), &[4 * h, h], init)?);
-            inputs.push(self.param(&format!("{name}.b_ih{suffix}"), &[4 * h], init)?);
-            inputs.push(self.param(&format!("{name}.b_hh{suffix}"), &[4 * h], init)?);
+            inputs.push(self.param(&format!("{name}.w_ih{suffix}"), &[gates, features], init)?);
+            inputs.push(self.param(&format!("{name}.w_hh{suffix}"), &[gates, h], init)?);
+            inputs.push(self.param(&format!("{name}.b_ih{suffix}"), &[gates], init)?);
+            inputs.push(self.param(&format!("{name}.b_hh{suffix}"), &[gates], init)?);
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let outs = self.node(Some(&name), op, &refs)?;

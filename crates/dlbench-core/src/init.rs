@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::limits::checked_numel;
 use crate::rng::Stream;
 use crate::tensor::Tensor;
 
@@ -37,7 +38,11 @@ impl Init {
 impl Init {
     /// The initial f32 value of the parameter `name` of this shape, from `seed`.
     pub fn sample(self, name: &str, shape: Vec<usize>, seed: u64) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = checked_numel(&shape).ok_or_else(|| {
+            Error::invalid(format!(
+                "parameter `{name}`: shape {shape:?} is too large to address"
+            ))
+        })?;
         let data: Vec<f32> = match self {
             Init::Uniform { bound } => {
                 let mut stream = Stream::new(seed, name, 0);

@@ -287,3 +287,48 @@ fn parameters_that_cannot_be_addressed_are_refused() {
         .to_string();
     assert!(err.contains("`wide.weight`"), "{err}");
 }
+
+/// Found by the fuzzer: a kernel of 2^40 overflowed the fan-in product before the weight's
+/// size was checked.
+#[test]
+fn a_kernel_whose_fan_in_overflows_is_refused_by_its_weight() {
+    let mut b = GraphBuilder::new("huge");
+    let x = b.data_input("x", &[2, 8, 8]).unwrap();
+    let err = b
+        .conv2d(
+            Some("conv"),
+            &x,
+            2,
+            [1 << 40, 1 << 40],
+            Conv2d::default(),
+            true,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`conv.weight`"), "{err}");
+}
+
+#[test]
+fn an_lstm_whose_gates_overflow_is_refused() {
+    let mut b = GraphBuilder::new("huge");
+    let x = b.data_input("x", &[5, 3]).unwrap();
+    let attrs = Lstm {
+        hidden: usize::MAX / 2,
+        direction: Direction::Forward,
+        batch_first: true,
+    };
+    let err = b.lstm(Some("rnn"), &x, attrs).unwrap_err().to_string();
+    assert!(
+        err.contains("node `rnn`") && err.contains("too large"),
+        "{err}"
+    );
+}
+
+#[test]
+fn init_refuses_a_shape_it_cannot_address() {
+    let err = dlbench_core::init::Init::Zeros
+        .sample("w", vec![1 << 40, 1 << 40], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`w`") && err.contains("too large"), "{err}");
+}
