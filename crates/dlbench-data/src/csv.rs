@@ -99,17 +99,12 @@ fn read_source(
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut source, &mut magic).map_err(|e| Error::io(path, e))?;
     let source = (&magic[..got]).chain(source);
-    if magic[..got] == [0x1f, 0x8b] {
+    let (text, bound): (Box<dyn Read + '_>, Bound) = if magic[..got] == [0x1f, 0x8b] {
         let cap = limits.decompressed_cap(known_len.unwrap_or(0));
-        let text = BoundedReader::new(flate2::read::MultiGzDecoder::new(source), cap);
-        let bound = Bound { cap, gzip: true };
-        parse(
-            BufReader::new(text),
-            path,
-            skip_rows,
-            delimiter,
-            limits,
-            bound,
+        let gunzip = flate2::read::MultiGzDecoder::new(source);
+        (
+            Box::new(BoundedReader::new(gunzip, cap)),
+            Bound { cap, gzip: true },
         )
     } else {
         if let Some(len) = known_len {
@@ -118,17 +113,19 @@ fn read_source(
                 .map_err(|e| Error::file(path, e.to_string()))?;
         }
         let cap = limits.memory_bytes;
-        let text = BoundedReader::new(source, cap);
-        let bound = Bound { cap, gzip: false };
-        parse(
-            BufReader::new(text),
-            path,
-            skip_rows,
-            delimiter,
-            limits,
-            bound,
+        (
+            Box::new(BoundedReader::new(source, cap)),
+            Bound { cap, gzip: false },
         )
-    }
+    };
+    parse(
+        BufReader::new(text),
+        path,
+        skip_rows,
+        delimiter,
+        limits,
+        bound,
+    )
 }
 
 /// How the text is bounded, to explain an error while reading it.
