@@ -46,6 +46,14 @@ impl Plan {
         };
         let usage = |from: &str, message: String| HarnessError::Usage(format!("{from}: {message}"));
 
+        if backends.is_empty() && options.backends.is_none() && spec.backends.is_empty() {
+            return Err(usage(
+                &backends_from,
+                "this build has no backend to compare but the f64 reference, which names no \
+                 backend by default; give `--backends reference` to run it"
+                    .to_string(),
+            ));
+        }
         if backends.is_empty() || backends.iter().any(|b| b.trim().is_empty()) {
             return Err(usage(
                 &backends_from,

@@ -17,13 +17,16 @@ pub fn reference<'a>(registry: &[&'a dyn Backend]) -> Option<&'a dyn Backend> {
     find(registry, REFERENCE)
 }
 
-/// Every backend in `registry` but the deliberately faulty `test-...` doubles: what a spec
-/// that names no backends compares.
+/// What a spec that names no backends compares: every backend in `registry` but the f64
+/// reference and the deliberately faulty `test-...` doubles. The reference is the oracle: each
+/// run checks its backend against it (forward, gradients, the training trajectory), but it is
+/// trained to the end and timed only when named (`--backends reference,...`), because an f64
+/// interpreter is no framework a person would choose, and timing it would take most of a run.
 pub fn every_backend(registry: &[&dyn Backend]) -> Vec<String> {
     registry
         .iter()
         .map(|b| b.name().to_string())
-        .filter(|name| !name.starts_with("test-"))
+        .filter(|name| name != REFERENCE && !name.starts_with("test-"))
         .collect()
 }
 

@@ -44,6 +44,15 @@ impl Backend for InferenceOnly {
     }
 }
 
+/// Runs on the reference alone: a spec naming no backends compares every framework in the
+/// registry, never the reference.
+fn reference_only() -> RunOptions {
+    RunOptions {
+        backends: Some(vec!["reference".into()]),
+        ..RunOptions::default()
+    }
+}
+
 fn mlp() -> Spec {
     Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/mlp.yaml")).unwrap()
 }
@@ -116,7 +125,7 @@ fn a_device_the_backend_lacks_is_unsupported() {
         // A machine with a GPU, so that the device exists and only the backend lacks it.
         devices_present: Some(vec![Device::Cpu, Device::Cuda(0)]),
         quick: true,
-        ..RunOptions::default()
+        ..reference_only()
     };
     let results = run(&mlp(), &registry, &options, &mut Silent).unwrap();
     assert_eq!(results.runs[0].status, Status::Unsupported);
@@ -128,7 +137,7 @@ fn the_same_spec_gives_the_same_losses_and_metrics() {
     let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
     let options = RunOptions {
         quick: true,
-        ..RunOptions::default()
+        ..reference_only()
     };
     let a = run(&mlp(), &registry, &options, &mut Silent).unwrap();
     let b = run(&mlp(), &registry, &options, &mut Silent).unwrap();
@@ -145,7 +154,7 @@ fn timings_are_taken_in_rounds_and_their_intervals_resample_them() {
     let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
     let options = RunOptions {
         quick: true,
-        ..RunOptions::default()
+        ..reference_only()
     };
     let mut spec = mlp();
     spec.benchmark.rounds = 4;
@@ -185,14 +194,14 @@ fn a_plan_that_cannot_run_is_a_usage_error_before_any_work() {
         (
             RunOptions {
                 backends: Some(vec!["reference".into(), "bogus".into()]),
-                ..RunOptions::default()
+                ..reference_only()
             },
             "--backends: unknown backend `bogus`",
         ),
         (
             RunOptions {
                 backends: Some(vec![String::new(), String::new()]),
-                ..RunOptions::default()
+                ..reference_only()
             },
             "--backends",
         ),
@@ -200,21 +209,21 @@ fn a_plan_that_cannot_run_is_a_usage_error_before_any_work() {
             RunOptions {
                 devices: Some(vec![Device::Cuda(7)]),
                 devices_present: Some(vec![Device::Cpu]),
-                ..RunOptions::default()
+                ..reference_only()
             },
             "--device: device `cuda:7` does not exist",
         ),
         (
             RunOptions {
                 threads: Some(vec![100_000]),
-                ..RunOptions::default()
+                ..reference_only()
             },
             "DLBENCH_MAX_THREADS",
         ),
         (
             RunOptions {
                 threads: Some(vec![0]),
-                ..RunOptions::default()
+                ..reference_only()
             },
             "--threads",
         ),
@@ -225,5 +234,29 @@ fn a_plan_that_cannot_run_is_a_usage_error_before_any_work() {
             Err(other) => assert!(other.to_string().contains(needle), "{other}"),
             Ok(_) => panic!("{needle}: the run went ahead"),
         }
+    }
+}
+
+/// The f64 reference is the oracle: a spec that names no backends compares the frameworks, and
+/// the reference runs only when named.
+#[test]
+fn the_reference_is_compared_only_when_named() {
+    let registry: Vec<&dyn Backend> = vec![&ReferenceBackend, &InferenceOnly];
+    let options = RunOptions {
+        quick: true,
+        ..RunOptions::default()
+    };
+    let results = run(&mlp(), &registry, &options, &mut Silent).unwrap();
+    let names: Vec<&str> = results.runs.iter().map(|r| r.backend.as_str()).collect();
+    assert_eq!(names, ["inference-only"]);
+    let only_reference: Vec<&dyn Backend> = vec![&ReferenceBackend];
+    match run(&mlp(), &only_reference, &options, &mut Silent) {
+        Err(HarnessError::Usage(message)) => {
+            assert!(message.contains("--backends reference"), "{message}")
+        }
+        other => panic!(
+            "expected a usage error, got {:?}",
+            other.map(|r| r.runs.len())
+        ),
     }
 }

@@ -98,7 +98,8 @@ pub struct Spec {
     /// The `inference:` section; default batch sizes `[1, 32]`.
     #[serde(default)]
     pub inference: InferenceSpec,
-    /// Backends to compare; empty (the default) means every backend in this build.
+    /// Backends to compare; empty (the default) means every framework backend in this build
+    /// (not the f64 reference, which checks every run but is timed only when named).
     #[serde(default, deserialize_with = "de::non_empty")]
     pub backends: Vec<String>,
     /// Default `[cpu]`.
