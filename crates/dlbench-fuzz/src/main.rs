@@ -40,6 +40,10 @@ struct Cli {
     /// the libFuzzer runs of scripts/fuzz-coverage.sh) instead of fuzzing.
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
+    /// Write the inputs `--from`..`--from + --runs` to DIR instead of running them (to look at
+    /// a slow input, or to keep one as a regression).
+    #[arg(long, value_name = "DIR")]
+    dump: Option<PathBuf>,
     /// Where failing inputs are saved, one folder per target.
     #[arg(long, default_value = "target/fuzz")]
     out: PathBuf,
@@ -115,6 +119,17 @@ fn fuzz(cli: &Cli) -> anyhow::Result<usize> {
                 target.name(),
                 dir.join(target.name()).display()
             );
+        }
+        return Ok(0);
+    }
+    if let Some(dir) = &cli.dump {
+        std::fs::create_dir_all(dir)?;
+        for target in targets {
+            let corpus = target.corpus();
+            for index in cli.from..cli.from.saturating_add(cli.runs) {
+                let name = format!("{}-s{}-i{index}", target.name(), cli.seed);
+                std::fs::write(dir.join(name), target.generate(&corpus, cli.seed, index))?;
+            }
         }
         return Ok(0);
     }

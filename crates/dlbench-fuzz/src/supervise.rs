@@ -150,8 +150,9 @@ fn run_worker(
     report: &mut Report,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Option<(u64, String)>> {
+    // Mutation indices are the run's own; replayed files are numbered from 0 in each worker.
     let (offset, empty) = match inputs {
-        Inputs::Mutations { from, to, .. } => (*from, from >= to),
+        Inputs::Mutations { from, to, .. } => (0, from >= to),
         Inputs::Files(files) => (report.inputs, files.is_empty()),
     };
     if empty {

@@ -87,3 +87,25 @@ fn a_mutation_run_is_the_same_inputs_for_the_same_seed() {
         Target::Spec.generate(&corpus, 4, 1)
     );
 }
+
+/// A run resumed at `--from` names its inputs by their index in the whole run, so that a
+/// failure found after a restart is saved as the input that failed.
+#[test]
+fn a_run_from_an_index_reports_that_index() {
+    let out = std::env::temp_dir().join(format!("dlbench-fuzz-from-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_dlbench-fuzz"))
+        .args(["npy", "--from", "5000", "--runs", "3", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let slowest: u64 = stdout
+        .split("slowest input #")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!((5000..5003).contains(&slowest), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
+}

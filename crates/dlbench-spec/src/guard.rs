@@ -4,19 +4,21 @@
 
 /// The greatest nesting depth of YAML `text`: flow brackets (`[`, `{`) outside quotes and
 /// comments, plus block levels (deeper indentation, and `- ` items that open a sequence on
-/// the same line). It over-counts rather than under-counts (brackets inside a block scalar
-/// count too); real specs nest about six deep.
+/// the same line). It over-counts rather than under-counts, so that no text the parser would
+/// nest deeply gets past it: brackets inside a block scalar count, a quote opens a quoted
+/// scalar only where one can start (after a space, `[`, `{` or `,`: the quote in `la"ers` is
+/// a letter), and a quoted scalar is taken to end with its line. Real specs nest about six
+/// deep.
 pub fn yaml_depth(text: &str) -> usize {
     let mut deepest = 0;
     let mut flow = 0usize;
     // Indentation of each open block level.
     let mut indents: Vec<usize> = Vec::new();
-    let mut quote: Option<char> = None;
     for line in text.lines() {
         let content = line.trim_start_matches(' ');
         let indent = line.len() - content.len();
         let mut block = 0;
-        if quote.is_none() && flow == 0 && !content.is_empty() && !content.starts_with('#') {
+        if flow == 0 && !content.is_empty() && !content.starts_with('#') {
             while indents.last().is_some_and(|&i| i > indent) {
                 indents.pop();
             }
@@ -34,13 +36,26 @@ pub fn yaml_depth(text: &str) -> usize {
             }
         }
         deepest = deepest.max(indents.len() + block + flow);
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        // `''` inside single quotes is a quote, not the end and a new start.
+        let mut closed_single = false;
         let mut previous = ' ';
         for c in line.chars() {
+            let reopens = std::mem::take(&mut closed_single) && c == '\'';
             match (quote, c) {
-                (Some('"'), '"') if previous != '\\' => quote = None,
-                (Some('\''), '\'') => quote = None,
+                (Some('"'), _) if escaped => escaped = false,
+                (Some('"'), '\\') => escaped = true,
+                (Some('"'), '"') => quote = None,
+                (Some('\''), '\'') => {
+                    quote = None;
+                    closed_single = true;
+                }
                 (Some(_), _) => {}
-                (None, '"' | '\'') => quote = Some(c),
+                (None, '\'') if reopens => quote = Some(c),
+                (None, '"' | '\'') if matches!(previous, ' ' | '\t' | '[' | '{' | ',') => {
+                    quote = Some(c)
+                }
                 (None, '#') if previous == ' ' || previous == '\t' => break,
                 (None, '[' | '{') => {
                     flow += 1;
@@ -101,6 +116,18 @@ mod tests {
         assert_eq!(yaml_depth(&format!("{}1", "- ".repeat(500))), 501);
         // Brackets in quotes and comments do not nest.
         assert_eq!(yaml_depth("a: \"[[[[\" # [[[[\nb: '{{{'\n"), 1);
+        assert_eq!(yaml_depth("a: \"\\\"[[\" 'it''s [['\n"), 1);
+    }
+
+    /// Found by the fuzzer: a quote inside a word hid 20,000 nested `{a:` from the guard, and
+    /// the parser took 5 s over them.
+    #[test]
+    fn a_quote_that_does_not_start_a_scalar_hides_nothing() {
+        let nested = "{a: ".repeat(100);
+        assert_eq!(yaml_depth(&format!("la\"ers:\n  - {nested}\n")), 103);
+        // An escaped backslash ends before the quote; a quote left open ends with its line.
+        assert_eq!(yaml_depth(&format!("x: \"\\\\\" {nested}\n")), 101);
+        assert_eq!(yaml_depth(&format!("x: |\n  \"\ny: {nested}\n")), 101);
     }
 
     #[test]
