@@ -14,7 +14,7 @@
 //!
 //! | IR | candle |
 //! | --- | --- |
-//! | dense | `candle_nn::Linear` (weight `[out, in]`, the IR's layout), on a contiguous input: on a transposed one candle 0.11.1's CPU matmul is silently wrong (huggingface/candle#3744) |
+//! | dense | `candle_nn::Linear` (weight `[out, in]`, the IR's layout), on a contiguous input: on a transposed one candle 0.11.1's CPU matmul is silently wrong (huggingface/candle#3744, #3758) |
 //! | mat_mul | `Tensor::broadcast_matmul`, on contiguous operands (as dense) |
 //! | conv2d | `Tensor::conv2d`, groups included. candle takes one padding, stride and dilation for both axes: unequal padding is applied first with `pad_with_zeros`, unequal stride runs at stride 1 and keeps every stride-th row or column (`index_select`), unequal dilation spreads the kernel with zeros |
 //! | max_pool2d | `max_pool2d_with_stride` on the input padded with -inf (and, in ceil mode, extended at the end) by concatenation. candle's backward scales a window's unique maximum's gradient by `1 / (kh * kw)` and is missing where the kernel differs from the stride, so in training the windows are gathered (`index_select`) and each one's first maximum is read with `argmax` + `gather`: the gradient goes to that one cell, as in PyTorch |

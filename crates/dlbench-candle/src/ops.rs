@@ -67,7 +67,7 @@ fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> CResult<Vec<Tensor>> {
 /// input (a transposed value) `Linear` multiplies by a batch-broadcast weight, and candle
 /// 0.11.1's CPU matmul folds the batches of such a product into one gemm assuming the lhs rows
 /// are adjacent, which a transposed lhs breaks: the result is silently wrong
-/// (huggingface/candle#3744; tests/backend.rs `permuted_inputs_feed_matrix_ops`). `Linear`
+/// (huggingface/candle#3744, fix proposed in #3758; tests/backend.rs shows it). `Linear`
 /// takes inputs of rank 2 to 4; a higher rank goes through it flattened to rank 2.
 fn dense(linear: &candle_nn::Linear, x: &Tensor) -> CResult<Tensor> {
     if x.rank() <= 4 {
