@@ -5,13 +5,15 @@ use dlbench_core::Backend;
 use dlbench_native::engine::NativeBackend;
 use dlbench_reference::ReferenceBackend;
 
-/// Every backend in this build (the f64 reference and the native f32 engine, both pure Rust,
-/// always); with the `test-backends` feature, also the deliberately
-/// faulty `test-...` backends of `dlbench-testkit`, which the end-to-end tests run; with the
-/// `tch` feature, libtorch.
+/// Every backend in this build: the f64 reference and the native f32 engine always; candle
+/// with its feature (on by default); libtorch with the `tch` feature; with the
+/// `test-backends` feature, also the deliberately faulty `test-...` backends of
+/// `dlbench-testkit`, which the end-to-end tests run.
 pub fn backends() -> Vec<Box<dyn Backend>> {
-    #[allow(unused_mut)] // extended only with the `test-backends` or `tch` feature
+    #[allow(unused_mut)] // extended only by features
     let mut all: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend), Box::new(NativeBackend)];
+    #[cfg(feature = "candle")]
+    all.push(Box::new(dlbench_candle::CandleBackend));
     #[cfg(feature = "tch")]
     all.push(Box::new(dlbench_tch::TchBackend));
     #[cfg(feature = "test-backends")]
@@ -30,7 +32,10 @@ pub fn not_built() -> Vec<(&'static str, &'static str)> {
     let planned = [
         ("tch", TCH_RECIPE),
         ("burn", "burn 0.22 (flex CPU backend): not implemented yet"),
-        ("candle", "candle 0.11: not implemented yet"),
+        (
+            "candle",
+            "candle 0.11 (pure Rust): build with the `candle` feature, on by default",
+        ),
         (
             "tract",
             "ONNX through tract-onnx 0.23 (inference only): not implemented yet",
