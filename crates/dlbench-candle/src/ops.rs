@@ -24,6 +24,63 @@ pub(crate) fn forward(node: &Node, inputs: &[&Tensor], mode: Mode) -> Result<Vec
     })
 }
 
+/// What of `op` this backend composes from candle tensor ops rather than running candle's own
+/// op (see the crate docs' table), in a session that trains (`training`) or only infers; `None`
+/// where candle's op runs as it is. The results record keeps these beside the timings.
+pub(crate) fn composed(op: &Op, training: bool) -> Option<String> {
+    let pooled = |p: &Pool2d| p.padding != [0, 0] || p.ceil_mode;
+    match op {
+        Op::Conv2d(a) => (a.padding[0] != a.padding[1]
+            || a.stride[0] != a.stride[1]
+            || a.dilation[0] != a.dilation[1])
+            .then(|| {
+                "unequal per-axis padding, stride or dilation composed around candle's conv2d"
+                    .into()
+            }),
+        Op::MaxPool2d(p) if training => Some(
+            "training forward composed (gathered windows, argmax) so that the backward is \
+             PyTorch's: candle's scales the gradient by 1/(kh*kw) and lacks kernel != stride"
+                .into(),
+        ),
+        Op::MaxPool2d(p) => {
+            pooled(p).then(|| "padding or ceil mode composed (-inf padding)".into())
+        }
+        Op::AvgPool2d(p) if training && p.kernel != p.stride => Some(
+            "training forward composed (gathered windows summed): candle's backward lacks \
+             kernel != stride"
+                .into(),
+        ),
+        Op::AvgPool2d(p) => (pooled(p) || !p.count_include_pad && p.padding != [0, 0]).then(|| {
+            "padding, ceil mode or divisor composed (zero padding, a [Ho, Wo] factor)".into()
+        }),
+        Op::Unary(UnaryOp::Relu) if training => {
+            Some("candle's relu: its gradient at exactly 0 is 1 (PyTorch's is 0)".into())
+        }
+        Op::Loss(LossOp::BinaryCrossEntropy) => {
+            Some("composed: candle-nn has no BCE on probabilities".into())
+        }
+        Op::Loss(LossOp::BinaryCrossEntropyWithLogits) => Some(
+            "composed (stable formula): candle-nn's binary_cross_entropy_with_logit is NaN for \
+             logits past about ±17"
+                .into(),
+        ),
+        Op::Loss(LossOp::VaeElbo) => Some("composed from candle tensor ops (BCE sum + KL)".into()),
+        Op::Dense
+        | Op::MatMul
+        | Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Concat { .. }
+        | Op::Unary(_)
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::Dropout { .. }
+        | Op::Lstm(_)
+        | Op::Binary(_)
+        | Op::Loss(LossOp::Mse | LossOp::CrossEntropy) => None,
+    }
+}
+
 fn lower(op: &Op, inputs: &[&Tensor], mode: Mode) -> CResult<Vec<Tensor>> {
     let x = arg(inputs, 0)?;
     let one = |t: Tensor| Ok(vec![t]);

@@ -351,4 +351,23 @@ impl Session for CandleSession {
     fn weights(&mut self) -> Result<Values> {
         to_host_all(self.params.iter().map(|(n, v)| (n, v.as_tensor())))
     }
+
+    /// Each node whose op is (partly) composed from candle tensor ops, and the optimizer when
+    /// it is PyTorch's rule composed rather than candle-nn's.
+    fn notes(&self) -> Vec<String> {
+        let training = self.optimizer.is_some();
+        let mut notes: Vec<String> = self
+            .graph
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                ops::composed(&node.op, training)
+                    .map(|what| format!("candle: `{}` ({}): {what}", node.name, node.op.name()))
+            })
+            .collect();
+        if let Some(stepper) = &self.optimizer {
+            notes.push(format!("candle: optimizer: {}", stepper.describe()));
+        }
+        notes
+    }
 }

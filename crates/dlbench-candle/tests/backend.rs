@@ -687,3 +687,46 @@ fn dense_takes_any_rank() {
     };
     assert_gradients_match_the_reference(&model, config, &inputs);
 }
+
+/// What the session composes is named for the results record: the training max pool, the
+/// composed losses, the optimizer when it is PyTorch's rule rather than candle-nn's.
+#[test]
+fn composed_parts_are_named_in_the_notes() {
+    let mut b = GraphBuilder::new("pooled");
+    let x = b.data_input("x", &[1, 4, 4]).unwrap();
+    let pool = Pool2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+        ceil_mode: false,
+        count_include_pad: true,
+    };
+    let p = b.op(Some("pool"), Op::MaxPool2d(pool), &[&x]).unwrap();
+    let f = b.op(Some("flat"), Op::Flatten { axis: 1 }, &[&p]).unwrap();
+    let y = b.dense(Some("out"), &f, 1, true).unwrap();
+    let model = Model::initialized(b.finish(&[&y]).unwrap(), 1).unwrap();
+    let inference = CandleBackend
+        .prepare(&model, &PrepareOptions::default())
+        .unwrap();
+    assert!(inference.notes().is_empty(), "{:?}", inference.notes());
+    let training = PrepareOptions {
+        training: Some(TrainingConfig {
+            loss: Loss::BinaryCrossEntropyWithLogits,
+            optimizer: Optimizer::Sgd(Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                ..Sgd::default()
+            }),
+        }),
+        ..PrepareOptions::default()
+    };
+    let notes = CandleBackend.prepare(&model, &training).unwrap().notes();
+    let all = notes.join("\n");
+    for needle in [
+        "`pool` (max_pool2d): training forward composed",
+        "bce_with_logits",
+        "optimizer: torch.optim.SGD composed",
+    ] {
+        assert!(all.contains(needle), "{needle}: {all}");
+    }
+}

@@ -143,4 +143,11 @@ pub trait Session {
     fn gradients(&mut self) -> Result<Values>;
     /// Untimed: the current parameters.
     fn weights(&mut self) -> Result<Values>;
+    /// What the timed work includes beyond the framework's own building blocks: each op,
+    /// backward or optimizer this session composes from the framework's tensor ops because the
+    /// framework lacks it (or has it wrong), one line each. The results record keeps them
+    /// beside the timings. Empty by default.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -140,6 +140,7 @@ fn train(
     let started = Instant::now();
     let mut session = config.prepare(&work.model, Some(training))?;
     record.prepare_ns = Some(started.elapsed().as_nanos() as f64);
+    record.notes.extend(session.notes());
     let graph = work.model.graph.with_loss(training.loss)?;
     let batch = work.batch_size;
     let epoch_of = |epoch: u32| {
