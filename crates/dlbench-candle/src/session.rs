@@ -368,6 +368,10 @@ impl Session for CandleSession {
         if let Some(stepper) = &self.optimizer {
             notes.push(format!("candle: optimizer: {}", stepper.describe()));
         }
+        notes.push(format!(
+            "candle: told {} thread(s): RAYON_NUM_THREADS and CANDLE_NUM_THREADS, its pools sized once",
+            crate::threads()
+        ));
         notes
     }
 }
