@@ -7,7 +7,7 @@
 //! What is burn's own and what is composed from burn tensor ops:
 //! - burn's own: `linear` (Dense), `matmul`, `conv2d`, `max_pool2d`, `avg_pool2d`, `permute`,
 //!   `cat`, `reshape`, the activations, `softmax` / `log_softmax`, burn-nn's `Lstm` module
-//!   (loaded with views of our weights, see [`lstm`](crate#lstm)), burn-nn's `MseLoss` and
+//!   (its eight gate `Linear`s hold views of the IR's stacked weights), burn-nn's `MseLoss` and
 //!   `CrossEntropyLoss`, burn-optim's `Sgd` and `Adam` (per-tensor steps).
 //! - composed from burn tensor ops: Dropout with the harness's mask (`x * mask / (1 - p)`),
 //!   binary cross-entropy on probabilities and on logits (burn-nn's BCE takes integer targets
@@ -24,11 +24,17 @@
 //!
 //! The CPU always. The cargo features `cuda` and `wgpu` (off by default) add burn's CubeCL GPU
 //! backends:
-//! - `cuda`: burn-cuda through cubecl-cuda. Building needs no CUDA toolkit (the driver API and
-//!   NVRTC are loaded at run time); running needs an NVIDIA driver, and NVRTC plus the CUDA
-//!   headers at run time (kernels are compiled just in time).
-//! - `wgpu`: burn-wgpu. Building needs nothing beyond Rust; running needs a Vulkan (or Metal /
-//!   DX12) driver with an adapter.
+//! - `cuda`: burn-cuda through cubecl-cuda 0.11. Building needs no CUDA toolkit, but
+//!   cubecl-cuda depends on cubecl-llvm (NVPTX), whose build script (tracel-llvm-bundler)
+//!   downloads a prebuilt LLVM from the tracel-llvm GitHub releases into
+//!   `~/.local/share/tracel/tracel-llvm-23.1.0-4` unless that directory is already there: so it
+//!   does not build on a machine that reaches only the package registries (ours). Running
+//!   needs an NVIDIA driver (cudarc loads libcuda at run time); kernels are compiled just in
+//!   time to PTX by that bundled LLVM (NVRTC and the CUDA headers only on cubecl's optional
+//!   C++ path, which this crate does not enable).
+//! - `wgpu`: burn-wgpu. Building needs nothing beyond Rust and the registries; running needs a
+//!   Vulkan (or Metal / DX12) driver with a GPU adapter. With only this feature, `cuda:N` is
+//!   the N-th adapter burn's wgpu runtime enumerates.
 //!
 //! Without the feature, or without a GPU, `Device::Cuda(i)` is reported unsupported.
 
