@@ -1,8 +1,10 @@
 //! GPUs, through burn's CubeCL backends (only with the `cuda` or `wgpu` cargo feature). The
 //! IR names GPUs `cuda:N`; with the `cuda` feature that is burn's N-th CUDA device, with only
-//! `wgpu` the N-th adapter burn's wgpu runtime enumerates. Enumeration opens the drivers once
-//! per process; a machine without a driver or a GPU lists none (burn panicking there counts as
-//! none), and every `cuda:N` is then unsupported.
+//! `wgpu` the N-th GPU adapter burn's wgpu runtime enumerates. wgpu also offers adapters that
+//! are no card (Mesa's llvmpipe software rasterizer, which burn enumerates on a machine without
+//! any GPU): those are left out, as cubecl reports them (no physical device). Enumeration opens
+//! the drivers once per process; a machine without a driver or a GPU lists none (burn
+//! panicking there counts as none), and every `cuda:N` is then unsupported.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -21,7 +23,15 @@ fn found() -> &'static [BurnDevice] {
             let kind = DeviceType::Cuda;
             #[cfg(not(feature = "cuda"))]
             let kind = DeviceType::Wgpu;
-            BurnDevice::enumerate(kind).into_iter().collect()
+            BurnDevice::enumerate(kind)
+                .into_iter()
+                .filter(|device| {
+                    cfg!(feature = "cuda")
+                        || device
+                            .identity()
+                            .is_some_and(|identity| identity.physical.is_some())
+                })
+                .collect()
         }))
         .unwrap_or_default()
     })

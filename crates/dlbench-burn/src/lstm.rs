@@ -53,10 +53,11 @@ pub(crate) fn lstm(attrs: &Lstm, inputs: &[&Value]) -> Result<Vec<Value>> {
 /// burn's `Lstm` holding views of one direction's IR weights `[w_ih, w_hh, b_ih, b_hh]`.
 fn module(attrs: &Lstm, params: &[&Value], reverse: bool) -> Result<BurnLstm> {
     let h = attrs.hidden;
-    let w_ih = params[0].view::<2>()?;
-    let w_hh = params[1].view::<2>()?;
-    let b_ih = params[2].view::<1>()?;
-    let b_hh = params[3].view::<1>()?;
+    let [w_ih, w_hh, b_ih, b_hh] = params else {
+        return Err(Error::invalid("lstm: expected w_ih, w_hh, b_ih, b_hh"));
+    };
+    let (w_ih, w_hh) = (w_ih.view::<2>()?, w_hh.view::<2>()?);
+    let (b_ih, b_hh) = (b_ih.view::<1>()?, b_hh.view::<1>()?);
     let device = w_ih.device();
     // The IR's gate k (i, f, g, o) is rows k*H..(k+1)*H of every stacked weight.
     let gate = |k: usize| GateController {
