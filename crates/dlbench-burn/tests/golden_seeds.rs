@@ -45,9 +45,10 @@ fn tolerance(kind: Kind) -> Tolerance {
         // (worst 3.9e-8, CNN, within its relative bound).
         Kind::Gradient => 3e-8,
         // Adam divides by sqrt(v) + 1e-8, so a tiny gradient's error is amplified (see the
-        // libtorch adapter's test); 2e-6 is 0.04% of what five Adam steps can move a weight
-        // (worst 1.6e-6, RNN; libtorch's 8.9e-7).
-        Kind::FinalWeight => 2e-6,
+        // libtorch adapter's test). Worst 1.6e-6 (RNN; libtorch's 8.9e-7): 4e-6 leaves room
+        // for another CPU's gemm kernels and still fails Adam's eps 10x too large, which moves
+        // the RNN's weights by up to 2.6e-3 (tried once).
+        Kind::FinalWeight => 4e-6,
     };
     Tolerance { atol, rtol: RTOL }
 }
