@@ -5,13 +5,15 @@ use dlbench_core::Backend;
 use dlbench_native::engine::NativeBackend;
 use dlbench_reference::ReferenceBackend;
 
-/// Every backend in this build: the f64 reference and the native f32 engine always; candle
-/// with its feature (on by default); libtorch with the `tch` feature; with the
+/// Every backend in this build: the f64 reference and the native f32 engine always; burn and
+/// candle with their features (on by default); libtorch with the `tch` feature; with the
 /// `test-backends` feature, also the deliberately faulty `test-...` backends of
 /// `dlbench-testkit`, which the end-to-end tests run.
 pub fn backends() -> Vec<Box<dyn Backend>> {
     #[allow(unused_mut)] // extended only by features
     let mut all: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend), Box::new(NativeBackend)];
+    #[cfg(feature = "burn")]
+    all.push(Box::new(dlbench_burn::BurnBackend));
     #[cfg(feature = "candle")]
     all.push(Box::new(dlbench_candle::CandleBackend));
     #[cfg(feature = "tch")]
@@ -31,7 +33,10 @@ pub const TCH_RECIPE: &str = "libtorch 2.11 through tch 0.22: build with the `tc
 pub fn not_built() -> Vec<(&'static str, &'static str)> {
     let planned = [
         ("tch", TCH_RECIPE),
-        ("burn", "burn 0.22 (flex CPU backend): not implemented yet"),
+        (
+            "burn",
+            "burn 0.22 (flex CPU backend, pure Rust): build with the `burn` feature, on by default",
+        ),
         (
             "candle",
             "candle 0.11 (pure Rust): build with the `candle` feature, on by default",
