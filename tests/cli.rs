@@ -148,7 +148,7 @@ fn a_backend_not_in_this_build_is_reported_unsupported_and_the_rest_kept() {
         "run",
         "specs/mlp.yaml",
         "--backends",
-        "reference,burn",
+        "reference,tract",
         "--quick",
         "--out",
         path_str(&dir),
@@ -157,7 +157,7 @@ fn a_backend_not_in_this_build_is_reported_unsupported_and_the_rest_kept() {
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(record["runs"][0]["status"], "ok");
-    assert_eq!(record["runs"][1]["backend"], "burn");
+    assert_eq!(record["runs"][1]["backend"], "tract");
     assert_eq!(record["runs"][1]["status"], "unsupported");
     assert!(record["runs"][1]["error"]
         .as_str()
