@@ -381,4 +381,60 @@ impl Session for BurnSession {
             .map(|(name, p)| Ok((name.clone(), convert::flat_to_host(&p.flat, &p.shape)?)))
             .collect()
     }
+
+    /// The nodes this session composes from burn tensor ops (burn has no module for them, or
+    /// one that does not take the IR's inputs), which burn optimizer it steps with, and the
+    /// thread count it was told.
+    fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .graph
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                let what = match &node.op {
+                    Op::Dropout { .. } if self.optimizer.is_some() => {
+                        "composed: x * mask / (1 - p) with the harness's mask (burn's Dropout draws its own)"
+                    }
+                    Op::Loss(LossOp::BinaryCrossEntropy) => {
+                        "composed: burn-nn's BCE takes integer targets only"
+                    }
+                    Op::Loss(LossOp::BinaryCrossEntropyWithLogits) => {
+                        "composed: (1 - t) x - log_sigmoid(x)"
+                    }
+                    Op::Loss(LossOp::VaeElbo) => "composed from burn tensor ops (BCE sum + KL)",
+                    Op::Dense
+                    | Op::MatMul
+                    | Op::Conv2d(_)
+                    | Op::MaxPool2d(_)
+                    | Op::AvgPool2d(_)
+                    | Op::Flatten { .. }
+                    | Op::Reshape { .. }
+                    | Op::Transpose { .. }
+                    | Op::Concat { .. }
+                    | Op::Unary(_)
+                    | Op::Softmax { .. }
+                    | Op::LogSoftmax { .. }
+                    | Op::Dropout { .. }
+                    | Op::Lstm(_)
+                    | Op::Binary(_)
+                    | Op::Loss(LossOp::Mse | LossOp::CrossEntropy) => return None,
+                };
+                Some(format!("burn: `{}` ({}): {what}", node.name, node.op.name()))
+            })
+            .collect();
+        if let Some(updater) = &self.optimizer {
+            let name = match updater {
+                Updater::Sgd { .. } => "burn-optim Sgd, every option set explicitly (dampening 0)",
+                Updater::Adam { .. } => {
+                    "burn-optim Adam, every option set explicitly (eps, L2 decay)"
+                }
+            };
+            notes.push(format!("burn: optimizer: {name}"));
+        }
+        notes.push(format!(
+            "burn: told {} thread(s): rayon's global pool",
+            crate::threads()
+        ));
+        notes
+    }
 }

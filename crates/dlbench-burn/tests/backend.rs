@@ -406,3 +406,27 @@ fn a_bad_optimizer_is_refused() {
     });
     assert!(BurnBackend.prepare(&mlp(), &options).is_err());
 }
+
+/// What the session composes, the optimizer it steps with and its threads are named for the
+/// results record.
+#[test]
+fn composed_parts_are_named_in_the_notes() {
+    let training = PrepareOptions {
+        training: Some(TrainingConfig {
+            loss: Loss::BinaryCrossEntropyWithLogits,
+            optimizer: Optimizer::Sgd(Sgd {
+                lr: 0.1,
+                ..Sgd::default()
+            }),
+        }),
+        ..PrepareOptions::default()
+    };
+    let notes = BurnBackend
+        .prepare(&mlp(), &training)
+        .unwrap()
+        .notes()
+        .join("\n");
+    for needle in ["bce_with_logits", "optimizer: burn-optim Sgd", "thread(s)"] {
+        assert!(notes.contains(needle), "{needle}: {notes}");
+    }
+}
