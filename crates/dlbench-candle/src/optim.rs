@@ -128,14 +128,9 @@ impl ComposedSgd {
             weight_decay,
         } = self.config;
         for (name, var) in &self.params {
-            let Some(grad) = grads.get(var.as_tensor()) else {
+            let Some((p, mut g)) = decayed_gradient(var, grads, weight_decay)? else {
                 continue;
             };
-            let p = var.as_tensor().detach();
-            let mut g = grad.detach();
-            if weight_decay != 0.0 {
-                g = (g + p.affine(weight_decay, 0.0)?)?;
-            }
             if momentum != 0.0 {
                 let buf = match self.momentum.get(name) {
                     None => g.copy()?,
@@ -152,6 +147,25 @@ impl ComposedSgd {
         }
         Ok(())
     }
+}
+
+/// The parameter `var` and its gradient with PyTorch's L2 weight decay added
+/// (`grad + weight_decay * p`), both detached; `None` for a parameter the loss did not reach,
+/// which both optimizers skip, as PyTorch does after `zero_grad()`.
+fn decayed_gradient(
+    var: &Var,
+    grads: &GradStore,
+    weight_decay: f64,
+) -> candle_core::Result<Option<(Tensor, Tensor)>> {
+    let Some(grad) = grads.get(var.as_tensor()) else {
+        return Ok(None);
+    };
+    let p = var.as_tensor().detach();
+    let mut g = grad.detach();
+    if weight_decay != 0.0 {
+        g = (g + p.affine(weight_decay, 0.0)?)?;
+    }
+    Ok(Some((p, g)))
 }
 
 /// One parameter's Adam state.
@@ -190,14 +204,9 @@ impl ComposedAdam {
             amsgrad,
         } = self.config;
         for (name, var) in &self.params {
-            let Some(grad) = grads.get(var.as_tensor()) else {
+            let Some((p, g)) = decayed_gradient(var, grads, weight_decay)? else {
                 continue;
             };
-            let p = var.as_tensor().detach();
-            let mut g = grad.detach();
-            if weight_decay != 0.0 {
-                g = (g + p.affine(weight_decay, 0.0)?)?;
-            }
             let state = match self.state.remove(name) {
                 Some(s) => s,
                 None => AdamState {

@@ -127,7 +127,7 @@ fn fuzz(cli: &Cli) -> anyhow::Result<usize> {
         for target in targets {
             let corpus = target.corpus();
             for index in cli.from..cli.from.saturating_add(cli.runs) {
-                let name = format!("{}-s{}-i{index}", target.name(), cli.seed);
+                let name = dlbench_fuzz::supervise::input_name(target, cli.seed, index);
                 std::fs::write(dir.join(name), target.generate(&corpus, cli.seed, index))?;
             }
         }

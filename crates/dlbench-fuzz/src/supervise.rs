@@ -107,7 +107,7 @@ pub fn supervise(target: Target, inputs: &Inputs, options: &Options) -> anyhow::
             Inputs::Files(files) => std::fs::read(&files[index as usize])?,
         };
         let name = match inputs {
-            Inputs::Mutations { seed, .. } => format!("{}-s{seed}-i{index}", target.name()),
+            Inputs::Mutations { seed, .. } => input_name(target, *seed, index),
             Inputs::Files(files) => files[index as usize]
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -249,6 +249,11 @@ fn run_worker(
             )
         });
     Ok(Some((index, message)))
+}
+
+/// The file name of input `index` of a run of `target` seeded with `seed`.
+pub fn input_name(target: Target, seed: u64, index: u64) -> String {
+    format!("{}-s{seed}-i{index}", target.name())
 }
 
 /// Saves a failing input and its cause; returns the input's path.
