@@ -1,6 +1,8 @@
 //! Shared set-up for the criterion benchmarks in `benches/`: the backends to compare and the
 //! seed workloads, prepared outside the timed code (burnbench's prepare / execute / sync).
 
+pub mod plain;
+
 use std::path::Path;
 
 use dlbench_core::{Backend, Model, Values};
@@ -12,12 +14,16 @@ use dlbench_spec::Spec;
 /// The seed specs, by name.
 pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];
 
-/// Every backend the benchmarks compare, side by side: the reference, native, and libtorch
-/// when built with the `tch` feature.
+/// Every backend the benchmarks compare, side by side: the reference, native, burn and candle
+/// (default features), and libtorch when built with the `tch` feature.
 pub fn backends() -> Vec<Box<dyn Backend>> {
     vec![
         Box::new(ReferenceBackend),
         Box::new(NativeBackend),
+        #[cfg(feature = "burn")]
+        Box::new(dlbench_burn::BurnBackend),
+        #[cfg(feature = "candle")]
+        Box::new(dlbench_candle::CandleBackend),
         #[cfg(feature = "tch")]
         Box::new(dlbench_tch::TchBackend),
     ]

@@ -186,6 +186,28 @@ pub(crate) fn flat_to_host(flat: &Tensor<1>, shape: &[usize]) -> Result<dlbench_
     })
 }
 
+/// A 2-D host tensor transposed (the IR's Dense weight `[out, in]` to burn's `Linear` layout
+/// `[in, out]`, and back).
+pub(crate) fn transpose_2d(t: &dlbench_core::Tensor) -> Result<dlbench_core::Tensor> {
+    let (&[rows, cols], Some(data)) = (t.shape(), t.as_f32()) else {
+        return Err(Error::invalid(format!(
+            "expected a 2-D f32 weight, got {:?} of shape {:?}",
+            t.dtype(),
+            t.shape()
+        )));
+    };
+    let mut out = Vec::with_capacity(data.len());
+    for c in 0..cols {
+        out.extend((0..rows).map(|r| data[r * cols + c]));
+    }
+    dlbench_core::Tensor::f32(vec![cols, rows], out)
+}
+
+/// A 2-D float value transposed on the device (a copy: burn flattens the strided view).
+pub(crate) fn transposed_2d(v: &Value) -> Result<Value> {
+    Ok(Value::from_float(v.view::<2>()?.transpose()))
+}
+
 /// Zeros of `shape` on the host (the gradient of a parameter the loss does not reach).
 pub(crate) fn host_zeros(shape: &[usize]) -> dlbench_core::Tensor {
     dlbench_core::Tensor::zeros(DType::F32, shape.to_vec())

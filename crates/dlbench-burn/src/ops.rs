@@ -138,13 +138,15 @@ fn binary(op: BinaryOp, a: &Value, b: &Value) -> Result<Value> {
 /// the IR's `[out, in]` weight is passed transposed (a view; autodiff transposes the
 /// gradient back, so the parameter and its gradient stay in the IR layout). Leading dims of
 /// `x` are folded into rows.
+/// burn's `linear` with the weight in its `Linear` layout, `[in, out]` (the session hands it
+/// so: see `session::linear_weights`).
 fn dense(x: &Value, w: &Value, b: Option<&Value>) -> Result<Value> {
-    let [out, inn] = dims_of::<2>(w.shape())?;
+    let [inn, out] = dims_of::<2>(w.shape())?;
     let elements: usize = x.shape().iter().product();
     let rows = elements.checked_div(inn).unwrap_or(0);
     let x2 = x.view_as([rows, inn])?;
     let bias = b.map(Value::view::<1>).transpose()?;
-    let y = linear(x2, w.view::<2>()?.transpose(), bias);
+    let y = linear(x2, w.view::<2>()?, bias);
     let mut shape = x.shape().to_vec();
     if let Some(last) = shape.last_mut() {
         *last = out;

@@ -4,7 +4,7 @@
 //! optimizers ([`crate::optim`]). Moving data in and out is untimed; `forward`, `backward` and
 //! `train_step` compute and then synchronise the device.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burn::tensor::Tensor;
 use dlbench_core::training::LOSS;
@@ -23,6 +23,53 @@ type DeviceValues = BTreeMap<String, Value>;
 struct Param {
     flat: Tensor<1>,
     shape: Vec<usize>,
+    /// Held in burn's `Linear` layout, `[in, out]`: the transpose of the IR's `[out, in]`
+    /// Dense weight, so that no pass transposes it (see [`linear_weights`]).
+    linear: bool,
+}
+
+impl Param {
+    /// The shape the device tensor has: the IR's, or its transpose for a linear weight.
+    fn device_shape(&self) -> Vec<usize> {
+        match self.linear {
+            true => self.shape.iter().rev().copied().collect(),
+            false => self.shape.clone(),
+        }
+    }
+
+    /// `flat` (the parameter or its gradient, in this parameter's device layout) on the host
+    /// in the IR's layout.
+    fn to_host(&self, flat: &Tensor<1>) -> Result<dlbench_core::Tensor> {
+        let host = convert::flat_to_host(flat, &self.device_shape())?;
+        match self.linear {
+            true => convert::transpose_2d(&host),
+            false => Ok(host),
+        }
+    }
+}
+
+/// The parameters used only as a Dense weight (and not read as a graph output): held as burn's
+/// `Linear` holds its weight, `[in, out]`, as a burn user's model would, so that every pass
+/// multiplies by them directly rather than transposing the IR's `[out, in]` each time.
+fn linear_weights(graph: &Graph) -> BTreeSet<String> {
+    let mut dense = BTreeSet::new();
+    let mut other = BTreeSet::new();
+    for node in &graph.nodes {
+        for (i, input) in node.inputs.iter().enumerate() {
+            match (&node.op, i) {
+                (Op::Dense, 1) => dense.insert(input.clone()),
+                _ => other.insert(input.clone()),
+            };
+        }
+    }
+    other.extend(graph.outputs.iter().cloned());
+    graph
+        .params
+        .iter()
+        .map(|p| &p.value.name)
+        .filter(|name| dense.contains(*name) && !other.contains(*name))
+        .cloned()
+        .collect()
 }
 
 /// A model prepared for burn on one device.
@@ -71,6 +118,7 @@ impl BurnSession {
             None => model.graph.clone(),
         };
         let infos = graph.infer()?;
+        let linear = linear_weights(&graph);
         let mut params = BTreeMap::new();
         for param in &graph.params {
             let name = &param.value.name;
@@ -78,13 +126,23 @@ impl BurnSession {
                 .weights
                 .get(name)
                 .ok_or_else(|| Error::invalid(format!("no weight for parameter `{name}`")))?;
-            let flat = convert::to_burn(weight, &device)?.flat()?.clone();
+            let is_linear = linear.contains(name);
+            let flat = match is_linear {
+                true => convert::to_burn(&convert::transpose_2d(weight)?, &device)?,
+                false => convert::to_burn(weight, &device)?,
+            };
+            let flat = flat.flat()?.clone();
             let flat = match training {
                 Some(_) => flat.require_grad(),
                 None => flat,
             };
             let shape = weight.shape().to_vec();
-            params.insert(name.clone(), Param { flat, shape });
+            let param = Param {
+                flat,
+                shape,
+                linear: is_linear,
+            };
+            params.insert(name.clone(), param);
         }
         // The weights are in place before the optimizer exists (burn keys optimizer state by
         // parameter; here, by name).
@@ -138,16 +196,26 @@ impl BurnSession {
                 } else {
                     p.flat.clone().detach()
                 };
-                (name.clone(), Value::with_shape(flat, p.shape.clone()))
+                (name.clone(), Value::with_shape(flat, p.device_shape()))
             })
             .collect();
         let mut values = DeviceValues::new();
         for node in &self.graph.nodes {
-            let args = node
+            let mut args = node
                 .inputs
                 .iter()
                 .map(|name| lookup(name, &values, inputs, &params))
                 .collect::<Result<Vec<_>>>()?;
+            // The Dense lowering takes its weight as `[in, out]`; only a weight that is not a
+            // linear parameter (computed, or shared with another op) is transposed here.
+            let transposed;
+            if let (Op::Dense, Some(weight)) = (&node.op, node.inputs.get(1)) {
+                let linear = self.params.get(weight).is_some_and(|p| p.linear);
+                if !linear && args.len() > 1 {
+                    transposed = convert::transposed_2d(args[1])?;
+                    args[1] = &transposed;
+                }
+            }
             let outputs = ops::forward(node, &args, mode)?;
             if outputs.len() != node.outputs.len() {
                 return Err(Error::node(
@@ -340,7 +408,7 @@ impl Session for BurnSession {
             .iter()
             .map(|name| {
                 let value = match self.params.get(name) {
-                    Some(p) => convert::flat_to_host(&p.flat, &p.shape)?,
+                    Some(p) => p.to_host(&p.flat)?,
                     None => convert::to_host(lookup(name, values, inputs, &params)?)?,
                 };
                 Ok((name.clone(), value))
@@ -367,7 +435,7 @@ impl Session for BurnSession {
             .iter()
             .map(|(name, p)| {
                 let grad = match grads.get(name) {
-                    Some(g) => convert::flat_to_host(g, &p.shape)?,
+                    Some(g) => p.to_host(g)?,
                     None => convert::host_zeros(&p.shape),
                 };
                 Ok((name.clone(), grad))
@@ -378,7 +446,7 @@ impl Session for BurnSession {
     fn weights(&mut self) -> Result<Values> {
         self.params
             .iter()
-            .map(|(name, p)| Ok((name.clone(), convert::flat_to_host(&p.flat, &p.shape)?)))
+            .map(|(name, p)| Ok((name.clone(), p.to_host(&p.flat)?)))
             .collect()
     }
 

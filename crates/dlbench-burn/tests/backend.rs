@@ -4,6 +4,7 @@
 //! their own (rayon's global pool is sized once per process).
 
 use dlbench_burn::BurnBackend;
+use dlbench_core::init::Init;
 use dlbench_core::training::{Adam, Gd, Sgd};
 use dlbench_core::{
     Backend, Device, Error, GraphBuilder, Loss, Mode, Model, Op, Optimizer, PrepareOptions,
@@ -429,4 +430,56 @@ fn composed_parts_are_named_in_the_notes() {
     for needle in ["bce_with_logits", "optimizer: burn-optim Sgd", "thread(s)"] {
         assert!(notes.contains(needle), "{needle}: {notes}");
     }
+}
+
+/// Trains `model` one SGD step on burn and on the reference from `inputs`, and compares the
+/// outputs, gradients and updated weights (every one in the IR's layout).
+fn agrees_after_a_step(model: &Model, inputs: &Values) {
+    let options = training(sgd(0.1));
+    let mut burn = BurnBackend.prepare(model, &options).unwrap();
+    let mut reference = ReferenceBackend.prepare(model, &options).unwrap();
+    assert_close(&burn.weights().unwrap(), &model.weights, 0.0, 0.0);
+    for session in [&mut burn, &mut reference] {
+        session.load(inputs).unwrap();
+        session.train_step().unwrap();
+    }
+    assert_close(
+        &burn.outputs().unwrap(),
+        &reference.outputs().unwrap(),
+        1e-5,
+        1e-4,
+    );
+    assert_close(
+        &burn.gradients().unwrap(),
+        &reference.gradients().unwrap(),
+        1e-5,
+        1e-4,
+    );
+    assert_close(
+        &burn.weights().unwrap(),
+        &reference.weights().unwrap(),
+        1e-6,
+        1e-5,
+    );
+}
+
+#[test]
+fn dense_weights_held_in_burns_layout_read_back_in_the_irs() {
+    // Non-square weights, so that a layout mix-up changes shapes, not only values.
+    agrees_after_a_step(&mlp(), &with_target());
+}
+
+#[test]
+fn a_dense_weight_shared_with_another_op_or_read_as_an_output_agrees() {
+    // x [2, 3] -> dense(w [2, 3]) -> [2, 2] -> mat_mul(w) -> [2, 3]; w is also an output.
+    let mut b = GraphBuilder::new("tied");
+    b.data_input("x", &[3]).unwrap();
+    let w = b.param("w", &[2, 3], Init::Uniform { bound: 0.5 }).unwrap();
+    let h = b.op(Some("h"), Op::Dense, &["x", &w]).unwrap();
+    let y = b.op(Some("y"), Op::MatMul, &[&h, &w]).unwrap();
+    let model = Model::initialized(b.finish(&[&y, &w]).unwrap(), 7).unwrap();
+    let mut inputs = batch();
+    let target = Tensor::f32(vec![2, 3], vec![1.0, 0.0, -1.0, 0.5, 0.25, 0.0]).unwrap();
+    inputs.insert("target".into(), target);
+    agrees_after_a_step(&model, &inputs);
 }

@@ -111,7 +111,7 @@ fn run_backend(
         record.notes.push(format!("{} cannot train", config.name()));
     }
     if caps.inference {
-        record.inference = benchmark_inference(work, config, observer)?;
+        record.inference = benchmark_inference(work, config, observer, &mut record)?;
     }
     // The peak of this process: the backend's own in a worker; the caller of an in-process
     // run says that it covers everything else the process did too.
@@ -269,11 +269,13 @@ fn accuracy(loss: Loss, prediction: &Tensor, target: &Tensor) -> dlbench_core::R
 }
 
 /// Inference latency at every batch size of the spec, measured in rounds (`measure`) in one
-/// inference session.
+/// inference session; that session's notes (an inference-only backend's only ones) go in
+/// `record`, after the training session's, each once.
 fn benchmark_inference(
     work: &Workload,
     config: Configuration,
     observer: &mut dyn Observer,
+    record: &mut RunRecord,
 ) -> dlbench_core::Result<Vec<InferenceRecord>> {
     let label = config.label();
     let source = if !work.validation.is_empty() {
@@ -294,6 +296,11 @@ fn benchmark_inference(
         session: config.prepare(&work.model, None)?,
         inputs,
     };
+    for note in subject.session.notes() {
+        if !record.notes.contains(&note) {
+            record.notes.push(note);
+        }
+    }
     let list: Vec<String> = batches.iter().map(usize::to_string).collect();
     observer.begin(
         &format!("{label}: inference, batch {}", list.join(", ")),

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use dlbench_core::{Backend, Capabilities, Device, Model, PrepareOptions, Result, Session};
+use dlbench_core::{
+    Backend, Capabilities, Device, Mode, Model, PrepareOptions, Result, Session, Values,
+};
 use dlbench_harness::observer::Observer;
 use dlbench_harness::results::Status;
 use dlbench_harness::run::{run, RunOptions};
@@ -40,7 +42,43 @@ impl Backend for InferenceOnly {
         }
     }
     fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
-        ReferenceBackend.prepare(model, options)
+        Ok(Box::new(Noted(ReferenceBackend.prepare(model, options)?)))
+    }
+}
+
+/// A reference session with a note, as a framework records what it composed.
+struct Noted(Box<dyn Session>);
+
+/// The note every [`Noted`] session gives.
+const INFERENCE_NOTE: &str = "inference-only: its plan was prepared once";
+
+impl Session for Noted {
+    fn load(&mut self, inputs: &Values) -> Result<()> {
+        self.0.load(inputs)
+    }
+    fn forward(&mut self, mode: Mode) -> Result<()> {
+        self.0.forward(mode)
+    }
+    fn backward(&mut self) -> Result<()> {
+        self.0.backward()
+    }
+    fn train_step(&mut self) -> Result<()> {
+        self.0.train_step()
+    }
+    fn outputs(&mut self) -> Result<Values> {
+        self.0.outputs()
+    }
+    fn intermediates(&mut self) -> Result<Values> {
+        self.0.intermediates()
+    }
+    fn gradients(&mut self) -> Result<Values> {
+        self.0.gradients()
+    }
+    fn weights(&mut self) -> Result<Values> {
+        self.0.weights()
+    }
+    fn notes(&self) -> Vec<String> {
+        vec![INFERENCE_NOTE.to_string()]
     }
 }
 
@@ -112,6 +150,9 @@ fn failures_are_records_and_the_other_backends_are_kept() {
     assert_eq!(inference_only.status, Status::Ok);
     assert!(inference_only.training.is_none());
     assert_eq!(inference_only.inference.len(), 2);
+    // An inference-only backend's notes come from its inference session, once.
+    let noted = inference_only.notes.iter().filter(|n| *n == INFERENCE_NOTE);
+    assert_eq!(noted.count(), 1, "{:?}", inference_only.notes);
 
     assert_eq!(by_name("missing").status, Status::Unsupported);
     assert!(!results.all_ok());
