@@ -1,6 +1,8 @@
 //! The native sgemm on square sizes and the seed workloads' shapes, 1 and 2 threads, side by
-//! side with libtorch's (`mm` into a preallocated output) when built with the `tch` feature.
-//! Throughput is counted as `2 m n k` elements, so criterion's "elem/s" reads as FLOP/s.
+//! side with burn's and candle's `matmul` (default features; each allocates its output, as a
+//! user of those frameworks gets) and libtorch's (`mm` into a preallocated output) when built
+//! with the `tch` feature. Throughput is counted as `2 m n k` elements, so criterion's
+//! "elem/s" reads as FLOP/s.
 //!
 //! `cargo bench -p dlbench-benchmarks --bench gemm` (add `--features tch`, with the README's
 //! libtorch environment, for libtorch)
@@ -55,6 +57,10 @@ fn gemm(c: &mut Criterion) {
         for threads in [1, 2] {
             #[cfg(feature = "tch")]
             libtorch_mm(&mut group, label, (m, k, n), (&a, &b), threads);
+            #[cfg(feature = "burn")]
+            burn_mm(&mut group, label, (m, k, n), (&a, &b), threads);
+            #[cfg(feature = "candle")]
+            candle_mm(&mut group, label, (m, k, n), (&a, &b), threads);
             let id = BenchmarkId::new(label, format!("native/t{threads}"));
             group.bench_function(id, |bench| {
                 bench.iter(|| {
@@ -94,6 +100,69 @@ fn libtorch_mm(
     let out = Tensor::zeros([m as i64, n as i64], (Kind::Float, Device::Cpu));
     let id = BenchmarkId::new(label, format!("libtorch/t{threads}"));
     group.bench_function(id, |bench| bench.iter(|| a.mm_out(&out, &b)));
+}
+
+/// A rayon pool of `threads`: burn-flex's and candle's matmuls split their work over the
+/// current rayon pool, which a process sizes once globally; a local pool per thread count puts
+/// both counts in one run.
+#[cfg(any(feature = "burn", feature = "candle"))]
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
+}
+
+/// burn-flex's `matmul` on the same data, in a pool of `threads`.
+#[cfg(feature = "burn")]
+fn burn_mm(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    label: &str,
+    (m, k, n): (usize, usize, usize),
+    (a, b): (&[f32], &[f32]),
+    threads: usize,
+) {
+    use burn::tensor::{Device, Tensor, TensorData};
+    let device = Device::flex();
+    let a: Tensor<2> = Tensor::from_data(TensorData::new(a.to_vec(), [m, k]), &device);
+    let b: Tensor<2> = if label.ends_with("_wt") {
+        Tensor::<2>::from_data(TensorData::new(b.to_vec(), [n, k]), &device).transpose()
+    } else {
+        Tensor::from_data(TensorData::new(b.to_vec(), [k, n]), &device)
+    };
+    let pool = pool(threads);
+    let id = BenchmarkId::new(label, format!("burn/t{threads}"));
+    group.bench_function(id, |bench| {
+        pool.install(|| bench.iter(|| a.clone().matmul(b.clone())))
+    });
+}
+
+/// candle's `matmul` on the same data, in a pool of `threads`. candle also reads
+/// `RAYON_NUM_THREADS` at every product to choose how many parts to split it into, so that is
+/// set to the same count.
+#[cfg(feature = "candle")]
+fn candle_mm(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    label: &str,
+    (m, k, n): (usize, usize, usize),
+    (a, b): (&[f32], &[f32]),
+    threads: usize,
+) {
+    use candle_core::{Device, Tensor};
+    let device = Device::Cpu;
+    let a = Tensor::from_slice(a, (m, k), &device).expect("a");
+    let b = if label.ends_with("_wt") {
+        Tensor::from_slice(b, (n, k), &device).and_then(|w| w.t())
+    } else {
+        Tensor::from_slice(b, (k, n), &device)
+    }
+    .expect("b");
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let pool = pool(threads);
+    let id = BenchmarkId::new(label, format!("candle/t{threads}"));
+    group.bench_function(id, |bench| {
+        pool.install(|| bench.iter(|| a.matmul(&b).expect("matmul")))
+    });
 }
 
 criterion_group!(benches, gemm);

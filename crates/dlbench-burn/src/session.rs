@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::tensor::Tensor;
+use dlbench_core::interpret::{self, Lowering, Named, Sources};
 use dlbench_core::training::LOSS;
 use dlbench_core::{
-    Error, Graph, LossOp, Mode, Model, Op, Result, Session, TrainingConfig, ValueInfo, Values,
+    Error, Graph, LossOp, Mode, Model, Node, Op, Result, Session, TrainingConfig, ValueInfo, Values,
 };
 
 use crate::convert::{self, burn_error, guard, Value};
@@ -17,7 +18,7 @@ use crate::ops;
 use crate::optim::Updater;
 
 /// Values on the device, by name.
-type DeviceValues = BTreeMap<String, Value>;
+type DeviceValues = Named<Value>;
 
 /// A parameter: a flat f32 leaf tensor (tracked by autodiff when training) and its IR shape.
 struct Param {
@@ -199,56 +200,15 @@ impl BurnSession {
                 (name.clone(), Value::with_shape(flat, p.device_shape()))
             })
             .collect();
-        let mut values = DeviceValues::new();
-        for node in &self.graph.nodes {
-            let mut args = node
-                .inputs
-                .iter()
-                .map(|name| lookup(name, &values, inputs, &params))
-                .collect::<Result<Vec<_>>>()?;
-            // The Dense lowering takes its weight as `[in, out]`; only a weight that is not a
-            // linear parameter (computed, or shared with another op) is transposed here.
-            let transposed;
-            if let (Op::Dense, Some(weight)) = (&node.op, node.inputs.get(1)) {
-                let linear = self.params.get(weight).is_some_and(|p| p.linear);
-                if !linear && args.len() > 1 {
-                    transposed = convert::transposed_2d(args[1])?;
-                    args[1] = &transposed;
-                }
-            }
-            let outputs = ops::forward(node, &args, mode)?;
-            if outputs.len() != node.outputs.len() {
-                return Err(Error::node(
-                    &node.name,
-                    node.op.name(),
-                    format!(
-                        "lowering returned {} outputs, expected {}",
-                        outputs.len(),
-                        node.outputs.len()
-                    ),
-                ));
-            }
-            for (name, value) in node.outputs.iter().zip(outputs) {
-                // A lowering whose result disagrees with shape inference is caught here,
-                // before it spreads.
-                let info = self.infos.get(name).ok_or_else(|| {
-                    Error::invalid(format!("value `{name}` has no inferred type"))
-                })?;
-                let expected = info.resolve(*batch);
-                if value.shape() != expected.as_slice() {
-                    return Err(Error::node(
-                        &node.name,
-                        node.op.name(),
-                        format!(
-                            "burn returned `{name}` of shape {:?}, expected {expected:?}",
-                            value.shape()
-                        ),
-                    ));
-                }
-                values.insert(name.clone(), value);
-            }
-        }
-        Ok(values)
+        let sources = Sources {
+            inputs,
+            params: &params,
+        };
+        let mut lowering = BurnLowering {
+            mode,
+            params: &self.params,
+        };
+        interpret::run_nodes(&self.graph, &self.infos, *batch, sources, &mut lowering)
     }
 
     /// Waits for the device to finish the queued work.
@@ -321,18 +281,40 @@ impl BurnSession {
     }
 }
 
-/// A value by name: a node output of this pass, a loaded input or a parameter.
-fn lookup<'a>(
-    name: &str,
-    values: &'a DeviceValues,
-    inputs: &'a DeviceValues,
-    params: &'a DeviceValues,
-) -> Result<&'a Value> {
-    values
-        .get(name)
-        .or_else(|| inputs.get(name))
-        .or_else(|| params.get(name))
-        .ok_or_else(|| Error::invalid(format!("value `{name}` is not defined")))
+/// burn's lowering for the shared walk ([`interpret::run_nodes`]).
+struct BurnLowering<'a> {
+    mode: Mode,
+    /// The session's parameters: which are held in `Linear`'s layout.
+    params: &'a BTreeMap<String, Param>,
+}
+
+impl Lowering for BurnLowering<'_> {
+    type Value = Value;
+
+    fn framework(&self) -> &str {
+        "burn"
+    }
+
+    fn dims(&self, value: &Value) -> Vec<usize> {
+        value.shape().to_vec()
+    }
+
+    /// The Dense lowering takes its weight as `[in, out]`; only a weight that is not a linear
+    /// parameter (computed, or shared with another op) is transposed here.
+    fn lower(&mut self, node: &Node, inputs: &[&Value]) -> Result<Vec<Value>> {
+        if let (Op::Dense, Some(weight), [x, w, rest @ ..]) = (&node.op, node.inputs.get(1), inputs)
+        {
+            if !self.params.get(weight).is_some_and(|p| p.linear) {
+                let transposed = convert::transposed_2d(w)?;
+                let args: Vec<&Value> = [*x, &transposed]
+                    .into_iter()
+                    .chain(rest.iter().copied())
+                    .collect();
+                return ops::forward(node, &args, self.mode);
+            }
+        }
+        ops::forward(node, inputs, self.mode)
+    }
 }
 
 fn to_host_all(values: &DeviceValues) -> Result<Values> {
@@ -409,7 +391,13 @@ impl Session for BurnSession {
             .map(|name| {
                 let value = match self.params.get(name) {
                     Some(p) => p.to_host(&p.flat)?,
-                    None => convert::to_host(lookup(name, values, inputs, &params)?)?,
+                    None => {
+                        let sources = Sources {
+                            inputs,
+                            params: &params,
+                        };
+                        convert::to_host(sources.lookup(name, values)?)?
+                    }
                 };
                 Ok((name.clone(), value))
             })

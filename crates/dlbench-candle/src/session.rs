@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 
 use candle_core::{Tensor as CTensor, Var};
+use dlbench_core::interpret::{self, Lowering, Named, Sources};
 use dlbench_core::training::LOSS;
 use dlbench_core::{
-    DType, Error, Graph, Mode, Model, Result, Session, Tensor, TrainingConfig, ValueInfo, Values,
+    DType, Error, Graph, Mode, Model, Node, Result, Session, Tensor, TrainingConfig, ValueInfo,
+    Values,
 };
 
 use crate::convert::{self, candle_error};
@@ -19,7 +21,7 @@ use crate::ops;
 use crate::optim::Stepper;
 
 /// Tensors on the device, by value name.
-pub(crate) type DeviceValues = BTreeMap<String, CTensor>;
+pub(crate) type DeviceValues = Named<CTensor>;
 
 /// A model prepared for candle on one device.
 ///
@@ -137,7 +139,17 @@ impl CandleSession {
                 (name.clone(), t)
             })
             .collect();
-        run_nodes(&self.graph, &self.infos, inputs, &params, *batch, mode)
+        let sources = Sources {
+            inputs,
+            params: &params,
+        };
+        interpret::run_nodes(
+            &self.graph,
+            &self.infos,
+            *batch,
+            sources,
+            &mut CandleLowering { mode },
+        )
     }
 
     /// Waits for the device to finish the queued work (CUDA runs asynchronously).
@@ -182,71 +194,25 @@ impl CandleSession {
     }
 }
 
-/// Runs every node of `graph` in order with the lowering in [`ops`] and returns every value it
-/// produced. `infos` is the graph's inferred types: each result is checked against them at
-/// `batch`.
-fn run_nodes(
-    graph: &Graph,
-    infos: &BTreeMap<String, ValueInfo>,
-    inputs: &DeviceValues,
-    params: &DeviceValues,
-    batch: usize,
+/// candle's lowering for the shared walk ([`interpret::run_nodes`]).
+struct CandleLowering {
     mode: Mode,
-) -> Result<DeviceValues> {
-    let mut values = DeviceValues::new();
-    for node in &graph.nodes {
-        let args = node
-            .inputs
-            .iter()
-            .map(|name| lookup(name, &values, inputs, params))
-            .collect::<Result<Vec<_>>>()?;
-        let outputs = ops::forward(node, &args, mode)?;
-        if outputs.len() != node.outputs.len() {
-            return Err(Error::node(
-                &node.name,
-                node.op.name(),
-                format!(
-                    "lowering returned {} outputs, expected {}",
-                    outputs.len(),
-                    node.outputs.len()
-                ),
-            ));
-        }
-        for (name, value) in node.outputs.iter().zip(outputs) {
-            // A lowering whose result disagrees with shape inference is caught here, before
-            // it spreads.
-            let info = infos
-                .get(name)
-                .ok_or_else(|| Error::invalid(format!("value `{name}` has no inferred type")))?;
-            let expected = info.resolve(batch);
-            if value.dims() != expected.as_slice() {
-                return Err(Error::node(
-                    &node.name,
-                    node.op.name(),
-                    format!(
-                        "candle returned `{name}` of shape {:?}, expected {expected:?}",
-                        value.dims()
-                    ),
-                ));
-            }
-            values.insert(name.clone(), value);
-        }
-    }
-    Ok(values)
 }
 
-/// A value by name: a node output of this pass, a loaded input or a parameter.
-fn lookup<'a>(
-    name: &str,
-    values: &'a DeviceValues,
-    inputs: &'a DeviceValues,
-    params: &'a DeviceValues,
-) -> Result<&'a CTensor> {
-    values
-        .get(name)
-        .or_else(|| inputs.get(name))
-        .or_else(|| params.get(name))
-        .ok_or_else(|| Error::invalid(format!("value `{name}` is not defined")))
+impl Lowering for CandleLowering {
+    type Value = CTensor;
+
+    fn framework(&self) -> &str {
+        "candle"
+    }
+
+    fn dims(&self, value: &CTensor) -> Vec<usize> {
+        value.dims().to_vec()
+    }
+
+    fn lower(&mut self, node: &Node, inputs: &[&CTensor]) -> Result<Vec<CTensor>> {
+        ops::forward(node, inputs, self.mode)
+    }
 }
 
 fn to_host_all<'a>(values: impl Iterator<Item = (&'a String, &'a CTensor)>) -> Result<Values> {
@@ -315,7 +281,11 @@ impl Session for CandleSession {
             .outputs
             .iter()
             .map(|name| {
-                let tensor = lookup(name, values, inputs, &params)?;
+                let sources = Sources {
+                    inputs,
+                    params: &params,
+                };
+                let tensor = sources.lookup(name, values)?;
                 Ok((name.clone(), convert::to_host(tensor)?))
             })
             .collect()

@@ -13,6 +13,7 @@ pub mod flops;
 pub mod footprint;
 pub mod format;
 pub mod init;
+pub mod interpret;
 pub mod ir;
 pub mod limits;
 mod model;

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use dlbench_core::interpret::{self, Lowering, Named, Sources};
 use dlbench_core::training::{Adam, Gd, Sgd, LOSS};
 use dlbench_core::{
-    DType, Device, Error, Graph, Mode, Model, Optimizer, Result, Session, Tensor, TrainingConfig,
-    ValueInfo, Values,
+    DType, Device, Error, Graph, Mode, Model, Node, Optimizer, Result, Session, Tensor,
+    TrainingConfig, ValueInfo, Values,
 };
 use tch::COptimizer;
 
@@ -17,7 +18,7 @@ use crate::convert::{self, torch_error};
 use crate::{ops, NAME};
 
 /// Tensors on the device, by value name.
-pub(crate) type DeviceValues = BTreeMap<String, tch::Tensor>;
+pub(crate) type DeviceValues = Named<tch::Tensor>;
 
 /// A model prepared for libtorch on one device.
 ///
@@ -195,6 +196,28 @@ fn optimizer(config: &Optimizer, graph: &Graph, params: &DeviceValues) -> Result
     Ok(optimizer)
 }
 
+/// libtorch's lowering for the shared walk ([`interpret::run_nodes`]).
+struct TchLowering {
+    mode: Mode,
+}
+
+impl Lowering for TchLowering {
+    type Value = tch::Tensor;
+
+    fn framework(&self) -> &str {
+        "libtorch"
+    }
+
+    /// Reading sizes does not wait for the device.
+    fn dims(&self, value: &tch::Tensor) -> Vec<usize> {
+        value.size().iter().map(|&d| d as usize).collect()
+    }
+
+    fn lower(&mut self, node: &Node, inputs: &[&tch::Tensor]) -> Result<Vec<tch::Tensor>> {
+        ops::forward(node, inputs, self.mode)
+    }
+}
+
 /// Runs every node of `graph` in order with the lowering in [`ops`] and returns every value it
 /// produced. The session's passes and the TorchScript export (which records this same walk
 /// with libtorch's tracer) share it, so the exported module computes what the session does.
@@ -207,60 +230,8 @@ pub(crate) fn run_nodes(
     batch: usize,
     mode: Mode,
 ) -> Result<DeviceValues> {
-    let mut values = DeviceValues::new();
-    for node in &graph.nodes {
-        let args = node
-            .inputs
-            .iter()
-            .map(|name| lookup(name, &values, inputs, params))
-            .collect::<Result<Vec<_>>>()?;
-        let outputs = ops::forward(node, &args, mode)?;
-        if outputs.len() != node.outputs.len() {
-            return Err(Error::node(
-                &node.name,
-                node.op.name(),
-                format!(
-                    "lowering returned {} outputs, expected {}",
-                    outputs.len(),
-                    node.outputs.len()
-                ),
-            ));
-        }
-        for (name, value) in node.outputs.iter().zip(outputs) {
-            // A lowering whose result disagrees with shape inference is caught here, before
-            // it spreads (reading sizes does not wait for the device).
-            let info = infos
-                .get(name)
-                .ok_or_else(|| Error::invalid(format!("value `{name}` has no inferred type")))?;
-            let expected = convert::dims(&info.resolve(batch))?;
-            if value.size() != expected {
-                return Err(Error::node(
-                    &node.name,
-                    node.op.name(),
-                    format!(
-                        "libtorch returned `{name}` of shape {:?}, expected {expected:?}",
-                        value.size()
-                    ),
-                ));
-            }
-            values.insert(name.clone(), value);
-        }
-    }
-    Ok(values)
-}
-
-/// A value by name: a node output of this pass, a loaded input or a parameter.
-fn lookup<'a>(
-    name: &str,
-    values: &'a DeviceValues,
-    inputs: &'a DeviceValues,
-    params: &'a DeviceValues,
-) -> Result<&'a tch::Tensor> {
-    values
-        .get(name)
-        .or_else(|| inputs.get(name))
-        .or_else(|| params.get(name))
-        .ok_or_else(|| Error::invalid(format!("value `{name}` is not defined")))
+    let sources = Sources { inputs, params };
+    interpret::run_nodes(graph, infos, batch, sources, &mut TchLowering { mode })
 }
 
 fn to_host_all(values: &DeviceValues) -> Result<Values> {
@@ -322,7 +293,11 @@ impl Session for TchSession {
             .outputs
             .iter()
             .map(|name| {
-                let tensor = lookup(name, values, inputs, &self.params)?;
+                let sources = Sources {
+                    inputs,
+                    params: &self.params,
+                };
+                let tensor = sources.lookup(name, values)?;
                 Ok((name.clone(), convert::to_host(tensor)?))
             })
             .collect()
