@@ -5,8 +5,9 @@
 //! autodiff computes the gradients and burn-optim's SGD and Adam take the steps.
 //!
 //! What is burn's own and what is composed from burn tensor ops:
-//! - burn's own: `linear` (Dense), `matmul`, `conv2d`, `max_pool2d`, `avg_pool2d`, `permute`,
-//!   `cat`, `reshape`, the activations, `softmax` / `log_softmax`, burn-nn's `Lstm` module
+//! - burn's own: `linear` (Dense, its weight held as burn's `Linear` holds it, `[in, out]`,
+//!   and read back in the IR's `[out, in]`), `matmul`, `conv2d`, `max_pool2d`, `avg_pool2d`,
+//!   `permute`, `cat`, `reshape`, the activations, `softmax` / `log_softmax`, burn-nn's `Lstm` module
 //!   (its eight gate `Linear`s hold views of the IR's stacked weights), burn-nn's `MseLoss` and
 //!   `CrossEntropyLoss`, burn-optim's `Sgd` and `Adam` (per-tensor steps).
 //! - composed from burn tensor ops: Dropout with the harness's mask (`x * mask / (1 - p)`),
