@@ -200,3 +200,54 @@ fn the_seed_models_as_torch_saves_them_convert_into_the_specs() {
         }
     }
 }
+
+#[test]
+fn a_model_converts_to_onnx_that_onnxruntime_runs_and_onnx_is_not_read_yet() {
+    let dir = temp_dir("onnx");
+    let (native, pt, onnx) = (
+        dir.join("cnn.safetensors"),
+        dir.join("cnn.pt"),
+        dir.join("cnn.onnx"),
+    );
+    assert_ok(&dlbench(&[
+        "init",
+        "specs/cnn.yaml",
+        "--out",
+        path_str(&native),
+    ]));
+    assert_ok(&dlbench(&["convert", path_str(&native), path_str(&onnx)]));
+    let bytes = std::fs::read(&onnx).unwrap();
+    // The weights are in it: 250,326 f32 parameters.
+    assert!(bytes.len() > 250_326 * 4, "{} bytes", bytes.len());
+    // A state_dict with the graph from --like, too.
+    assert_ok(&dlbench(&["convert", path_str(&native), path_str(&pt)]));
+    std::fs::remove_file(&onnx).unwrap();
+    assert_ok(&dlbench(&[
+        "convert",
+        path_str(&pt),
+        path_str(&onnx),
+        "--like",
+        "specs/cnn.yaml",
+    ]));
+    assert_eq!(
+        std::fs::read(&onnx).unwrap(),
+        bytes,
+        "the same model, the same file"
+    );
+    if let Some(python) = torch_python() {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import onnx, sys; onnx.checker.check_model(sys.argv[1], full_check=True)",
+            ])
+            .arg(&onnx)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Reading ONNX is not there yet: a usage error that says so, and no file written.
+    let back = dir.join("back.safetensors");
+    let out = dlbench(&["convert", path_str(&onnx), path_str(&back)]);
+    assert_usage_error(&out, &["cnn.onnx", "reading ONNX is not supported yet"]);
+    assert!(!back.exists());
+}

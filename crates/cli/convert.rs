@@ -1,7 +1,8 @@
 //! `dlbench convert IN OUT [--like SPEC_OR_MODEL]`: moves a model between the native format
 //! (`.safetensors` with the graph) and PyTorch `state_dict` files (`.pt`, `.pth`), and exports
-//! it to TorchScript (`.ts`, `.torchscript`). The file extensions say which way; a state_dict
-//! holds weights only, so reading one needs the graph from `--like` (a spec or a native model).
+//! it to TorchScript (`.ts`, `.torchscript`) and ONNX (`.onnx`, opset 17). The file extensions
+//! say which way; a state_dict holds weights only, so reading one needs the graph from `--like`
+//! (a spec or a native model).
 //!
 //! `.pt` always means a state_dict here, although PyTorch users also name TorchScript files
 //! `.pt`: one extension, one format, so a file name never leaves the direction ambiguous.
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use dlbench_core::{Graph, Model};
+use dlbench_formats::onnx::export_onnx;
 use dlbench_formats::pytorch::{export_state_dict, import_state_dict};
 use dlbench_spec::Spec;
 
@@ -25,6 +27,8 @@ enum Format {
     StateDict,
     /// A traced TorchScript module, as `torch.jit.trace(model, x).save(path)` writes it.
     TorchScript,
+    /// An ONNX model (opset 17, symbolic batch), written only for now.
+    Onnx,
 }
 
 fn format_of(path: &Path) -> Option<Format> {
@@ -32,6 +36,7 @@ fn format_of(path: &Path) -> Option<Format> {
         Some("safetensors") => Some(Format::Native),
         Some("pt" | "pth") => Some(Format::StateDict),
         Some("ts" | "torchscript") => Some(Format::TorchScript),
+        Some("onnx") => Some(Format::Onnx),
         _ => None,
     }
 }
@@ -39,7 +44,7 @@ fn format_of(path: &Path) -> Option<Format> {
 const SUPPORTED: &str = "dlbench converts a native model (.safetensors) to a PyTorch state_dict \
                          (.pt, .pth), a state_dict to a native model with --like \
                          SPEC_OR_MODEL giving the graph, and either to TorchScript (.ts, \
-                         .torchscript)";
+                         .torchscript) or to ONNX (.onnx); reading ONNX is not supported yet";
 
 /// The graph of a spec (.yaml, .yml) or of a native model (.safetensors).
 fn graph_of(path: &Path) -> anyhow::Result<Graph> {
@@ -111,6 +116,11 @@ fn write_torchscript(
     )
 }
 
+fn write_onnx(output: &Path, model: Model) -> anyhow::Result<Model> {
+    export_onnx(&model, output).with_context(|| format!("writing {}", output.display()))?;
+    Ok(model)
+}
+
 pub fn convert(input: &Path, output: &Path, like: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (from, to) = (format_of(input), format_of(output));
     let model = match (from, to) {
@@ -130,6 +140,12 @@ pub fn convert(input: &Path, output: &Path, like: Option<&Path>) -> anyhow::Resu
         }
         (Some(Format::StateDict), Some(Format::TorchScript)) => {
             write_torchscript(output, || read_state_dict(input, output, like))?
+        }
+        (Some(Format::Native), Some(Format::Onnx)) => {
+            write_onnx(output, read_native(input, like)?)?
+        }
+        (Some(Format::StateDict), Some(Format::Onnx)) => {
+            write_onnx(output, read_state_dict(input, output, like)?)?
         }
         _ => bail!(
             "cannot convert {} to {}: {SUPPORTED}",

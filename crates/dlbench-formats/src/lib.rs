@@ -8,6 +8,7 @@
 //! Caffe and MXNet are to follow, one module each.
 
 mod error;
+pub mod onnx;
 pub mod pytorch;
 
 pub use error::{Error, Result};
