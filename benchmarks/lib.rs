@@ -14,8 +14,9 @@ use dlbench_spec::Spec;
 /// The seed specs, by name.
 pub const SEED_SPECS: &[&str] = &["mlp", "cnn", "rnn", "vae"];
 
-/// Every backend the benchmarks compare, side by side: the reference, native, burn and candle
-/// (default features), and libtorch when built with the `tch` feature.
+/// Every backend the benchmarks compare, side by side: the reference, native, burn, candle and
+/// tract (default features), and libtorch when built with the `tch` feature. A backend that
+/// cannot train (tract) is left out of the training benches.
 pub fn backends() -> Vec<Box<dyn Backend>> {
     vec![
         Box::new(ReferenceBackend),
@@ -24,6 +25,8 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
         Box::new(dlbench_burn::BurnBackend),
         #[cfg(feature = "candle")]
         Box::new(dlbench_candle::CandleBackend),
+        #[cfg(feature = "tract")]
+        Box::new(dlbench_tract::TractBackend),
         #[cfg(feature = "tch")]
         Box::new(dlbench_tch::TchBackend),
     ]

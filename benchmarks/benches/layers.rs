@@ -94,6 +94,9 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("forward", backend.name()), |b| {
                 b.iter(|| session.forward(Mode::Inference).expect("forward"))
             });
+            if !backend.capabilities().training {
+                continue;
+            }
             let options = PrepareOptions {
                 training: Some(training),
                 ..PrepareOptions::default()

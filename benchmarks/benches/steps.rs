@@ -37,7 +37,7 @@ fn train_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");
     for &name in SEED_SPECS {
         let work = Workload::load(name, 32);
-        for backend in backends() {
+        for backend in backends().into_iter().filter(|b| b.capabilities().training) {
             let options = PrepareOptions {
                 training: Some(work.spec.training_config()),
                 ..PrepareOptions::default()

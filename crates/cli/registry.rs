@@ -5,8 +5,8 @@ use dlbench_core::Backend;
 use dlbench_native::engine::NativeBackend;
 use dlbench_reference::ReferenceBackend;
 
-/// Every backend in this build: the f64 reference and the native f32 engine always; burn and
-/// candle with their features (on by default); libtorch with the `tch` feature; with the
+/// Every backend in this build: the f64 reference and the native f32 engine always; burn,
+/// candle and tract with their features (on by default); libtorch with the `tch` feature; with the
 /// `test-backends` feature, also the deliberately faulty `test-...` backends of
 /// `dlbench-testkit`, which the end-to-end tests run.
 pub fn backends() -> Vec<Box<dyn Backend>> {
@@ -16,6 +16,8 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
     all.push(Box::new(dlbench_burn::BurnBackend));
     #[cfg(feature = "candle")]
     all.push(Box::new(dlbench_candle::CandleBackend));
+    #[cfg(feature = "tract")]
+    all.push(Box::new(dlbench_tract::TractBackend));
     #[cfg(feature = "tch")]
     all.push(Box::new(dlbench_tch::TchBackend));
     #[cfg(feature = "test-backends")]
@@ -43,7 +45,8 @@ pub fn not_built() -> Vec<(&'static str, &'static str)> {
         ),
         (
             "tract",
-            "ONNX through tract-onnx 0.23 (inference only): not implemented yet",
+            "tract-onnx 0.23 (pure Rust, inference only): build with the `tract` feature, on by \
+             default",
         ),
     ];
     let built = backends();
