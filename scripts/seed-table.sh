@@ -4,12 +4,12 @@
 #
 #   bash scripts/seed-table.sh [BACKENDS] [OUT]
 #
-# BACKENDS defaults to native,burn,candle,tch (tch needs a release build with `--features tch`
+# BACKENDS defaults to native,burn,candle,tract,tch (tch needs a release build with `--features tch`
 # and the libtorch environment the README gives); OUT (default target/seed-table) keeps each
 # spec's results.json, so the table can be printed again without re-running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-backends=${1:-native,burn,candle,tch}
+backends=${1:-native,burn,candle,tract,tch}
 out=${2:-target/seed-table}
 for spec in mlp rnn vae cnn; do
   ./target/release/dlbench run "specs/$spec.yaml" --backends "$backends" --threads 1 \

@@ -80,8 +80,8 @@ fn usage_errors_exit_2_and_name_the_files() {
     let out = dlbench(&["convert", "specs/mlp.yaml", path_str(&pt)]);
     assert_usage_error(&out, &["cannot convert specs/mlp.yaml", "m.pt"]);
 
-    let out = dlbench(&["convert", path_str(&native), path_str(&dir.join("m.onnx"))]);
-    assert_usage_error(&out, &["m.onnx"]);
+    let out = dlbench(&["convert", path_str(&native), path_str(&dir.join("m.keras"))]);
+    assert_usage_error(&out, &["m.keras"]);
 
     let out = dlbench(&[
         "convert",
