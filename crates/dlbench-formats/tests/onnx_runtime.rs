@@ -16,6 +16,7 @@ use dlbench_core::{
     Backend, BinaryOp, DType, Dim, GraphBuilder, InputRole, Mode, Model, Op, PrepareOptions,
     Tensor, UnaryOp, Values,
 };
+use dlbench_formats::onnx::export::exported_inputs;
 use dlbench_formats::onnx::export_onnx;
 use dlbench_reference::ReferenceBackend;
 use dlbench_spec::Spec;
@@ -61,11 +62,7 @@ fn reference_outputs(model: &Model, inputs: &Values) -> Values {
 
 /// onnxruntime's outputs for the inputs the exported graph has (data and noise).
 fn onnxruntime(python: &Path, path: &Path, model: &Model, inputs: &Values) -> Value {
-    let fed = model
-        .graph
-        .inputs
-        .iter()
-        .filter(|i| matches!(i.role, InputRole::Data | InputRole::Normal))
+    let fed = exported_inputs(&model.graph)
         .map(|i| {
             let t = &inputs[&i.value.name];
             let dtype = match t.dtype() {

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use dlbench_core::{
-    DType, Data, Error, Graph, InputRole, Mode, Model, Result, Session, Tensor, Values,
-};
+use dlbench_core::{DType, Data, Error, Graph, Mode, Model, Result, Session, Tensor, Values};
+use dlbench_formats::onnx::export::exported_inputs;
 use dlbench_formats::onnx::to_onnx;
 use prost::Message;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
@@ -62,11 +61,7 @@ impl TractSession {
         let onnx = to_onnx(model)
             .map_err(|e| Error::unsupported(NAME, format!("exporting to ONNX: {e}")))?
             .encode_to_vec();
-        let fed = model
-            .graph
-            .inputs
-            .iter()
-            .filter(|i| matches!(i.role, InputRole::Data | InputRole::Normal))
+        let fed = exported_inputs(&model.graph)
             .map(|i| i.value.name.clone())
             .collect();
         let executor = match threads {

@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
 use dlbench_core::{
-    BinaryOp, DType, Data, Dim, InputRole, Model, Node, Op, Tensor, UnaryOp, ValueInfo, Values,
+    BinaryOp, DType, Data, Dim, Graph, Input, InputRole, Model, Node, Op, Tensor, UnaryOp,
+    ValueInfo, Values,
 };
 
 use super::proto::{
@@ -57,11 +58,7 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
     for node in &graph.nodes {
         out.node(node, &infos)?;
     }
-    let fed_at_inference = |role: &InputRole| matches!(role, InputRole::Data | InputRole::Normal);
-    let input = graph
-        .inputs
-        .iter()
-        .filter(|i| fed_at_inference(&i.role))
+    let input = exported_inputs(graph)
         .map(|i| value_info(&i.value))
         .collect();
     let output = graph
@@ -90,6 +87,15 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
             ..GraphProto::default()
         }),
         ..ModelProto::default()
+    })
+}
+
+/// The graph inputs the exported model has, in the graph's order: what is fed at inference
+/// (data and noise). Dropout masks and targets are training-only and left out.
+pub fn exported_inputs(graph: &Graph) -> impl Iterator<Item = &Input> {
+    graph.inputs.iter().filter(|i| match i.role {
+        InputRole::Data | InputRole::Normal => true,
+        InputRole::Target | InputRole::DropoutMask { .. } => false,
     })
 }
 
@@ -185,11 +191,10 @@ impl Writer<'_> {
     }
 
     /// An int64 vector initializer (a shape), named after the node that reads it.
-    fn shape_constant(&mut self, name: String, values: &[i64]) -> String {
-        let tensor = Tensor::new(vec![values.len()], Data::I64(values.to_vec()))
-            .expect("a vector's length matches its data");
+    fn shape_constant(&mut self, name: String, values: &[i64]) -> Result<String> {
+        let tensor = Tensor::i64(vec![values.len()], values.to_vec())?;
         self.initializer(&name, &tensor);
-        name
+        Ok(name)
     }
 
     fn push(
@@ -280,11 +285,11 @@ impl Writer<'_> {
             Op::Flatten { axis } => {
                 let mut shape = vec![0; *axis];
                 shape.push(-1);
-                let shape = self.shape_constant(sub("shape"), &shape);
+                let shape = self.shape_constant(sub("shape"), &shape)?;
                 self.push(n.into(), "Reshape", &[ins[0], &shape], &outs, vec![])
             }
             Op::Reshape { shape } => {
-                let shape = self.shape_constant(sub("shape"), shape);
+                let shape = self.shape_constant(sub("shape"), shape)?;
                 self.push(n.into(), "Reshape", &[ins[0], &shape], &outs, vec![])
             }
             Op::Transpose { perm } => {
@@ -298,7 +303,7 @@ impl Writer<'_> {
                 &outs,
                 vec![int("axis", *axis as i64)],
             ),
-            Op::Unary(op) => self.unary(n, *op, &ins, &outs),
+            Op::Unary(op) => self.unary(n, *op, &ins, &outs)?,
             Op::Softmax { axis } => {
                 self.push(n.into(), "Softmax", &ins, &outs, vec![int("axis", *axis)])
             }
@@ -332,7 +337,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn unary(&mut self, n: &str, op: UnaryOp, ins: &[&str], outs: &[&str]) {
+    fn unary(&mut self, n: &str, op: UnaryOp, ins: &[&str], outs: &[&str]) -> Result<()> {
         let op_type = match op {
             UnaryOp::Relu => "Relu",
             UnaryOp::Sigmoid => "Sigmoid",
@@ -340,13 +345,14 @@ impl Writer<'_> {
             UnaryOp::Exp => "Exp",
             UnaryOp::Scale { factor } => {
                 let name = format!("{n}/factor");
-                let scalar = Tensor::new(vec![], Data::F32(vec![factor as f32]))
-                    .expect("a scalar has one element");
+                let scalar = Tensor::f32(vec![], vec![factor as f32])?;
                 self.initializer(&name, &scalar);
-                return self.push(n.into(), "Mul", &[ins[0], &name], outs, vec![]);
+                self.push(n.into(), "Mul", &[ins[0], &name], outs, vec![]);
+                return Ok(());
             }
         };
-        self.push(n.into(), op_type, ins, outs, vec![])
+        self.push(n.into(), op_type, ins, outs, vec![]);
+        Ok(())
     }
 
     /// ONNX's LSTM with the IR's weights reordered (see the module docs).
@@ -425,7 +431,7 @@ impl Writer<'_> {
             &[&yt],
             vec![ints("perm", perm)],
         );
-        let shape = self.shape_constant(sub("y_shape"), &[0, 0, -1]);
+        let shape = self.shape_constant(sub("y_shape"), &[0, 0, -1])?;
         let y = [node.outputs[0].as_str()];
         self.push(sub("y_merge"), "Reshape", &[&yt, &shape], &y, vec![]);
         Ok(())
