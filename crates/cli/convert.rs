@@ -13,82 +13,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use dlbench_core::{Graph, Model};
+use dlbench_core::Model;
 use dlbench_formats::onnx::export_onnx;
-use dlbench_formats::pytorch::{export_state_dict, import_state_dict};
-use dlbench_spec::Spec;
+use dlbench_formats::pytorch::export_state_dict;
 
-/// The formats `convert` knows, by file extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    /// dlbench's `.safetensors`: weights plus the graph.
-    Native,
-    /// `torch.save(model.state_dict(), path)`.
-    StateDict,
-    /// A traced TorchScript module, as `torch.jit.trace(model, x).save(path)` writes it.
-    TorchScript,
-    /// An ONNX model (opset 17, symbolic batch), written only for now.
-    Onnx,
-}
-
-fn format_of(path: &Path) -> Option<Format> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => Some(Format::Native),
-        Some("pt" | "pth") => Some(Format::StateDict),
-        Some("ts" | "torchscript") => Some(Format::TorchScript),
-        Some("onnx") => Some(Format::Onnx),
-        _ => None,
-    }
-}
-
-const SUPPORTED: &str = "dlbench converts a native model (.safetensors) to a PyTorch state_dict \
-                         (.pt, .pth), a state_dict to a native model with --like \
-                         SPEC_OR_MODEL giving the graph, and either to TorchScript (.ts, \
-                         .torchscript) or to ONNX (.onnx); reading ONNX is not supported yet";
-
-/// The graph of a spec (.yaml, .yml) or of a native model (.safetensors).
-fn graph_of(path: &Path) -> anyhow::Result<Graph> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("yaml" | "yml") => Ok(Spec::load(path)?.build_graph()?),
-        Some("safetensors") => Ok(Model::load(path)?.graph),
-        _ => bail!(
-            "--like {}: expected a spec (.yaml, .yml) or a native model (.safetensors)",
-            path.display()
-        ),
-    }
-}
-
-/// A native model, which holds its own graph: `--like` is refused rather than ignored.
-fn read_native(input: &Path, like: Option<&Path>) -> anyhow::Result<Model> {
-    if let Some(like) = like {
-        bail!(
-            "--like {} is for reading a state_dict; {} already holds its graph",
-            like.display(),
-            input.display()
-        );
-    }
-    Ok(Model::load(input)?)
-}
-
-/// A state_dict's weights in the graph that `--like` names.
-fn read_state_dict(input: &Path, output: &Path, like: Option<&Path>) -> anyhow::Result<Model> {
-    let Some(like) = like else {
-        bail!(
-            "converting {} to {} needs --like SPEC_OR_MODEL: a state_dict holds weights only, \
-             the graph comes from a spec (.yaml) or a native model (.safetensors)",
-            input.display(),
-            output.display()
-        );
-    };
-    let graph = graph_of(like)?;
-    import_state_dict(graph, input).with_context(|| {
-        format!(
-            "loading {} into the graph of {}",
-            input.display(),
-            like.display()
-        )
-    })
-}
+use crate::load::{load_model, Format, ModelOptions};
 
 /// Traces the model that `read` loads with libtorch and saves the TorchScript module.
 #[cfg(feature = "tch")]
@@ -121,37 +50,41 @@ fn write_onnx(output: &Path, model: Model) -> anyhow::Result<Model> {
     Ok(model)
 }
 
-pub fn convert(input: &Path, output: &Path, like: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (from, to) = (format_of(input), format_of(output));
-    let model = match (from, to) {
-        (Some(Format::Native), Some(Format::StateDict)) => {
-            let model = read_native(input, like)?;
+const SUPPORTED: &str = "dlbench converts a native model (.safetensors) to a PyTorch state_dict \
+                         (.pt, .pth), a state_dict to a native model with --like \
+                         SPEC_OR_MODEL giving the graph, and either to TorchScript (.ts, \
+                         .torchscript) or to ONNX (.onnx); reading ONNX is not supported yet";
+
+pub fn convert(input: &Path, output: &Path, options: &ModelOptions) -> anyhow::Result<ExitCode> {
+    let (Some(from), Some(to)) = (Format::of(input), Format::of(output)) else {
+        bail!(
+            "cannot convert {} to {}: {SUPPORTED}",
+            input.display(),
+            output.display()
+        );
+    };
+    if from == Format::TorchScript {
+        bail!(
+            "cannot convert {} to {}: {SUPPORTED}",
+            input.display(),
+            output.display()
+        );
+    }
+    let read = || load_model(input, options);
+    let model = match to {
+        Format::Native => {
+            let model = read()?;
+            model.save(output)?;
+            model
+        }
+        Format::StateDict => {
+            let model = read()?;
             export_state_dict(&model, output)
                 .with_context(|| format!("writing {}", output.display()))?;
             model
         }
-        (Some(Format::StateDict), Some(Format::Native)) => {
-            let model = read_state_dict(input, output, like)?;
-            model.save(output)?;
-            model
-        }
-        (Some(Format::Native), Some(Format::TorchScript)) => {
-            write_torchscript(output, || read_native(input, like))?
-        }
-        (Some(Format::StateDict), Some(Format::TorchScript)) => {
-            write_torchscript(output, || read_state_dict(input, output, like))?
-        }
-        (Some(Format::Native), Some(Format::Onnx)) => {
-            write_onnx(output, read_native(input, like)?)?
-        }
-        (Some(Format::StateDict), Some(Format::Onnx)) => {
-            write_onnx(output, read_state_dict(input, output, like)?)?
-        }
-        _ => bail!(
-            "cannot convert {} to {}: {SUPPORTED}",
-            input.display(),
-            output.display()
-        ),
+        Format::TorchScript => write_torchscript(output, read)?,
+        Format::Onnx => write_onnx(output, read()?)?,
     };
     eprintln!(
         "wrote {} ({} tensors, {} parameters)",

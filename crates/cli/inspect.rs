@@ -5,23 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dlbench_core::ir::format_shape;
-use dlbench_core::{Dim, Graph, Model};
+use dlbench_core::Dim;
 use dlbench_spec::Spec;
 use serde_json::json;
-
-/// The graph of a spec (.yaml / .yml; built without initialising any weight, so a model too
-/// large to train is still refused by the memory limits at no cost) or of a native model file
-/// (.safetensors).
-fn load_graph(path: &Path) -> anyhow::Result<Graph> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("yaml" | "yml") => Ok(Spec::load(path)?.build_graph()?),
-        Some("safetensors") => Ok(Model::load(path)?.graph),
-        _ => anyhow::bail!(
-            "{}: expected a spec (.yaml, .yml) or a native model (.safetensors)",
-            path.display()
-        ),
-    }
-}
 
 /// `batch x 64x6x6` (the batch first, then one sample's shape), or the plain shape.
 fn shape_text(shape: &[Dim]) -> String {
@@ -54,7 +40,7 @@ fn si(n: u64) -> String {
 }
 
 pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let graph = &load_graph(path)?;
+    let graph = &crate::load::load_graph(path)?;
     let values = graph.infer()?;
     let flops = dlbench_core::flops::graph_flops(graph)?;
     // By name once: looking each node's parameters up in the list is quadratic.

@@ -5,6 +5,7 @@
 mod convert;
 mod inspect;
 mod list;
+mod load;
 mod progress;
 mod registry;
 mod run;
@@ -58,10 +59,8 @@ enum Command {
         input: PathBuf,
         /// Where to write it.
         output: PathBuf,
-        /// Reading a state_dict: the spec (.yaml) or native model (.safetensors) whose graph
-        /// the weights belong to.
-        #[arg(long)]
-        like: Option<PathBuf>,
+        #[command(flatten)]
+        model: load::ModelOptions,
     },
     /// Run one backend of a spec and report on stdout, for `dlbench run` (internal).
     #[command(hide = true)]
@@ -90,8 +89,8 @@ fn main() -> ExitCode {
         Command::Convert {
             input,
             output,
-            like,
-        } => convert::convert(&input, &output, like.as_deref()),
+            model,
+        } => convert::convert(&input, &output, &model),
         Command::Worker(args) => worker::worker(&args),
     };
     match outcome {
