@@ -25,8 +25,8 @@ use dlbench_core::{
 
 use super::proto::{
     AttributeProto, AttributeType, DataType, Dimension, DimensionValue, GraphProto, ModelProto,
-    NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
-    ValueInfoProto,
+    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
+    TensorTypeProto, TypeProto, ValueInfoProto,
 };
 use crate::error::Result;
 
@@ -48,8 +48,26 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
         nodes: Vec::new(),
         initializers: Vec::new(),
     };
+    // An LSTM's weights are written reordered, as `<node>.W`, `.R`, `.B`: the IR's own are
+    // written only if another node (or an output) reads them too.
+    let read_elsewhere: std::collections::HashSet<&str> = graph
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.op, Op::Lstm(_)))
+        .flat_map(|n| n.inputs.iter().map(String::as_str))
+        .chain(graph.outputs.iter().map(String::as_str))
+        .collect();
+    let lstm_weight = |name: &str| {
+        graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Lstm(_)) && n.inputs[1..].iter().any(|i| i == name))
+    };
     for param in &graph.params {
         let name = &param.value.name;
+        if lstm_weight(name) && !read_elsewhere.contains(name.as_str()) {
+            continue;
+        }
         let weight = model.weights.get(name).ok_or_else(|| {
             dlbench_core::Error::invalid(format!("no weight for parameter `{name}`"))
         })?;
@@ -70,8 +88,23 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
             })
         })
         .collect::<dlbench_core::Result<Vec<_>>>()?;
+    // Roles other than data (the VAE's noise) travel in the metadata, so that an import gives
+    // the harness back what to feed.
+    let roles: BTreeMap<&str, InputRole> = exported_inputs(graph)
+        .filter(|i| i.role != InputRole::Data)
+        .map(|i| (i.value.name.as_str(), i.role))
+        .collect();
+    let metadata_props = match roles.is_empty() {
+        true => Vec::new(),
+        false => vec![StringStringEntryProto {
+            key: super::import::ROLES_KEY.into(),
+            value: serde_json::to_string(&roles)
+                .map_err(|e| dlbench_core::Error::invalid(format!("input roles as JSON: {e}")))?,
+        }],
+    };
     Ok(ModelProto {
         ir_version: IR_VERSION,
+        metadata_props,
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
             version: OPSET,

@@ -1,0 +1,223 @@
+//! ONNX's `LSTM` as the IR's: gates from ONNX's i, o, f, c to the IR's i, f, g, o, the stacked
+//! bias `B = [Wb ‖ Rb]` split into `b_ih` and `b_hh`, one set of weights per direction, and
+//! ONNX's outputs (`Y` `[T, D, N, H]`, or `[N, T, D, H]` with `layout = 1`; `Y_h`, `Y_c`
+//! `[D, N, H]` or `[N, D, H]`) rebuilt from the IR's (`[.., D*H]` and `[D, N, H]`) by
+//! `Reshape` and `Transpose` where they differ.
+
+use dlbench_core::init::Init;
+use dlbench_core::ir::{Direction, Lstm};
+use dlbench_core::{DType, Op};
+
+use super::attrs::At;
+use super::value::{Origin, Value};
+use super::{is_zeros, Importer};
+
+/// Where each IR gate block (i, f, g, o) is in ONNX's order (i, o, f, c).
+const FROM_ONNX: [usize; 4] = [0, 2, 3, 1];
+
+/// Imports the node if it is an `LSTM`; `Ok(false)` if not.
+pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
+    if at.node.op_type != "LSTM" {
+        return Ok(false);
+    }
+    let x = im.runtime(at, 0)?;
+    let layout = at.int("layout", 0)?;
+    if layout != 0 && layout != 1 {
+        return Err(at.attr_error("layout", format!("{layout} is not 0 or 1")));
+    }
+    let direction = match at.string("direction")?.as_deref().unwrap_or("forward") {
+        "forward" => Direction::Forward,
+        "reverse" => Direction::Reverse,
+        "bidirectional" => Direction::Bidirectional,
+        other => return Err(at.attr_error("direction", format!("`{other}` is not an ONNX value"))),
+    };
+    let d = match direction {
+        Direction::Bidirectional => 2,
+        Direction::Forward | Direction::Reverse => 1,
+    };
+    check_attributes(at, d)?;
+    let w = im.constant(at, 1, "W")?;
+    let r = im.constant(at, 2, "R")?;
+    let (w_dims, r_dims) = (
+        w.dims().map_err(|e| at.error(e))?,
+        r.dims().map_err(|e| at.error(e))?,
+    );
+    let h = match at.int("hidden_size", 0)? {
+        0 => r_dims.last().copied().unwrap_or(0),
+        h => usize::try_from(h).map_err(|_| at.attr_error("hidden_size", "negative"))?,
+    };
+    let features = x.shape.last().and_then(|d| d.known()).unwrap_or(0);
+    if x.shape.len() != 3 || w_dims != [d, 4 * h, features] || r_dims != [d, 4 * h, h] || h == 0 {
+        return Err(at.error(format!(
+            "X {:?}, W {w_dims:?}, R {r_dims:?} do not fit hidden_size {h} and {d} direction(s)",
+            x.shape
+        )));
+    }
+    let b = match im.get_opt(at, 3)? {
+        Some(_) => {
+            let b = im.constant(at, 3, "B")?;
+            if b.dims().map_err(|e| at.error(e))? != [d, 8 * h] {
+                return Err(at.error(format!("B is {:?}, expected [{d}, {}]", b.shape, 8 * h)));
+            }
+            b.to_f64().map_err(|e| at.error(e))?
+        }
+        None => vec![0.0; d * 8 * h],
+    };
+    for (i, what) in [
+        (4, "sequence_lens"),
+        (5, "initial_h"),
+        (6, "initial_c"),
+        (7, "P"),
+    ] {
+        if im.get_opt(at, i)?.is_some() {
+            let known = im.constant(at, i, what)?;
+            let full_length = i == 4
+                && x.shape[1 - layout as usize].known().is_some_and(|t| {
+                    known
+                        .to_ints()
+                        .is_ok_and(|v| v.iter().all(|&l| l == t as i64))
+                });
+            if !(is_zeros(&known) && i != 4 || full_length) {
+                return Err(at.error(format!(
+                    "input {i} ({what}) is not supported unless {}",
+                    match i {
+                        4 => "every sequence is full length",
+                        _ => "it is all zeros (dlbench's IR starts from a zero state)",
+                    }
+                )));
+            }
+        }
+    }
+    let (w, r) = (
+        w.to_f64().map_err(|e| at.error(e))?,
+        r.to_f64().map_err(|e| at.error(e))?,
+    );
+    let dtype = im.constant(at, 1, "W")?.float_dtype().unwrap_or(DType::F32);
+    let init = Init::Uniform {
+        bound: 1.0 / (h as f64).sqrt(),
+    };
+    let mut inputs = vec![x.name.clone()];
+    for k in 0..d {
+        let suffix = if k == 1 { "_reverse" } else { "" };
+        let rows = 4 * h;
+        let tensors = [
+            (
+                "w_ih",
+                vec![rows, features],
+                gates(&w[k * rows * features..][..rows * features], h),
+            ),
+            (
+                "w_hh",
+                vec![rows, h],
+                gates(&r[k * rows * h..][..rows * h], h),
+            ),
+            ("b_ih", vec![rows], gates(&b[k * 2 * rows..][..rows], h)),
+            (
+                "b_hh",
+                vec![rows],
+                gates(&b[k * 2 * rows + rows..][..rows], h),
+            ),
+        ];
+        for (name, shape, values) in tensors {
+            let hint = format!("{}.{name}{suffix}", at.name);
+            inputs.push(im.param(&Origin::Computed, &hint, shape, values, dtype, init)?);
+        }
+    }
+    let outputs = [
+        im.fresh_value(&format!("{}/y", at.name)),
+        match layout {
+            0 => im.output_name(at, 1),
+            _ => im.fresh_value(&format!("{}/y_h", at.name)),
+        },
+        match layout {
+            0 => im.output_name(at, 2),
+            _ => im.fresh_value(&format!("{}/y_c", at.name)),
+        },
+    ];
+    let attrs = Lstm {
+        hidden: h,
+        direction,
+        batch_first: layout == 1,
+    };
+    let infos = im.emit(at, Op::Lstm(attrs), inputs, outputs.to_vec())?;
+    let [y, y_h, y_c] = [&infos[0], &infos[1], &infos[2]];
+    if let Some(name) = at.output(0) {
+        // [T, N, D*H] -> [T, N, D, H] -> [T, D, N, H]; batch-first: [N, T, D*H] -> [N, T, D, H].
+        let split = im.fresh_value(&format!("{}/y_split", at.name));
+        let reshape = Op::Reshape {
+            shape: vec![0, 0, d as i64, h as i64],
+        };
+        let out = match layout {
+            0 => split.clone(),
+            _ => name.to_string(),
+        };
+        let split_info = im
+            .emit(at, reshape, vec![y.name.clone()], vec![out])?
+            .remove(0);
+        let value = match layout {
+            0 => {
+                let perm = Op::Transpose {
+                    perm: vec![0, 2, 1, 3],
+                };
+                im.emit(at, perm, vec![split_info.name], vec![name.to_string()])?
+                    .remove(0)
+            }
+            _ => split_info,
+        };
+        im.define(at, 0, Value::Runtime(value));
+    }
+    for (i, state) in [(1, y_h), (2, y_c)] {
+        let Some(name) = at.output(i) else { continue };
+        let value = match layout {
+            0 => state.clone(),
+            _ => {
+                let perm = Op::Transpose {
+                    perm: vec![1, 0, 2],
+                };
+                im.emit(at, perm, vec![state.name.clone()], vec![name.to_string()])?
+                    .remove(0)
+            }
+        };
+        im.define(at, i, Value::Runtime(value));
+    }
+    Ok(true)
+}
+
+/// The attributes the IR's LSTM fixes: the default activations, no clip, no coupled gates.
+fn check_attributes(at: &At, directions: usize) -> Result<(), String> {
+    if let Some(activations) = at.strings("activations")? {
+        let expected = ["Sigmoid", "Tanh", "Tanh"].repeat(directions);
+        let same = activations.len() == expected.len()
+            && activations
+                .iter()
+                .zip(&expected)
+                .all(|(a, e)| a.eq_ignore_ascii_case(e));
+        if !same {
+            return Err(at.attr_error(
+                "activations",
+                format!("{activations:?} is not supported; dlbench's IR uses Sigmoid, Tanh, Tanh"),
+            ));
+        }
+    }
+    if at.floats("activation_alpha")?.is_some() || at.floats("activation_beta")?.is_some() {
+        return Err(at.error("activation_alpha / activation_beta are not supported"));
+    }
+    if at.node.attribute.iter().any(|a| a.name == "clip") {
+        return Err(at.attr_error("clip", "is not supported; dlbench's IR does not clip"));
+    }
+    at.require_int(
+        "input_forget",
+        0,
+        "dlbench's IR keeps the input and forget gates apart",
+    )
+}
+
+/// One direction's rows (gate blocks in ONNX's order) in the IR's order.
+fn gates(rows: &[f64], hidden: usize) -> Vec<f64> {
+    let block = rows.len() / 4;
+    debug_assert_eq!(block % hidden, 0);
+    FROM_ONNX
+        .iter()
+        .flat_map(|&g| rows[g * block..(g + 1) * block].iter().copied())
+        .collect()
+}

@@ -1,0 +1,588 @@
+//! ONNX → IR (opsets 9 to 22): the graph's nodes become IR nodes, its initializers the model's
+//! weights, its non-initializer inputs the graph inputs (the first dim, if symbolic, is the
+//! batch).
+//!
+//! Exporters write more than layers: shape arithmetic (`Shape`, `Gather`, `Concat`...) around
+//! the batch size, zero initial states, weights reordered by `Slice` and `Concat`. Everything
+//! whose inputs are known at import time is folded here ([`value`]); what depends on the data
+//! becomes IR nodes ([`layers`], [`shapes`]). Where ONNX's operator differs from the IR's, the
+//! import writes the IR's form: `Gemm` and `MatMul` + `Add` by a weight become `Dense`, an
+//! LSTM's gates are reordered from ONNX's i, o, f, c to the IR's i, f, g, o and its stacked
+//! bias split in two. An op, attribute or value the IR cannot express is an error naming the
+//! node, its op, the attribute and the opset.
+
+mod attrs;
+mod elementwise;
+mod layers;
+mod lstm;
+mod shapes;
+mod tensor;
+mod value;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::rc::Rc;
+
+use dlbench_core::init::Init;
+use dlbench_core::ir::{shape::infer_node, Graph, Input, InputRole, Node, Param};
+use dlbench_core::limits::{read_file, Limits};
+use dlbench_core::{DType, Dim, Model, Op, Tensor, ValueInfo, Values};
+use prost::Message;
+
+use self::attrs::At;
+use self::tensor::{read_tensor, type_name, TensorSource};
+use self::value::{Const, ConstData, Origin, Value};
+use super::proto::{DataType, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use crate::error::{Error, Result};
+
+/// The opsets the import reads.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 9..=22;
+
+/// The metadata key under which dlbench's export records the roles of inputs that are not
+/// data (the VAE's noise), as JSON `{input: role}`, so that a model comes back unchanged.
+pub const ROLES_KEY: &str = "dlbench.input_roles";
+
+/// Reads an ONNX file under the environment's limits; see [`import_onnx_with`].
+pub fn import_onnx(path: &Path) -> Result<Model> {
+    import_onnx_with(path, &Limits::from_env()?)
+}
+
+/// Reads an ONNX file: the file is refused if larger than the memory limit, every tensor is
+/// checked against the bytes it actually has before it is copied, and external data is read
+/// only from the model's folder. The model is named after the file.
+pub fn import_onnx_with(path: &Path, limits: &Limits) -> Result<Model> {
+    let bytes = read_file(path, limits.memory_bytes, "the ONNX model")?;
+    let proto = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+        Error::file(
+            path,
+            format!("not a readable ONNX model (the protobuf does not decode: {e})"),
+        )
+    })?;
+    drop(bytes);
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let source = TensorSource {
+        dir: Some(path.parent().unwrap_or(Path::new("."))),
+        limits,
+    };
+    from_onnx(&proto, name, &source).map_err(|message| Error::file(path, message))
+}
+
+/// The model in `proto`, named `name`.
+fn from_onnx(proto: &ModelProto, name: &str, source: &TensorSource) -> Result<Model, String> {
+    let opset = opset(proto)?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or("the file holds no graph (is it an ONNX model?)")?;
+    source
+        .limits
+        .check_nodes("the ONNX graph", graph.node.len())
+        .map_err(|e| e.to_string())?;
+    let roles: BTreeMap<String, InputRole> =
+        match proto.metadata_props.iter().find(|p| p.key == ROLES_KEY) {
+            Some(entry) => serde_json::from_str(&entry.value)
+                .map_err(|e| format!("metadata `{ROLES_KEY}` is not a map of input roles: {e}"))?,
+            None => BTreeMap::new(),
+        };
+    let mut importer = Importer::new(name, graph);
+    for init in &graph.initializer {
+        let what = format!("initializer `{}`", init.name);
+        let mut constant = read_tensor(init, source, &what)?;
+        constant.origin = Origin::Initializer(init.name.clone());
+        importer
+            .values
+            .insert(init.name.clone(), Value::Const(Rc::new(constant)));
+    }
+    for input in &graph.input {
+        if !importer.values.contains_key(&input.name) {
+            let role = roles.get(&input.name).copied().unwrap_or(InputRole::Data);
+            importer.input(input, role)?;
+        }
+    }
+    for (index, node) in sorted(graph)? {
+        let at = At::new(node, index, opset);
+        importer.node(&at, source)?;
+    }
+    importer.finish(graph)
+}
+
+/// The default domain's opset, checked against [`OPSETS`].
+fn opset(proto: &ModelProto) -> Result<i64, String> {
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or("the model imports no opset of the default ONNX domain")?;
+    match OPSETS.contains(&opset) {
+        true => Ok(opset),
+        false => Err(format!(
+            "opset {opset} is not supported; dlbench reads opsets {} to {}",
+            OPSETS.start(),
+            OPSETS.end()
+        )),
+    }
+}
+
+/// The nodes in an order where each comes after the producers of its inputs (ONNX requires
+/// it; a file that breaks it is sorted, and one with a cycle refused, naming a node on it).
+fn sorted(graph: &GraphProto) -> Result<Vec<(usize, &NodeProto)>, String> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
+            if producer.insert(out, i).is_some() {
+                let at = At::new(node, i, 0);
+                return Err(format!(
+                    "node `{}` ({}): value `{out}` is defined twice",
+                    at.name, node.op_type
+                ));
+            }
+        }
+    }
+    // Iterative depth-first order: 0 unvisited, 1 on the stack, 2 done.
+    let mut state = vec![0u8; graph.node.len()];
+    let mut order = Vec::with_capacity(graph.node.len());
+    for root in 0..graph.node.len() {
+        let mut stack = vec![(root, 0usize)];
+        while let Some((i, next)) = stack.pop() {
+            if next == 0 {
+                match state[i] {
+                    2 => continue,
+                    1 => {
+                        let at = At::new(&graph.node[i], i, 0);
+                        return Err(format!(
+                            "the graph has a cycle through node `{}` ({})",
+                            at.name, graph.node[i].op_type
+                        ));
+                    }
+                    _ => state[i] = 1,
+                }
+            }
+            let inputs = &graph.node[i].input;
+            match inputs[next..]
+                .iter()
+                .position(|v| producer.get(v.as_str()).is_some_and(|&p| state[p] != 2))
+            {
+                Some(k) => {
+                    let p = producer[inputs[next + k].as_str()];
+                    if state[p] == 1 {
+                        let at = At::new(&graph.node[p], p, 0);
+                        return Err(format!(
+                            "the graph has a cycle through node `{}` ({})",
+                            at.name, graph.node[p].op_type
+                        ));
+                    }
+                    stack.push((i, next + k + 1));
+                    stack.push((p, 0));
+                }
+                None => {
+                    state[i] = 2;
+                    order.push((i, &graph.node[i]));
+                }
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// The import in progress.
+struct Importer {
+    /// Every ONNX value defined so far.
+    values: HashMap<String, Value>,
+    /// How many nodes (and graph outputs) read each ONNX value.
+    uses: HashMap<String, usize>,
+    graph: Graph,
+    weights: Values,
+    /// The IR type of every IR value.
+    infos: HashMap<String, ValueInfo>,
+    /// Names used for IR values (ONNX's, reserved from the start) and IR nodes.
+    taken_values: HashSet<String>,
+    taken_nodes: HashSet<String>,
+    /// Dense nodes made from a `MatMul` by a weight, by output: an `Add` of a bias after
+    /// one is folded into it.
+    biasless_dense: HashMap<String, usize>,
+}
+
+impl Importer {
+    fn new(name: &str, graph: &GraphProto) -> Self {
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for value in graph
+            .node
+            .iter()
+            .flat_map(|n| &n.input)
+            .chain(graph.output.iter().map(|o| &o.name))
+        {
+            *uses.entry(value.clone()).or_default() += 1;
+        }
+        let taken_values = graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().chain(&n.input))
+            .chain(graph.initializer.iter().map(|i| &i.name))
+            .chain(graph.input.iter().map(|i| &i.name))
+            .cloned()
+            .collect();
+        Importer {
+            values: HashMap::new(),
+            uses,
+            graph: Graph {
+                name: name.to_string(),
+                inputs: Vec::new(),
+                params: Vec::new(),
+                nodes: Vec::new(),
+                outputs: Vec::new(),
+            },
+            weights: Values::new(),
+            infos: HashMap::new(),
+            taken_values,
+            taken_nodes: HashSet::new(),
+            biasless_dense: HashMap::new(),
+        }
+    }
+
+    /// A graph input: floats or integers, every dim known but a symbolic first one (the batch).
+    fn input(&mut self, input: &ValueInfoProto, role: InputRole) -> Result<(), String> {
+        let what = format!("graph input `{}`", input.name);
+        let tensor = input
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .ok_or_else(|| format!("{what}: not a tensor"))?;
+        let dtype = match DataType::try_from(tensor.elem_type) {
+            Ok(DataType::Float | DataType::Float16 | DataType::Bfloat16) => DType::F32,
+            Ok(DataType::Double) => DType::F64,
+            Ok(DataType::Int64 | DataType::Int32) => DType::I64,
+            _ => {
+                return Err(format!(
+                    "{what}: element type {} is not supported",
+                    type_name(tensor.elem_type)
+                ))
+            }
+        };
+        let dims = tensor.shape.as_ref().ok_or_else(|| {
+            format!("{what}: has no shape; dlbench needs every dim but the batch")
+        })?;
+        let shape = dims
+            .dim
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d.value {
+                Some(super::proto::DimensionValue::DimValue(n)) if n >= 0 => Ok(Dim::Known(n as usize)),
+                _ if i == 0 => Ok(Dim::Batch),
+                Some(super::proto::DimensionValue::DimParam(ref p)) => Err(format!(
+                    "{what}: dim {i} is symbolic (`{p}`); dlbench needs every dim but the first \
+                     (the batch) known"
+                )),
+                _ => Err(format!("{what}: dim {i} is unknown; dlbench needs every dim but the first (the batch) known")),
+            })
+            .collect::<Result<Vec<Dim>, String>>()?;
+        let info = ValueInfo::new(input.name.clone(), dtype, shape);
+        self.infos.insert(info.name.clone(), info.clone());
+        self.values
+            .insert(info.name.clone(), Value::Runtime(info.clone()));
+        self.graph.inputs.push(Input { value: info, role });
+        Ok(())
+    }
+
+    /// Imports one node.
+    fn node(&mut self, at: &At, source: &TensorSource) -> Result<(), String> {
+        if !(at.node.domain.is_empty() || at.node.domain == "ai.onnx") {
+            return Err(at.error(format!(
+                "domain `{}` is not supported; dlbench reads the default ONNX domain",
+                at.node.domain
+            )));
+        }
+        if shapes::import(self, at, source)?
+            || elementwise::import(self, at)?
+            || layers::import(self, at)?
+            || lstm::import(self, at)?
+        {
+            return Ok(());
+        }
+        Err(at.error("this op is not supported by dlbench's IR"))
+    }
+
+    /// A new graph input (a dropout mask the import adds); returns its name.
+    fn add_input(&mut self, base: &str, dtype: DType, shape: Vec<Dim>, role: InputRole) -> String {
+        let name = self.fresh_value(base);
+        let info = ValueInfo::new(name.clone(), dtype, shape);
+        self.infos.insert(name.clone(), info.clone());
+        self.graph.inputs.push(Input { value: info, role });
+        name
+    }
+
+    /// Input `i` of the node; an omitted required input is an error.
+    fn get(&self, at: &At, i: usize) -> Result<Value, String> {
+        self.get_opt(at, i)?
+            .ok_or_else(|| at.error(format!("input {i} is missing")))
+    }
+
+    /// Optional input `i` of the node.
+    fn get_opt(&self, at: &At, i: usize) -> Result<Option<Value>, String> {
+        let Some(name) = at.input(i) else {
+            return Ok(None);
+        };
+        self.values
+            .get(name)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| at.error(format!("input {i} (`{name}`) is not defined by the graph")))
+    }
+
+    /// Input `i`, which must be known at import time (`what` says what it is).
+    fn constant(&self, at: &At, i: usize, what: &str) -> Result<Rc<Const>, String> {
+        match self.get(at, i)? {
+            Value::Const(c) => Ok(c),
+            Value::Runtime(_) => Err(at.error(format!(
+                "input {i} ({what}) depends on the data; dlbench needs it known at import time"
+            ))),
+        }
+    }
+
+    /// Input `i`, which must be computed by the graph.
+    fn runtime(&self, at: &At, i: usize) -> Result<ValueInfo, String> {
+        match self.get(at, i)? {
+            Value::Runtime(info) => Ok(info),
+            Value::Const(_) => Err(at.error(format!(
+                "input {i} is a constant where dlbench's IR needs a value computed from the \
+                 inputs"
+            ))),
+        }
+    }
+
+    /// Defines output `i` of the node (no-op if the node leaves it unnamed).
+    fn define(&mut self, at: &At, i: usize, value: Value) {
+        if let Some(name) = at.output(i) {
+            self.values.insert(name.to_string(), value);
+        }
+    }
+
+    /// A name for a new IR value, derived from `base`, used by nothing else.
+    fn fresh_value(&mut self, base: &str) -> String {
+        let name = fresh(&self.taken_values, base);
+        self.taken_values.insert(name.clone());
+        name
+    }
+
+    /// The IR name for ONNX output `i` of the node, or a fresh one if the node leaves it
+    /// unnamed.
+    fn output_name(&mut self, at: &At, i: usize) -> String {
+        match at.output(i) {
+            Some(name) => name.to_string(),
+            None => self.fresh_value(&format!("{}/output_{i}", at.name)),
+        }
+    }
+
+    /// Adds an IR node named after the ONNX node; returns its outputs' types.
+    fn emit(
+        &mut self,
+        at: &At,
+        op: Op,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+    ) -> Result<Vec<ValueInfo>, String> {
+        let name = fresh(&self.taken_nodes, &at.name);
+        self.taken_nodes.insert(name.clone());
+        let node = Node {
+            name,
+            op,
+            inputs,
+            outputs,
+        };
+        let infos = node
+            .inputs
+            .iter()
+            .map(|i| {
+                self.infos
+                    .get(i)
+                    .ok_or_else(|| at.error(format!("value `{i}` has no type")))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let outs = infer_node(&node, &infos).map_err(|e| at.error(e))?;
+        for info in &outs {
+            self.infos.insert(info.name.clone(), info.clone());
+        }
+        self.graph.nodes.push(node);
+        Ok(outs)
+    }
+
+    /// Adds an IR node and defines ONNX output 0 as its first output.
+    fn emit_as_output(
+        &mut self,
+        at: &At,
+        op: Op,
+        inputs: Vec<String>,
+    ) -> Result<ValueInfo, String> {
+        let out = self.output_name(at, 0);
+        let info = self.emit(at, op, inputs, vec![out])?.remove(0);
+        self.define(at, 0, Value::Runtime(info.clone()));
+        Ok(info)
+    }
+
+    /// A parameter holding `data` (of `shape`): named after the initializer it came from when
+    /// it holds that initializer's numbers, else `hint`. The same numbers under the same name
+    /// are one parameter (a weight shared by two nodes).
+    fn param(
+        &mut self,
+        origin: &Origin,
+        hint: &str,
+        shape: Vec<usize>,
+        values: Vec<f64>,
+        dtype: DType,
+        init: Init,
+    ) -> Result<String, String> {
+        let tensor = match dtype {
+            DType::F64 => Tensor::f64(shape.clone(), values),
+            _ => Tensor::f32(
+                shape.clone(),
+                values.into_iter().map(|v| v as f32).collect(),
+            ),
+        }
+        .map_err(|e| e.to_string())?;
+        let name = match origin {
+            Origin::Initializer(name) | Origin::Transposed(name) => {
+                if self.weights.get(name) == Some(&tensor) {
+                    return Ok(name.clone());
+                }
+                // An initializer's own name is reserved for it: free unless already a
+                // parameter in another layout.
+                match self.infos.contains_key(name) {
+                    true => self.fresh_value(name),
+                    false => name.clone(),
+                }
+            }
+            Origin::Computed => self.fresh_value(hint),
+        };
+        let info = ValueInfo::new(
+            name.clone(),
+            tensor.dtype(),
+            shape.into_iter().map(Dim::Known).collect(),
+        );
+        self.infos.insert(name.clone(), info.clone());
+        self.graph.params.push(Param { value: info, init });
+        self.weights.insert(name.clone(), tensor);
+        Ok(name)
+    }
+
+    /// A constant as a parameter in its own layout.
+    fn const_param(&mut self, c: &Const, hint: &str, init: Init) -> Result<String, String> {
+        let shape = c.dims()?;
+        let dtype = c.float_dtype().unwrap_or(DType::F32);
+        self.param(&c.origin, hint, shape, c.to_f64()?, dtype, init)
+    }
+
+    /// The node at `index` (for folding a bias into a `Dense`).
+    fn ir_node_mut(&mut self, index: usize) -> &mut Node {
+        &mut self.graph.nodes[index]
+    }
+
+    fn ir_node_count(&self) -> usize {
+        self.graph.nodes.len()
+    }
+
+    fn ir_node_name(&self, index: usize) -> &str {
+        &self.graph.nodes[index].name
+    }
+
+    /// Renames the IR value `from` (defined by a node, read by no node yet) to `to`.
+    fn rename_output(&mut self, node: usize, from: &str, to: &str) {
+        if let Some(out) = self.graph.nodes[node]
+            .outputs
+            .iter_mut()
+            .find(|o| *o == from)
+        {
+            *out = to.to_string();
+        }
+        if let Some(mut info) = self.infos.remove(from) {
+            info.name = to.to_string();
+            self.infos.insert(to.to_string(), info);
+        }
+    }
+
+    /// The graph's outputs, unused nodes dropped, and the model checked.
+    fn finish(mut self, graph: &GraphProto) -> Result<Model, String> {
+        for output in &graph.output {
+            let name = &output.name;
+            match self.values.get(name) {
+                Some(Value::Runtime(info)) => {
+                    let ir = info.name.clone();
+                    let out = self.output_under(&ir, name);
+                    self.graph.outputs.push(out);
+                }
+                Some(Value::Const(_)) => {
+                    return Err(format!(
+                        "graph output `{name}` is a constant: it does not depend on the inputs, \
+                         and a dlbench graph computes its outputs"
+                    ))
+                }
+                None => return Err(format!("graph output `{name}` is not defined by any node")),
+            }
+        }
+        self.prune();
+        let model = Model::new(self.graph, self.weights).map_err(|e| e.to_string())?;
+        Ok(model)
+    }
+
+    /// The IR value `ir` as the graph output named `name`: renamed when a node defines it
+    /// under another name (an `Identity` was folded away) and nothing else is called `name`.
+    fn output_under(&mut self, ir: &str, name: &str) -> String {
+        if ir == name || self.infos.contains_key(name) {
+            return ir.to_string();
+        }
+        let producer = self
+            .graph
+            .nodes
+            .iter()
+            .position(|n| n.outputs.iter().any(|o| o == ir));
+        let read_elsewhere = self.graph.outputs.iter().any(|o| o == ir)
+            || self
+                .graph
+                .nodes
+                .iter()
+                .any(|n| n.inputs.iter().any(|i| i == ir));
+        match producer {
+            Some(node) if !read_elsewhere => {
+                self.rename_output(node, ir, name);
+                name.to_string()
+            }
+            _ => ir.to_string(),
+        }
+    }
+
+    /// Drops nodes none of whose outputs is read, and parameters no node reads.
+    fn prune(&mut self) {
+        let mut read: HashSet<String> = self.graph.outputs.iter().cloned().collect();
+        let mut keep = vec![false; self.graph.nodes.len()];
+        for (i, node) in self.graph.nodes.iter().enumerate().rev() {
+            if node.outputs.iter().any(|o| read.contains(o)) {
+                keep[i] = true;
+                read.extend(node.inputs.iter().cloned());
+            }
+        }
+        let mut flags = keep.into_iter();
+        self.graph.nodes.retain(|_| flags.next().unwrap_or(false));
+        self.graph.params.retain(|p| read.contains(&p.value.name));
+        let params: HashSet<&String> = self.graph.params.iter().map(|p| &p.value.name).collect();
+        self.weights.retain(|k, _| params.contains(k));
+    }
+}
+
+/// `base`, or `base.1`, `base.2`... whichever `taken` does not hold.
+fn fresh(taken: &HashSet<String>, base: &str) -> String {
+    if !taken.contains(base) {
+        return base.to_string();
+    }
+    (1..)
+        .map(|k| format!("{base}.{k}"))
+        .find(|n| !taken.contains(n))
+        .unwrap_or_default()
+}
+
+/// A float constant's data as a fill of zeros, for the IR's zero initial states.
+fn is_zeros(c: &Const) -> bool {
+    match &c.data {
+        ConstData::Fill { value, .. } => *value == 0.0,
+        ConstData::Float { values, .. } => values.iter().all(|&v| v == 0.0),
+        ConstData::Int(values) => values.iter().all(|v| v.int() == Some(0)),
+    }
+}

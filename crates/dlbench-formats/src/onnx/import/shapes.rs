@@ -1,0 +1,570 @@
+//! The ONNX ops that move and reshape data without arithmetic: `Constant`, `Identity`,
+//! `Shape`, `Gather`, `Unsqueeze`, `Squeeze`, `Concat`, `ConstantOfShape`, `Expand`, `Slice`,
+//! `Cast`, `Transpose`, `Reshape`, `Flatten`. On constants they are folded; on values
+//! computed by the graph they become the IR's `Reshape`, `Transpose`, `Flatten` and `Concat`,
+//! or vanish when they change nothing (a full `Slice`, an `Expand` to the same shape).
+
+use std::rc::Rc;
+
+use dlbench_core::ir::shape::{broadcast, normalize_axis};
+use dlbench_core::{DType, Dim, Op, ValueInfo};
+
+use super::attrs::At;
+use super::tensor::{read_tensor, TensorSource};
+use super::value::{concat, known, Const, ConstData, Origin, Sym, Value};
+use super::Importer;
+use crate::onnx::proto::DataType;
+
+/// Imports the node if it is one of this module's ops; `Ok(false)` if not.
+pub(super) fn import(im: &mut Importer, at: &At, source: &TensorSource) -> Result<bool, String> {
+    let value = match at.node.op_type.as_str() {
+        "Constant" => Value::Const(Rc::new(constant(at, source)?)),
+        "Identity" => im.get(at, 0)?,
+        "Shape" => shape(im, at)?,
+        "Gather" => return gather(im, at).map(|_| true),
+        "Unsqueeze" | "Squeeze" => return squeeze(im, at).map(|_| true),
+        "Concat" => return join(im, at).map(|_| true),
+        "ConstantOfShape" => constant_of_shape(im, at, source)?,
+        "Expand" => expand(im, at)?,
+        "Slice" => slice(im, at)?,
+        "Cast" => cast(im, at)?,
+        "Transpose" => return transpose(im, at).map(|_| true),
+        "Reshape" => return reshape(im, at).map(|_| true),
+        "Flatten" => return flatten(im, at).map(|_| true),
+        _ => return Ok(false),
+    };
+    im.define(at, 0, value);
+    Ok(true)
+}
+
+fn constant(at: &At, source: &TensorSource) -> Result<Const, String> {
+    let floats = |values: Vec<f32>, shape: Vec<Dim>| {
+        let data = ConstData::floats(values.into_iter().map(f64::from).collect(), DType::F32);
+        Const::new(shape, data, Origin::Computed)
+    };
+    let ints = |values: Vec<i64>, shape: Vec<Dim>| {
+        let data = ConstData::Int(values.into_iter().map(Sym::Int).collect());
+        Const::new(shape, data, Origin::Computed)
+    };
+    if let Some(tensor) = at.tensor("value")? {
+        return read_tensor(tensor, source, &at.attr_error("value", "the tensor"));
+    }
+    if let Some(v) = at.node.attribute.iter().find(|a| a.name == "value_float") {
+        return Ok(floats(vec![v.f], vec![]));
+    }
+    if let Some(v) = at.floats("value_floats")? {
+        let n = v.len();
+        return Ok(floats(v, vec![Dim::Known(n)]));
+    }
+    if let Some(v) = at.node.attribute.iter().find(|a| a.name == "value_int") {
+        return Ok(ints(vec![v.i], vec![]));
+    }
+    if let Some(v) = at.ints("value_ints")? {
+        let n = v.len();
+        return Ok(ints(v, vec![Dim::Known(n)]));
+    }
+    let names: Vec<&str> = at.attribute_names().collect();
+    Err(at.error(format!(
+        "holds {names:?}; dlbench reads `value`, `value_float(s)` and `value_int(s)` (not \
+         strings or sparse tensors)"
+    )))
+}
+
+/// The dims of a value, as symbolic integers.
+fn dims_of(value: &Value) -> Vec<Dim> {
+    match value {
+        Value::Runtime(info) => info.shape.clone(),
+        Value::Const(c) => c.shape.clone(),
+    }
+}
+
+fn sym(d: Dim) -> Sym {
+    match d {
+        Dim::Known(n) => Sym::Int(n as i64),
+        Dim::Batch => Sym::Batch,
+    }
+}
+
+fn int_vector(values: Vec<Sym>) -> Value {
+    let shape = vec![Dim::Known(values.len())];
+    Value::Const(Rc::new(Const::new(
+        shape,
+        ConstData::Int(values),
+        Origin::Computed,
+    )))
+}
+
+fn shape(im: &Importer, at: &At) -> Result<Value, String> {
+    let dims = dims_of(&im.get(at, 0)?);
+    let rank = dims.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+    let start = clamp(at.int("start", 0)?);
+    let end = clamp(at.int("end", rank)?);
+    Ok(int_vector(
+        dims[start..end.max(start)]
+            .iter()
+            .map(|&d| sym(d))
+            .collect(),
+    ))
+}
+
+/// An axis attribute or input checked against `rank`.
+fn axis(at: &At, what: &str, axis: i64, rank: usize) -> Result<usize, String> {
+    normalize_axis(axis, rank)
+        .ok_or_else(|| at.attr_error(what, format!("{axis} is out of range for rank {rank}")))
+}
+
+/// Defines output 0 as an IR `Reshape` of `input` to `target`, or as `input` itself when the
+/// shape does not change.
+fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> Result<(), String> {
+    if input.shape == target {
+        im.define(at, 0, Value::Runtime(input.clone()));
+        return Ok(());
+    }
+    if target.iter().filter(|d| **d == Dim::Batch).count() > 1 {
+        return Err(at.error(format!("the result {target:?} holds the batch twice")));
+    }
+    let spec = target
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Dim::Known(n) => *n as i64,
+            Dim::Batch if input.shape.get(i) == Some(&Dim::Batch) => 0,
+            Dim::Batch => -1,
+        })
+        .collect();
+    im.emit_as_output(at, Op::Reshape { shape: spec }, vec![input.name.clone()])?;
+    Ok(())
+}
+
+fn gather(im: &mut Importer, at: &At) -> Result<(), String> {
+    let data = im.get(at, 0)?;
+    let dims = dims_of(&data);
+    let axis = axis(at, "axis", at.int("axis", 0)?, dims.len())?;
+    let indices = im.constant(at, 1, "the indices")?;
+    let index_shape = indices.dims()?;
+    let size = dims[axis]
+        .known()
+        .ok_or_else(|| at.error("gathering along the batch"))?;
+    let picked = indices
+        .to_ints()?
+        .into_iter()
+        .map(|i| {
+            let j = if i < 0 { i + size as i64 } else { i };
+            usize::try_from(j)
+                .ok()
+                .filter(|&j| j < size)
+                .ok_or_else(|| at.error(format!("index {i} is out of range for dim {size}")))
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    match data {
+        Value::Const(c) => {
+            let out = c.gathered(axis, &picked, &index_shape)?;
+            im.define(at, 0, Value::Const(Rc::new(out)));
+            Ok(())
+        }
+        // Picking the one entry of a dim of size 1 (an LSTM's `Y_h[-1]` of one layer and
+        // direction) is a reshape; anything else would need a gather the IR does not have.
+        Value::Runtime(info) if size == 1 => {
+            let mut target = dims[..axis].to_vec();
+            target.extend(index_shape.iter().map(|&d| Dim::Known(d)));
+            target.extend_from_slice(&dims[axis + 1..]);
+            reshape_to(im, at, &info, &target)
+        }
+        Value::Runtime(_) => Err(at.error(format!(
+            "gathering from a computed value along a dim of size {size} is not supported \
+             (dlbench's IR has no gather); only a dim of size 1 can be selected"
+        ))),
+    }
+}
+
+/// `Squeeze` and `Unsqueeze`: axes from the attribute before opset 13, the input after.
+fn squeeze(im: &mut Importer, at: &At) -> Result<(), String> {
+    let data = im.get(at, 0)?;
+    let dims = dims_of(&data);
+    let axes = match at.opset < 13 {
+        true => at.ints("axes")?,
+        false => im
+            .get_opt(at, 1)?
+            .map(|_| im.constant(at, 1, "the axes")?.to_ints())
+            .transpose()?,
+    };
+    let target = if at.node.op_type == "Unsqueeze" {
+        let axes = axes.ok_or_else(|| at.error("no axes"))?;
+        let rank = dims.len() + axes.len();
+        let mut axes = axes
+            .iter()
+            .map(|&a| axis(at, "axes", a, rank))
+            .collect::<Result<Vec<usize>, String>>()?;
+        axes.sort_unstable();
+        let mut rest = dims.iter();
+        (0..rank)
+            .map(|i| match axes.binary_search(&i) {
+                Ok(_) => Dim::Known(1),
+                Err(_) => rest.next().copied().unwrap_or(Dim::Known(1)),
+            })
+            .collect()
+    } else {
+        let axes = match axes {
+            Some(axes) => axes
+                .iter()
+                .map(|&a| axis(at, "axes", a, dims.len()))
+                .collect::<Result<Vec<usize>, String>>()?,
+            None => (0..dims.len())
+                .filter(|&i| dims[i] == Dim::Known(1))
+                .collect(),
+        };
+        if let Some(&bad) = axes.iter().find(|&&a| dims[a] != Dim::Known(1)) {
+            return Err(at.error(format!("axis {bad} has size {}, not 1", dims[bad])));
+        }
+        (0..dims.len())
+            .filter(|i| !axes.contains(i))
+            .map(|i| dims[i])
+            .collect::<Vec<Dim>>()
+    };
+    match data {
+        Value::Const(c) => {
+            im.define(at, 0, Value::Const(Rc::new(c.reshaped(target))));
+            Ok(())
+        }
+        Value::Runtime(info) => reshape_to(im, at, &info, &target),
+    }
+}
+
+fn join(im: &mut Importer, at: &At) -> Result<(), String> {
+    let parts = (0..at.node.input.len())
+        .map(|i| im.get(at, i))
+        .collect::<Result<Vec<Value>, String>>()?;
+    let rank = parts.first().map(|p| dims_of(p).len()).unwrap_or(0);
+    let axis = axis(at, "axis", at.int("axis", 0)?, rank)?;
+    if parts.iter().all(|p| matches!(p, Value::Const(_))) {
+        let consts: Vec<Rc<Const>> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Value::Const(c) => Some(c.clone()),
+                Value::Runtime(_) => None,
+            })
+            .collect();
+        let out = concat(&consts, axis).map_err(|e| at.error(e))?;
+        im.define(at, 0, Value::Const(Rc::new(out)));
+        return Ok(());
+    }
+    let names = (0..parts.len())
+        .map(|i| im.runtime(at, i).map(|info| info.name))
+        .collect::<Result<Vec<String>, String>>()?;
+    im.emit_as_output(at, Op::Concat { axis }, names)?;
+    Ok(())
+}
+
+fn constant_of_shape(im: &Importer, at: &At, source: &TensorSource) -> Result<Value, String> {
+    let shape = im.constant(at, 0, "the shape")?.to_syms()?;
+    let dims = shape
+        .iter()
+        .map(|s| match s {
+            Sym::Int(n) => usize::try_from(*n)
+                .map(Dim::Known)
+                .map_err(|_| at.error(format!("negative dim {n}"))),
+            Sym::Batch => Ok(Dim::Batch),
+        })
+        .collect::<Result<Vec<Dim>, String>>()?;
+    let (value, dtype) = match at.tensor("value")? {
+        Some(t) => {
+            let c = read_tensor(t, source, &at.attr_error("value", "the tensor"))?;
+            let value = c
+                .scalar()
+                .ok_or_else(|| at.attr_error("value", "not one element"))?;
+            (value, c.float_dtype().unwrap_or(DType::I64))
+        }
+        None => (0.0, DType::F32),
+    };
+    Ok(Value::Const(Rc::new(Const::new(
+        dims,
+        ConstData::Fill { value, dtype },
+        Origin::Computed,
+    ))))
+}
+
+/// The dims a shape constant names (a symbolic entry is the batch).
+fn dims_from(at: &At, shape: &Const) -> Result<Vec<Dim>, String> {
+    shape
+        .to_syms()?
+        .iter()
+        .map(|s| match *s {
+            Sym::Int(n) if n >= 0 => Ok(Dim::Known(n as usize)),
+            Sym::Int(n) => Err(at.error(format!("negative dim {n}"))),
+            Sym::Batch => Ok(Dim::Batch),
+        })
+        .collect()
+}
+
+fn expand(im: &Importer, at: &At) -> Result<Value, String> {
+    let input = im.get(at, 0)?;
+    let target = dims_from(at, im.constant(at, 1, "the shape")?.as_ref())?;
+    let shape = dims_of(&input);
+    // `Expand` broadcasts both ways: a target dim of 1 keeps the input's.
+    let out = broadcast(&shape, &target)
+        .ok_or_else(|| at.error(format!("{shape:?} does not broadcast to {target:?}")))?;
+    match input {
+        Value::Runtime(info) if out == info.shape => Ok(Value::Runtime(info)),
+        Value::Runtime(info) => Err(at.error(format!(
+            "expanding a computed value from {:?} to {out:?} is not supported (dlbench's IR \
+             broadcasts only inside element-wise ops)",
+            info.shape
+        ))),
+        Value::Const(c) => {
+            let out = match c.scalar() {
+                Some(value) => Const::new(
+                    out,
+                    ConstData::Fill {
+                        value,
+                        dtype: c.float_dtype().unwrap_or(DType::I64),
+                    },
+                    Origin::Computed,
+                ),
+                None => c.broadcast_to(out).map_err(|e| at.error(e))?,
+            };
+            Ok(Value::Const(Rc::new(out)))
+        }
+    }
+}
+
+fn slice(im: &Importer, at: &At) -> Result<Value, String> {
+    let input = im.get(at, 0)?;
+    let dims = dims_of(&input);
+    let list = |i: usize, attr: &str| -> Result<Option<Vec<i64>>, String> {
+        match at.opset < 10 {
+            true => at.ints(attr),
+            false => im
+                .get_opt(at, i)?
+                .map(|_| im.constant(at, i, attr)?.to_ints())
+                .transpose(),
+        }
+    };
+    let starts = list(1, "starts")?.ok_or_else(|| at.error("no starts"))?;
+    let ends = list(2, "ends")?.ok_or_else(|| at.error("no ends"))?;
+    let axes = list(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = match at.opset < 10 {
+        true => None,
+        false => list(4, "steps")?,
+    }
+    .unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(at.error("starts, ends, axes and steps differ in length"));
+    }
+    let rank = dims.len();
+    let mut begin = vec![0usize; rank];
+    let mut step = vec![1i64; rank];
+    let mut count: Vec<Option<usize>> = dims.iter().map(|d| d.known()).collect();
+    for k in 0..starts.len() {
+        let a = axis(at, "axes", axes[k], rank)?;
+        if steps[k] == 0 {
+            return Err(at.error("a step is 0"));
+        }
+        let full = starts[k] == 0 && steps[k] == 1 && ends[k] >= i64::from(i32::MAX);
+        let Some(size) = dims[a].known() else {
+            if full {
+                continue;
+            }
+            return Err(at.error("slicing along the batch is not supported"));
+        };
+        if size == 0 {
+            count[a] = Some(0);
+            continue;
+        }
+        let size = size as i64;
+        let (first, last) = (starts[k], ends[k]);
+        let norm = |v: i64| if v < 0 { v + size } else { v };
+        let (start, n) = if steps[k] > 0 {
+            let (s, e) = (norm(first).clamp(0, size), norm(last).clamp(0, size));
+            (s, (e - s + steps[k] - 1).div_euclid(steps[k]).max(0))
+        } else {
+            let (s, e) = (
+                norm(first).clamp(0, size - 1),
+                norm(last).clamp(-1, size - 1),
+            );
+            (s, (s - e + (-steps[k]) - 1).div_euclid(-steps[k]).max(0))
+        };
+        begin[a] = start as usize;
+        step[a] = steps[k];
+        count[a] = Some(n as usize);
+    }
+    let unchanged = (0..rank).all(|a| begin[a] == 0 && step[a] == 1 && count[a] == dims[a].known());
+    match input {
+        Value::Runtime(info) if unchanged => Ok(Value::Runtime(info)),
+        Value::Runtime(_) => Err(at.error(
+            "slicing a computed value is not supported (dlbench's IR has no slice); only a \
+             slice that keeps everything is",
+        )),
+        Value::Const(c) => {
+            let out = c.sliced(&begin, &step, &count).map_err(|e| at.error(e))?;
+            Ok(Value::Const(Rc::new(out)))
+        }
+    }
+}
+
+fn cast(im: &Importer, at: &At) -> Result<Value, String> {
+    let to = at.int("to", 0)?;
+    let target = match DataType::try_from(to as i32) {
+        Ok(DataType::Float | DataType::Float16 | DataType::Bfloat16) => Some(DType::F32),
+        Ok(DataType::Double) => Some(DType::F64),
+        Ok(
+            DataType::Int64
+            | DataType::Int32
+            | DataType::Int16
+            | DataType::Int8
+            | DataType::Uint8
+            | DataType::Uint16
+            | DataType::Uint32
+            | DataType::Uint64
+            | DataType::Bool,
+        ) => None,
+        _ => return Err(at.attr_error("to", format!("type {to} is not supported"))),
+    };
+    match (im.get(at, 0)?, target) {
+        (Value::Runtime(info), Some(dtype)) if info.dtype == dtype => Ok(Value::Runtime(info)),
+        (Value::Runtime(info), _) => Err(at.error(format!(
+            "casting a computed {} value is not supported (dlbench's IR has no cast)",
+            info.dtype
+        ))),
+        (Value::Const(c), target) => {
+            let data = match (&c.data, target) {
+                (ConstData::Fill { value, .. }, Some(dtype)) => ConstData::Fill {
+                    value: *value,
+                    dtype,
+                },
+                (ConstData::Fill { value, .. }, None) => ConstData::Fill {
+                    value: value.trunc(),
+                    dtype: DType::I64,
+                },
+                (_, Some(dtype)) => ConstData::floats(c.to_f64().map_err(|e| at.error(e))?, dtype),
+                (ConstData::Int(v), None) => ConstData::Int(v.clone()),
+                (ConstData::Float { values, .. }, None) => {
+                    ConstData::Int(values.iter().map(|v| Sym::Int(v.trunc() as i64)).collect())
+                }
+            };
+            Ok(Value::Const(Rc::new(Const::new(
+                c.shape.clone(),
+                data,
+                Origin::Computed,
+            ))))
+        }
+    }
+}
+
+fn transpose(im: &mut Importer, at: &At) -> Result<(), String> {
+    let input = im.get(at, 0)?;
+    let rank = dims_of(&input).len();
+    let perm = match at.ints("perm")? {
+        Some(perm) => perm
+            .iter()
+            .map(|&p| axis(at, "perm", p, rank))
+            .collect::<Result<Vec<usize>, String>>()?,
+        None => (0..rank).rev().collect(),
+    };
+    let mut seen = perm.clone();
+    seen.sort_unstable();
+    if seen != (0..rank).collect::<Vec<_>>() {
+        return Err(at.attr_error(
+            "perm",
+            format!("{perm:?} is not a permutation of 0..{rank}"),
+        ));
+    }
+    match input {
+        Value::Const(c) => {
+            let out = c.transposed(&perm).map_err(|e| at.error(e))?;
+            im.define(at, 0, Value::Const(Rc::new(out)));
+        }
+        Value::Runtime(info) if perm.iter().enumerate().all(|(i, &p)| i == p) => {
+            im.define(at, 0, Value::Runtime(info));
+        }
+        Value::Runtime(info) => {
+            im.emit_as_output(at, Op::Transpose { perm }, vec![info.name])?;
+        }
+    }
+    Ok(())
+}
+
+/// ONNX's `Reshape` target resolved against the input's dims: `0` copies (unless
+/// `allowzero`), one `-1` takes what is left, a symbolic entry is the batch.
+fn reshape_target(at: &At, input: &[Dim], spec: &[Sym]) -> Result<Vec<Dim>, String> {
+    let allowzero = at.int("allowzero", 0)? != 0;
+    let mut out = Vec::with_capacity(spec.len());
+    let mut infer = None;
+    for (i, s) in spec.iter().enumerate() {
+        out.push(match *s {
+            Sym::Batch => Dim::Batch,
+            Sym::Int(0) if !allowzero => *input.get(i).ok_or_else(|| {
+                at.error(format!("0 at position {i} copies a dim the input lacks"))
+            })?,
+            Sym::Int(-1) if infer.is_none() => {
+                infer = Some(i);
+                Dim::Known(1)
+            }
+            Sym::Int(n) => usize::try_from(n)
+                .map(Dim::Known)
+                .map_err(|_| at.error(format!("{n} in the shape {spec:?}")))?,
+        });
+    }
+    let Some(i) = infer else {
+        return Ok(out);
+    };
+    let product = |dims: &[Dim]| -> (usize, usize) {
+        let batches = dims.iter().filter(|d| **d == Dim::Batch).count();
+        (batches, dims.iter().filter_map(|d| d.known()).product())
+    };
+    let ((in_batch, in_known), (out_batch, out_known)) = (product(input), product(&out));
+    let fits = out_known > 0 && in_known % out_known == 0;
+    out[i] = match (in_batch, out_batch) {
+        (b, o) if b == o && fits => Dim::Known(in_known / out_known),
+        (1, 0) if fits && in_known == out_known => Dim::Batch,
+        _ => {
+            return Err(at.error(format!(
+                "cannot infer the -1 of {spec:?} for an input of {input:?} (dlbench's IR \
+                 keeps the batch a dim of its own)"
+            )))
+        }
+    };
+    Ok(out)
+}
+
+fn reshape(im: &mut Importer, at: &At) -> Result<(), String> {
+    let input = im.get(at, 0)?;
+    let dims = dims_of(&input);
+    let spec = im.constant(at, 1, "the shape")?.to_syms()?;
+    let target = reshape_target(at, &dims, &spec)?;
+    match input {
+        Value::Const(c) => {
+            let (from, to) = (known(&c.shape), known(&target));
+            if from.is_some() != to.is_some()
+                || from.map(|f| f.iter().product::<usize>()) != to.map(|t| t.iter().product())
+            {
+                return Err(at.error(format!("{:?} cannot be reshaped to {target:?}", c.shape)));
+            }
+            im.define(at, 0, Value::Const(Rc::new(c.reshaped(target))));
+            Ok(())
+        }
+        Value::Runtime(info) => reshape_to(im, at, &info, &target),
+    }
+}
+
+fn flatten(im: &mut Importer, at: &At) -> Result<(), String> {
+    let info = im.runtime(at, 0)?;
+    let rank = info.shape.len();
+    let axis = normalize_axis(at.int("axis", 1)?, rank + 1)
+        .ok_or_else(|| at.attr_error("axis", format!("out of range for rank {rank}")))?;
+    if axis == 1 && rank >= 2 {
+        im.emit_as_output(at, Op::Flatten { axis: 1 }, vec![info.name])?;
+        return Ok(());
+    }
+    // ONNX always returns rank 2: the dims before `axis` collapse too.
+    let collapse = |dims: &[Dim]| match dims.iter().all(|d| d.known().is_some()) {
+        true => Ok(Dim::Known(dims.iter().filter_map(|d| d.known()).product())),
+        false if dims.len() == 1 => Ok(Dim::Batch),
+        false => Err(at.error("flattening the batch into other dims")),
+    };
+    let target = vec![
+        collapse(&info.shape[..axis])?,
+        collapse(&info.shape[axis..])?,
+    ];
+    reshape_to(im, at, &info, &target)
+}
