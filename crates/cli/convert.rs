@@ -1,8 +1,8 @@
 //! `dlbench convert IN OUT [--like SPEC_OR_MODEL]`: moves a model between the native format
-//! (`.safetensors` with the graph) and PyTorch `state_dict` files (`.pt`, `.pth`), and exports
-//! it to TorchScript (`.ts`, `.torchscript`) and ONNX (`.onnx`, opset 17). The file extensions
-//! say which way; a state_dict holds weights only, so reading one needs the graph from `--like`
-//! (a spec or a native model).
+//! (`.safetensors` with the graph), ONNX (`.onnx`; written at opset 17) and PyTorch
+//! `state_dict` files (`.pt`, `.pth`) in every direction, and exports it to TorchScript (`.ts`,
+//! `.torchscript`). The file extensions say which way; a state_dict holds weights only, so
+//! reading one needs the graph from `--like` (a spec or a model file).
 //!
 //! `.pt` always means a state_dict here, although PyTorch users also name TorchScript files
 //! `.pt`: one extension, one format, so a file name never leaves the direction ambiguous.
@@ -19,25 +19,16 @@ use dlbench_formats::pytorch::export_state_dict;
 
 use crate::load::{load_model, Format, ModelOptions};
 
-/// Traces the model that `read` loads with libtorch and saves the TorchScript module.
+/// Traces `model` with libtorch and saves the TorchScript module.
 #[cfg(feature = "tch")]
-fn write_torchscript(
-    output: &Path,
-    read: impl FnOnce() -> anyhow::Result<Model>,
-) -> anyhow::Result<Model> {
-    let model = read()?;
-    dlbench_tch::export_torchscript(&model, output)
-        .with_context(|| format!("writing {}", output.display()))?;
-    Ok(model)
+fn write_torchscript(output: &Path, model: &Model) -> anyhow::Result<()> {
+    dlbench_tch::export_torchscript(model, output)
+        .with_context(|| format!("writing {}", output.display()))
 }
 
-/// Without libtorch there is nothing to trace with: a usage error saying how to build it in,
-/// before the input is even read.
+/// Without libtorch there is nothing to trace with: a usage error saying how to build it in.
 #[cfg(not(feature = "tch"))]
-fn write_torchscript(
-    output: &Path,
-    _read: impl FnOnce() -> anyhow::Result<Model>,
-) -> anyhow::Result<Model> {
+fn write_torchscript(output: &Path, _model: &Model) -> anyhow::Result<()> {
     bail!(
         "writing TorchScript ({}) needs a dlbench built with libtorch; {}",
         output.display(),
@@ -45,17 +36,40 @@ fn write_torchscript(
     )
 }
 
-fn write_onnx(output: &Path, model: Model) -> anyhow::Result<Model> {
-    export_onnx(&model, output).with_context(|| format!("writing {}", output.display()))?;
+const SUPPORTED: &str = "dlbench reads native models (.safetensors), ONNX models (.onnx) and \
+                         PyTorch state_dicts (.pt, .pth, with --like SPEC_OR_MODEL giving the \
+                         graph), and writes those and TorchScript (.ts, .torchscript)";
+
+/// The environment variable that makes `convert` write a wrong model on purpose (the first
+/// weight's first element plus its value), so that tests can show the verification catches a
+/// conversion that changed the numbers. Not for users.
+pub const TAMPER_VARIABLE: &str = "DLBENCH_TEST_TAMPER_CONVERSION";
+
+/// The model with its first weight's first element moved by `DLBENCH_TEST_TAMPER_CONVERSION`.
+fn tampered(mut model: Model) -> anyhow::Result<Model> {
+    let Ok(text) = std::env::var(TAMPER_VARIABLE) else {
+        return Ok(model);
+    };
+    let delta: f64 = text
+        .parse()
+        .with_context(|| format!("{TAMPER_VARIABLE}={text} is not a number"))?;
+    if let Some(weight) = model.weights.values_mut().next() {
+        let mut values = weight.to_f64_vec();
+        if let Some(first) = values.first_mut() {
+            *first += delta;
+        }
+        *weight =
+            dlbench_core::Tensor::f64(weight.shape().to_vec(), values)?.to_dtype(weight.dtype());
+    }
     Ok(model)
 }
 
-const SUPPORTED: &str = "dlbench converts a native model (.safetensors) to a PyTorch state_dict \
-                         (.pt, .pth), a state_dict to a native model with --like \
-                         SPEC_OR_MODEL giving the graph, and either to TorchScript (.ts, \
-                         .torchscript) or to ONNX (.onnx); reading ONNX is not supported yet";
-
-pub fn convert(input: &Path, output: &Path, options: &ModelOptions) -> anyhow::Result<ExitCode> {
+pub fn convert(
+    input: &Path,
+    output: &Path,
+    options: &ModelOptions,
+    verify: bool,
+) -> anyhow::Result<ExitCode> {
     let (Some(from), Some(to)) = (Format::of(input), Format::of(output)) else {
         bail!(
             "cannot convert {} to {}: {SUPPORTED}",
@@ -70,27 +84,25 @@ pub fn convert(input: &Path, output: &Path, options: &ModelOptions) -> anyhow::R
             output.display()
         );
     }
-    let read = || load_model(input, options);
-    let model = match to {
-        Format::Native => {
-            let model = read()?;
-            model.save(output)?;
-            model
+    let source = load_model(input, options)?;
+    let model = tampered(source.clone())?;
+    match to {
+        Format::Native => model.save(output)?,
+        Format::StateDict => export_state_dict(&model, output)
+            .with_context(|| format!("writing {}", output.display()))?,
+        Format::TorchScript => write_torchscript(output, &model)?,
+        Format::Onnx => {
+            export_onnx(&model, output).with_context(|| format!("writing {}", output.display()))?
         }
-        Format::StateDict => {
-            let model = read()?;
-            export_state_dict(&model, output)
-                .with_context(|| format!("writing {}", output.display()))?;
-            model
-        }
-        Format::TorchScript => write_torchscript(output, read)?,
-        Format::Onnx => write_onnx(output, read()?)?,
-    };
+    }
     eprintln!(
         "wrote {} ({} tensors, {} parameters)",
         output.display(),
         model.graph.params.len(),
         model.parameter_count()
     );
+    if verify {
+        crate::verify::verify(&source, output, to)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use dlbench_core::{Graph, Model};
+use dlbench_formats::matching::{Mapping, MatchedBy};
 use dlbench_formats::pytorch::import_state_dict;
 use dlbench_spec::Spec;
 
@@ -44,9 +45,15 @@ pub struct ModelOptions {
     #[arg(long, value_name = "SPEC_OR_MODEL")]
     pub like: Option<PathBuf>,
     /// Reading a state_dict whose names differ from the graph's: the file's tensor OLD goes to
-    /// the graph's parameter NEW. Repeatable.
+    /// the graph's parameter NEW. Repeatable. Tensors are otherwise matched by identical name,
+    /// then by position, which is refused where tensors of equal shape would be told apart by
+    /// their order alone.
     #[arg(long = "map", value_name = "OLD=NEW")]
     pub map: Vec<String>,
+    /// Like --map, from a file: one OLD=NEW per line, `#` starts a comment, blank lines are
+    /// ignored.
+    #[arg(long = "map-file", value_name = "FILE")]
+    pub map_file: Option<PathBuf>,
 }
 
 /// The graph of a spec (.yaml, .yml; built without initialising any weight, so a model too
@@ -70,17 +77,16 @@ pub fn load_graph(path: &Path) -> anyhow::Result<Graph> {
 /// A model from a file that holds weights: a native model or an ONNX file (their own graph;
 /// `--like` is refused rather than ignored), or a state_dict (the graph from `like`).
 pub fn load_model(path: &Path, options: &ModelOptions) -> anyhow::Result<Model> {
-    let like = options.like.as_deref();
     match Format::of(path) {
         Some(Format::Native) => {
-            refuse_like(path, like)?;
+            refuse_state_dict_options(path, options)?;
             Ok(Model::load(path)?)
         }
         Some(Format::Onnx) => {
-            refuse_like(path, like)?;
+            refuse_state_dict_options(path, options)?;
             read_onnx(path)
         }
-        Some(Format::StateDict) => read_state_dict(path, like),
+        Some(Format::StateDict) => read_state_dict(path, options),
         Some(Format::TorchScript) => bail!(
             "{}: dlbench writes TorchScript but does not read it; read the model from its \
              native, ONNX or state_dict file",
@@ -94,36 +100,62 @@ pub fn load_model(path: &Path, options: &ModelOptions) -> anyhow::Result<Model> 
     }
 }
 
-fn refuse_like(path: &Path, like: Option<&Path>) -> anyhow::Result<()> {
-    match like {
-        Some(like) => bail!(
+/// A model file that holds its own graph and names its weights: the options for reading a
+/// state_dict are refused rather than ignored.
+fn refuse_state_dict_options(path: &Path, options: &ModelOptions) -> anyhow::Result<()> {
+    if let Some(like) = &options.like {
+        bail!(
             "--like {} is for reading a state_dict; {} already holds its graph",
             like.display(),
             path.display()
-        ),
-        None => Ok(()),
+        );
     }
+    if !options.map.is_empty() || options.map_file.is_some() {
+        bail!(
+            "--map and --map-file are for reading a state_dict; {} names its own weights",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
-/// A state_dict's weights in the graph that `--like` names (a spec or a model file).
-fn read_state_dict(path: &Path, like: Option<&Path>) -> anyhow::Result<Model> {
-    let Some(like) = like else {
+/// A state_dict's weights in the graph that `--like` names (a spec or a model file), matched
+/// as `--map` / `--map-file` say, then by name, then by position; the pairs not matched by
+/// name are shown on stderr.
+fn read_state_dict(path: &Path, options: &ModelOptions) -> anyhow::Result<Model> {
+    let Some(like) = options.like.as_deref() else {
         bail!(
             "reading {} needs --like SPEC_OR_MODEL: a state_dict holds weights only, the graph \
              comes from a spec (.yaml), a native model (.safetensors) or an ONNX model (.onnx)",
             path.display()
         );
     };
+    let mut mapping = Mapping::from_args(&options.map)?;
+    if let Some(file) = &options.map_file {
+        mapping.extend(Mapping::read_file(file)?)?;
+    }
     let graph = load_graph(like)?;
-    import_state_dict(graph, path).with_context(|| {
+    let (model, matched) = import_state_dict(graph, path, &mapping).with_context(|| {
         format!(
             "loading {} into the graph of {}",
             path.display(),
             like.display()
         )
-    })
+    })?;
+    let by_name = matched.iter().filter(|m| m.how == MatchedBy::Name).count();
+    if by_name < matched.len() {
+        eprintln!(
+            "{}: {by_name} of {} tensors matched by name; the others:",
+            path.display(),
+            matched.len()
+        );
+        for m in matched.iter().filter(|m| m.how != MatchedBy::Name) {
+            eprintln!("  {} -> {} ({})", m.key, m.param, m.how);
+        }
+    }
+    Ok(model)
 }
 
 fn read_onnx(path: &Path) -> anyhow::Result<Model> {
-    bail!("{}: reading ONNX is not supported yet", path.display())
+    Ok(dlbench_formats::onnx::import_onnx(path)?)
 }

@@ -6,9 +6,11 @@ mod convert;
 mod inspect;
 mod list;
 mod load;
+mod predict;
 mod progress;
 mod registry;
 mod run;
+mod verify;
 mod worker;
 
 use std::path::PathBuf;
@@ -51,9 +53,10 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
-    /// Convert a model between formats, by file extension: a native model (.safetensors) to a
-    /// PyTorch state_dict (.pt, .pth), or a state_dict back with `--like`; either to
-    /// TorchScript (.ts, .torchscript; needs the `tch` feature).
+    /// Convert a model between formats, by file extension: native (.safetensors), ONNX (.onnx)
+    /// and PyTorch state_dicts (.pt, .pth; reading one needs `--like`) in every direction, and
+    /// to TorchScript (.ts, .torchscript; needs the `tch` feature). The written file is read
+    /// back and run against the source; a disagreement exits 1.
     Convert {
         /// The model to read.
         input: PathBuf,
@@ -61,7 +64,13 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         model: load::ModelOptions,
+        /// Skip reading the written file back and comparing its outputs with the source's.
+        #[arg(long)]
+        no_verify: bool,
     },
+    /// Run a model once, in inference mode, on one backend: each graph input from a .npy file,
+    /// each output written to `DIR/<output name>.npy`.
+    Predict(predict::PredictArgs),
     /// Run one backend of a spec and report on stdout, for `dlbench run` (internal).
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -90,7 +99,9 @@ fn main() -> ExitCode {
             input,
             output,
             model,
-        } => convert::convert(&input, &output, &model),
+            no_verify,
+        } => convert::convert(&input, &output, &model, !no_verify),
+        Command::Predict(args) => predict::predict(&args),
         Command::Worker(args) => worker::worker(&args),
     };
     match outcome {

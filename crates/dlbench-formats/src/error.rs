@@ -37,6 +37,15 @@ pub enum Error {
         /// How it does not fit (shape, dtype, missing or extra).
         message: String,
     },
+    /// An explicit tensor mapping (`OLD=NEW`, from `--map` or a mapping file) is malformed or
+    /// names a tensor or parameter twice.
+    #[error("{origin}: {message}")]
+    Mapping {
+        /// Where the pair was given: `--map `a=b``, or a mapping file and line (`map.txt:3`).
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A core error, e.g. a model that fails validation once its weights are loaded.
     #[error(transparent)]
     Core(#[from] dlbench_core::Error),

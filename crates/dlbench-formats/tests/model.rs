@@ -4,7 +4,10 @@
 mod support;
 
 use dlbench_core::ir::{Direction, Lstm};
+use std::path::Path;
+
 use dlbench_core::{Graph, GraphBuilder, Model, Tensor};
+use dlbench_formats::matching::{Mapping, MatchedBy};
 use dlbench_formats::pytorch::{
     export_state_dict, import_state_dict, read_state_dict, write_state_dict,
 };
@@ -34,6 +37,11 @@ fn rnn() -> Graph {
     b.finish(&[&y]).unwrap()
 }
 
+/// Imports with no explicit mapping; the model only.
+fn import(graph: Graph, path: &Path) -> dlbench_formats::Result<Model> {
+    import_state_dict(graph, path, &Mapping::new()).map(|(model, _)| model)
+}
+
 fn param_names(graph: &Graph) -> Vec<String> {
     graph.params.iter().map(|p| p.value.name.clone()).collect()
 }
@@ -48,7 +56,7 @@ fn export_writes_dlbench_names_in_parameter_order_and_import_reads_them_back() {
     let names: Vec<String> = tensors.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(names, param_names(&model.graph));
     assert_eq!(names[0], "lstm.w_ih");
-    let back = import_state_dict(rnn(), &path).unwrap();
+    let back = import(rnn(), &path).unwrap();
     assert_eq!(back, model);
 }
 
@@ -65,15 +73,23 @@ fn import_by_name_ignores_the_file_order() {
     tensors.reverse();
     let path = dir.join("reversed.pt");
     write_state_dict(&path, &tensors).unwrap();
-    assert_eq!(import_state_dict(mlp(), &path).unwrap(), model);
+    assert_eq!(import(mlp(), &path).unwrap(), model);
 }
 
 #[test]
-fn torch_key_names_are_matched_by_position() {
+fn torch_key_names_are_matched_by_position_once_equal_shapes_are_mapped() {
     // nn.Sequential says `0.weight`, nn.LSTM says `weight_ih_l0`: same order, same layouts.
-    for (graph, file) in [(mlp(), "mlp.pt"), (rnn(), "rnn.pt")] {
+    // Each has two biases of one shape, which position alone must not tell apart: mapping one
+    // of them leaves the other alone in its shape.
+    for (graph, file, old, new) in [
+        (mlp(), "mlp.pt", "0.bias", "dense_1.bias"),
+        (rnn(), "rnn.pt", "lstm.bias_ih_l0", "lstm.b_ih"),
+    ] {
         let tensors = read_state_dict(&fixture(file)).unwrap();
-        let model = import_state_dict(graph, &fixture(file)).unwrap();
+        let err = import(graph.clone(), &fixture(file)).unwrap_err();
+        assert!(err.to_string().contains("position alone"), "{file}: {err}");
+        let mapping = Mapping::from_args([format!("{old}={new}")]).unwrap();
+        let (model, matched) = import_state_dict(graph, &fixture(file), &mapping).unwrap();
         for (param, (key, tensor)) in model.graph.params.iter().zip(&tensors) {
             assert_eq!(
                 &model.weights[&param.value.name], tensor,
@@ -81,13 +97,24 @@ fn torch_key_names_are_matched_by_position() {
                 param.value.name
             );
         }
+        for m in &matched {
+            // The rnn here names its Dense `fc`, as the torch module does.
+            let want = if m.key == old {
+                MatchedBy::Map
+            } else if m.key == m.param {
+                MatchedBy::Name
+            } else {
+                MatchedBy::Position
+            };
+            assert_eq!(m.how, want, "{file}: {}", m.key);
+        }
     }
 }
 
 #[test]
 fn a_shape_mismatch_names_the_key_and_both_shapes() {
     // The mlp's file into the rnn: same count (6), different shapes.
-    let err = import_state_dict(rnn(), &fixture("mlp.pt")).unwrap_err();
+    let err = import(rnn(), &fixture("mlp.pt")).unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains(
@@ -106,7 +133,7 @@ fn a_count_mismatch_lists_both_sides() {
         &[("w".into(), Tensor::f32(vec![1], vec![1.0]).unwrap())],
     )
     .unwrap();
-    let message = import_state_dict(mlp(), &path).unwrap_err().to_string();
+    let message = import(mlp(), &path).unwrap_err().to_string();
     assert!(
         message.contains("one.pt: holds 1 tensors (`w`)"),
         "{message}"
@@ -132,11 +159,11 @@ fn floats_are_converted_to_the_parameter_dtype_and_ints_refused() {
         .collect();
     let path = dir.join("f64.pt");
     write_state_dict(&path, &as_f64).unwrap();
-    assert_eq!(import_state_dict(mlp(), &path).unwrap(), model);
+    assert_eq!(import(mlp(), &path).unwrap(), model);
 
     let mut as_i64 = as_f64.clone();
     as_i64[1].1 = as_i64[1].1.to_dtype(dlbench_core::DType::I64);
     write_state_dict(&path, &as_i64).unwrap();
-    let message = import_state_dict(mlp(), &path).unwrap_err().to_string();
+    let message = import(mlp(), &path).unwrap_err().to_string();
     assert!(message.contains("is i64 but parameter"), "{message}");
 }

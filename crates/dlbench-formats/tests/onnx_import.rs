@@ -153,3 +153,236 @@ fn models_exported_by_torch_import_and_give_torchs_outputs() {
         }
     }
 }
+
+// ------------------------------------------------------------------ malformed files
+
+use dlbench_formats::onnx::proto::{
+    AttributeProto, AttributeType, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto,
+    TypeProto, ValueInfoProto,
+};
+use prost::Message;
+
+fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|&d| Dimension {
+            value: Some(match d {
+                -1 => DimensionValue::DimParam("N".into()),
+                d => DimensionValue::DimValue(d),
+            }),
+            ..Dimension::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type: 1,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+            ..TypeProto::default()
+        }),
+        ..ValueInfoProto::default()
+    }
+}
+
+fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+    NodeProto {
+        name: name.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        ..NodeProto::default()
+    }
+}
+
+/// `x [N, 4] -> nodes -> y`, at `opset`.
+fn model(opset: i64, nodes: Vec<NodeProto>, initializer: Vec<TensorProto>) -> ModelProto {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "g".into(),
+            initializer,
+            input: vec![value_info("x", &[-1, 4])],
+            output: vec![value_info("y", &[-1, 4])],
+            ..GraphProto::default()
+        }),
+        ..ModelProto::default()
+    }
+}
+
+/// Writes `proto` and imports it; returns the error's text.
+fn refused(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let error = import_onnx(&path).expect_err(name).to_string();
+    assert!(error.contains(name), "the message names the file: {error}");
+    error
+}
+
+fn assert_mentions(error: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(error.contains(part), "missing {part:?} in: {error}");
+    }
+}
+
+#[test]
+fn a_minimal_hand_written_model_imports() {
+    let dir = temp_dir("onnx-minimal");
+    let proto = model(13, vec![node("act", "Relu", &["x"], &["y"])], vec![]);
+    let path = dir.join("relu.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let model = import_onnx(&path).unwrap();
+    assert_eq!(model.graph.nodes.len(), 1);
+    assert_eq!(model.graph.outputs, ["y"]);
+}
+
+#[test]
+fn malformed_onnx_files_are_refused_with_a_message_naming_what_is_wrong() {
+    let dir = temp_dir("onnx-malformed");
+    let good = model(13, vec![node("act", "Relu", &["x"], &["y"])], vec![]).encode_to_vec();
+
+    let truncated = refused(&dir, "truncated.onnx", &good[..good.len() / 2]);
+    assert_mentions(&truncated, &["not a readable ONNX model"]);
+
+    // A tensor that claims 2^40 elements and holds 8 bytes: refused by its claim, before any
+    // allocation of that size.
+    let huge = TensorProto {
+        name: "w".into(),
+        dims: vec![1 << 20, 1 << 20],
+        data_type: 1,
+        raw_data: vec![0; 8],
+        ..TensorProto::default()
+    };
+    let proto = model(
+        13,
+        vec![node("add", "Add", &["x", "w"], &["y"])],
+        vec![huge],
+    );
+    let error = refused(&dir, "huge.onnx", &proto.encode_to_vec());
+    assert_mentions(&error, &["initializer `w`"]);
+
+    // The same claim with a memory limit that allows it is still refused: the data is not there.
+    let short = TensorProto {
+        name: "w".into(),
+        dims: vec![4],
+        data_type: 1,
+        raw_data: vec![0; 8],
+        ..TensorProto::default()
+    };
+    let proto = model(
+        13,
+        vec![node("add", "Add", &["x", "w"], &["y"])],
+        vec![short],
+    );
+    let error = refused(&dir, "short.onnx", &proto.encode_to_vec());
+    assert_mentions(&error, &["initializer `w`", "16 B", "8 B"]);
+
+    let proto = model(13, vec![node("absolute", "Abs", &["x"], &["y"])], vec![]);
+    let error = refused(&dir, "unknown.onnx", &proto.encode_to_vec());
+    assert_mentions(
+        &error,
+        &["node `absolute`", "Abs", "opset 13", "not supported"],
+    );
+
+    let cycle = vec![
+        node("a", "Relu", &["b_out"], &["a_out"]),
+        node("b", "Relu", &["a_out"], &["b_out"]),
+        node("c", "Relu", &["a_out"], &["y"]),
+    ];
+    let error = refused(
+        &dir,
+        "cycle.onnx",
+        &model(13, cycle, vec![]).encode_to_vec(),
+    );
+    assert_mentions(&error, &["cycle", "Relu"]);
+
+    let proto = model(8, vec![node("act", "Relu", &["x"], &["y"])], vec![]);
+    let error = refused(&dir, "old.onnx", &proto.encode_to_vec());
+    assert_mentions(&error, &["opset 8", "9 to 22"]);
+
+    let escaping = TensorProto {
+        name: "w".into(),
+        dims: vec![4],
+        data_type: 1,
+        data_location: 1,
+        external_data: vec![StringStringEntryProto {
+            key: "location".into(),
+            value: "../../etc/passwd".into(),
+        }],
+        ..TensorProto::default()
+    };
+    let proto = model(
+        13,
+        vec![node("add", "Add", &["x", "w"], &["y"])],
+        vec![escaping],
+    );
+    let error = refused(&dir, "escape.onnx", &proto.encode_to_vec());
+    assert_mentions(&error, &["initializer `w`", "leaves the model's folder"]);
+
+    let mut softmax = node("sm", "Softmax", &["x"], &["y"]);
+    softmax.attribute.push(AttributeProto {
+        name: "axis".into(),
+        r#type: AttributeType::Int as i32,
+        i: 0,
+        ..AttributeProto::default()
+    });
+    let error = refused(
+        &dir,
+        "axis.onnx",
+        &model(11, vec![softmax], vec![]).encode_to_vec(),
+    );
+    assert_mentions(
+        &error,
+        &["node `sm`", "Softmax", "opset 11", "attribute `axis`"],
+    );
+
+    let error = refused(&dir, "empty.onnx", b"");
+    assert_mentions(&error, &["no graph"]);
+}
+
+#[test]
+fn external_data_beside_the_model_is_read() {
+    let dir = temp_dir("onnx-external");
+    let values: Vec<u8> = [1.0f32, -2.0, 3.0, -4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let mut file = vec![0u8; 16];
+    file.extend(&values);
+    std::fs::write(dir.join("weights.bin"), &file).unwrap();
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    let external = TensorProto {
+        name: "w".into(),
+        dims: vec![4],
+        data_type: 1,
+        data_location: 1,
+        external_data: vec![
+            entry("location", "weights.bin"),
+            entry("offset", "16"),
+            entry("length", "16"),
+        ],
+        ..TensorProto::default()
+    };
+    let proto = model(
+        13,
+        vec![node("add", "Add", &["x", "w"], &["y"])],
+        vec![external],
+    );
+    let path = dir.join("external.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let model = import_onnx(&path).unwrap();
+    assert_eq!(
+        model.weights["w"],
+        Tensor::f32(vec![4], vec![1.0, -2.0, 3.0, -4.0]).unwrap()
+    );
+}

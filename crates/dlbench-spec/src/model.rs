@@ -24,8 +24,8 @@ pub enum ModelSpec {
     },
     /// `{graph: {inputs, nodes, outputs}}`: named nodes wired explicitly.
     Graph(GraphSpec),
-    /// `{file: model.safetensors}`: a model in dlbench's native format, weights included;
-    /// relative to the spec's folder.
+    /// `{file: model.safetensors}` or `{file: model.onnx}`: a model in dlbench's native
+    /// format or in ONNX, weights included; relative to the spec's folder.
     File(PathBuf),
 }
 
@@ -58,7 +58,7 @@ impl TryFrom<RawModel> for ModelSpec {
             ),
             _ => Err(
                 "give one model form: `input` with `layers` (sequential), `graph` \
-                      (an explicit graph) or `file` (a saved .safetensors model)"
+                      (an explicit graph) or `file` (a saved .safetensors or .onnx model)"
                     .to_string(),
             ),
         }
@@ -243,8 +243,17 @@ impl ModelSpec {
     }
 }
 
+/// A model file by its extension: dlbench's native `.safetensors` or an ONNX model.
 fn load(dir: &Path, file: &Path) -> Result<Model, String> {
-    Model::load(&dir.join(file)).map_err(|e| e.to_string())
+    let path = dir.join(file);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => dlbench_formats::onnx::import_onnx(&path).map_err(|e| e.to_string()),
+        Some("safetensors") => Model::load(&path).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "model file {}: expected a native model (.safetensors) or an ONNX model (.onnx)",
+            file.display()
+        )),
+    }
 }
 
 fn sequential(name: &str, input: &[usize], layers: &[Layer]) -> Result<Graph, String> {

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use dlbench_core::{Backend, Capabilities, Device, Error, Model, PrepareOptions, Result, Session};
 
 pub use session::TchSession;
-pub use torchscript::{export_torchscript, traced_inputs};
+pub use torchscript::{export_torchscript, run_torchscript, traced_inputs};
 
 /// The backend's name in specs, results and `dlbench list`.
 pub const NAME: &str = "tch";

@@ -157,3 +157,44 @@ fn identifier(name: &str, prefix: &str) -> String {
     }
     id
 }
+
+/// Loads a TorchScript archive with libtorch (`torch::jit::load`, as `CModule::load`) and runs
+/// its `forward` on the CPU with `graph`'s [`traced_inputs`] taken from `inputs`; returns its
+/// outputs in order. What `dlbench convert` runs to check a TorchScript file it wrote.
+pub fn run_torchscript(
+    path: &Path,
+    graph: &Graph,
+    inputs: &dlbench_core::Values,
+) -> Result<Vec<dlbench_core::Tensor>> {
+    let module = tch::CModule::load(path).map_err(torch_error("loading"))?;
+    let args = traced_inputs(graph)
+        .into_iter()
+        .map(|input| {
+            let value = inputs.get(&input.value.name).ok_or_else(|| {
+                Error::invalid(format!("input `{}` is missing", input.value.name))
+            })?;
+            convert::to_torch(value, tch::Device::Cpu).map(tch::IValue::Tensor)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let output = module.forward_is(&args).map_err(torch_error("running"))?;
+    let tensors = match output {
+        tch::IValue::Tensor(t) => vec![t],
+        tch::IValue::Tuple(items) | tch::IValue::GenericList(items) => items
+            .into_iter()
+            .map(|item| match item {
+                tch::IValue::Tensor(t) => Ok(t),
+                other => Err(Error::invalid(format!(
+                    "{}: an output is {other:?}, not a tensor",
+                    path.display()
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        other => {
+            return Err(Error::invalid(format!(
+                "{}: forward returned {other:?}, not tensors",
+                path.display()
+            )))
+        }
+    };
+    tensors.iter().map(convert::to_host).collect()
+}

@@ -15,7 +15,7 @@ use prost::Message;
 use crate::error::Result;
 
 pub use export::{to_onnx, BATCH_SYMBOL, OPSET};
-pub use import::{import_onnx, import_onnx_with, OPSETS};
+pub use import::{import_onnx, import_onnx_with, read_tensor_file, OPSETS};
 
 /// Writes `model` as an ONNX file (opset [`OPSET`]); a failure leaves no partial file.
 pub fn export_onnx(model: &Model, path: &Path) -> Result<()> {

@@ -32,7 +32,7 @@ use prost::Message;
 use self::attrs::At;
 use self::tensor::{read_tensor, type_name, TensorSource};
 use self::value::{Const, ConstData, Origin, Value};
-use super::proto::{DataType, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use super::proto::{DataType, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 use crate::error::{Error, Result};
 
 /// The opsets the import reads.
@@ -67,13 +67,43 @@ pub fn import_onnx_with(path: &Path, limits: &Limits) -> Result<Model> {
     from_onnx(&proto, name, &source).map_err(|message| Error::file(path, message))
 }
 
+/// A serialised `TensorProto` file (`input_0.pb` of the ONNX node tests) as a tensor: f32 and
+/// f64 keep their type, half floats become f32, integers and bools i64. Its name, if it has one,
+/// comes with it.
+pub fn read_tensor_file(path: &Path) -> Result<(String, Tensor)> {
+    let limits = Limits::from_env()?;
+    let bytes = read_file(path, limits.memory_bytes, "the tensor")?;
+    let proto = TensorProto::decode(bytes.as_slice())
+        .map_err(|e| Error::file(path, format!("not an ONNX TensorProto: {e}")))?;
+    let source = TensorSource {
+        dir: Some(path.parent().unwrap_or(Path::new("."))),
+        limits: &limits,
+    };
+    let constant = read_tensor(&proto, &source, "the tensor").map_err(|m| Error::file(path, m))?;
+    let shape = constant.dims().map_err(|m| Error::file(path, m))?;
+    let tensor = match &constant.data {
+        ConstData::Float {
+            values,
+            dtype: DType::F64,
+        } => Tensor::f64(shape, values.clone()),
+        ConstData::Float { values, .. } => {
+            Tensor::f32(shape, values.iter().map(|&v| v as f32).collect())
+        }
+        ConstData::Int(_) => {
+            Tensor::i64(shape, constant.to_ints().map_err(|m| Error::file(path, m))?)
+        }
+        ConstData::Fill { .. } => return Err(Error::file(path, "not a tensor with data")),
+    }?;
+    Ok((proto.name, tensor))
+}
+
 /// The model in `proto`, named `name`.
 fn from_onnx(proto: &ModelProto, name: &str, source: &TensorSource) -> Result<Model, String> {
-    let opset = opset(proto)?;
     let graph = proto
         .graph
         .as_ref()
         .ok_or("the file holds no graph (is it an ONNX model?)")?;
+    let opset = opset(proto)?;
     source
         .limits
         .check_nodes("the ONNX graph", graph.node.len())
