@@ -386,3 +386,72 @@ fn external_data_beside_the_model_is_read() {
         Tensor::f32(vec![4], vec![1.0, -2.0, 3.0, -4.0]).unwrap()
     );
 }
+
+fn floats(name: &str, dims: &[i64], values: Vec<f32>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        float_data: values,
+        ..TensorProto::default()
+    }
+}
+
+#[test]
+fn flatten_counts_a_negative_axis_from_the_rank() {
+    let dir = temp_dir("onnx-flatten");
+    let mut flatten = node("flat", "Flatten", &["x"], &["y"]);
+    flatten.attribute.push(AttributeProto {
+        name: "axis".into(),
+        r#type: AttributeType::Int as i32,
+        i: -1,
+        ..AttributeProto::default()
+    });
+    let path = dir.join("flatten.onnx");
+    std::fs::write(&path, model(13, vec![flatten], vec![]).encode_to_vec()).unwrap();
+    let model = import_onnx(&path).unwrap();
+    let y = &model.graph.output_infos().unwrap()[0];
+    assert_eq!(
+        y.shape,
+        [dlbench_core::Dim::Batch, dlbench_core::Dim::Known(4)]
+    );
+}
+
+#[test]
+fn lstm_sequence_lengths_are_read_against_the_time_dim() {
+    let dir = temp_dir("onnx-lstm-lens");
+    // X [T = 5, N = 3, I = 2], hidden 1.
+    let lstm = |lens: [i32; 3]| {
+        let lens = TensorProto {
+            name: "lens".into(),
+            dims: vec![3],
+            data_type: 6,
+            int32_data: lens.to_vec(),
+            ..TensorProto::default()
+        };
+        let weights = vec![
+            floats("W", &[1, 4, 2], vec![0.1; 8]),
+            floats("R", &[1, 4, 1], vec![0.2; 4]),
+            lens,
+        ];
+        let mut proto = model(
+            13,
+            vec![node(
+                "lstm",
+                "LSTM",
+                &["x", "W", "R", "", "lens"],
+                &["", "y"],
+            )],
+            weights,
+        );
+        let graph = proto.graph.as_mut().unwrap();
+        graph.input = vec![value_info("x", &[5, 3, 2])];
+        graph.output = vec![value_info("y", &[1, 3, 1])];
+        proto.encode_to_vec()
+    };
+    let full = dir.join("full.onnx");
+    std::fs::write(&full, lstm([5, 5, 5])).unwrap();
+    import_onnx(&full).unwrap();
+    let error = refused(&dir, "partial.onnx", &lstm([3, 3, 3]));
+    assert_mentions(&error, &["node `lstm`", "sequence_lens", "full length"]);
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use dlbench_core::{DType, Data, Error, Graph, Mode, Model, Result, Session, Tensor, Values};
 use dlbench_formats::onnx::export::exported_inputs;
+use dlbench_formats::onnx::proto::{DataType, GraphProto, NodeProto, TensorProto};
 use dlbench_formats::onnx::to_onnx;
 use prost::Message;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
@@ -43,6 +44,10 @@ pub struct TractSession {
     batch: Option<(TVec<TValue>, usize)>,
     /// The outputs of the last run, in the graph's output order.
     outputs: Option<TVec<TValue>>,
+    /// LSTMs whose cell state runs as a node of its own ([`split_cell_state`]).
+    split_lstms: usize,
+    /// Reverse LSTMs run forward over the reversed sequence ([`reverse_by_slicing`]).
+    reversed_lstms: usize,
 }
 
 impl std::fmt::Debug for TractSession {
@@ -58,9 +63,11 @@ impl std::fmt::Debug for TractSession {
 impl TractSession {
     /// Exports `model` to ONNX; plans are made when a batch of a new size is loaded.
     pub fn new(model: &Model, threads: usize) -> Result<Self> {
-        let onnx = to_onnx(model)
-            .map_err(|e| Error::unsupported(NAME, format!("exporting to ONNX: {e}")))?
-            .encode_to_vec();
+        let mut onnx = to_onnx(model)
+            .map_err(|e| Error::unsupported(NAME, format!("exporting to ONNX: {e}")))?;
+        let reversed_lstms = onnx.graph.as_mut().map_or(0, reverse_by_slicing);
+        let split_lstms = onnx.graph.as_mut().map_or(0, split_cell_state);
+        let onnx = onnx.encode_to_vec();
         let fed = exported_inputs(&model.graph)
             .map(|i| i.value.name.clone())
             .collect();
@@ -78,6 +85,8 @@ impl TractSession {
             threads,
             batch: None,
             outputs: None,
+            split_lstms,
+            reversed_lstms,
         })
     }
 
@@ -217,10 +226,127 @@ impl Session for TractSession {
                  tract uses for matrix products only; other ops run on one thread"
             ),
         };
-        vec![
+        let mut notes = vec![
             "tract: runs dlbench's ONNX export (opset 17), an optimized plan per batch size"
                 .to_string(),
             threads,
-        ]
+        ];
+        if self.split_lstms > 0 {
+            notes.push(format!(
+                "tract: {} LSTM(s) computed twice, once for Y_c alone: tract 0.23.9 cannot run a \
+                 one-direction LSTM whose Y_c is read with Y or Y_h",
+                self.split_lstms
+            ));
+        }
+        if self.reversed_lstms > 0 {
+            notes.push(format!(
+                "tract: {} reverse LSTM(s) run forward on the sequence reversed by Slice: tract \
+                 0.23.9 reads no LSTM direction",
+                self.reversed_lstms
+            ));
+        }
+        notes
     }
+}
+
+/// tract 0.23.9 cannot run a one-direction ONNX LSTM whose `Y_c` is read together with `Y` or
+/// `Y_h` (its Scan body fails with "Clashing resolution for expression 1=1 != <batch>"), while
+/// any output alone runs. So where `Y_c` is read, a copy of the node computes it alone, and the
+/// original keeps `Y` and `Y_h` (tract drops it if neither is read). Returns how many LSTMs
+/// were split.
+fn split_cell_state(graph: &mut GraphProto) -> usize {
+    let read: std::collections::HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .chain(graph.output.iter().map(|o| o.name.clone()))
+        .collect();
+    let mut copies = Vec::new();
+    for (i, node) in graph.node.iter_mut().enumerate() {
+        let one_direction = !node
+            .attribute
+            .iter()
+            .any(|a| a.name == "direction" && a.s == b"bidirectional");
+        let cell = node
+            .output
+            .get(2)
+            .filter(|c| !c.is_empty() && read.contains(*c));
+        if node.op_type != "LSTM" || !one_direction {
+            continue;
+        }
+        let Some(cell) = cell.cloned() else { continue };
+        let mut copy = node.clone();
+        copy.name = format!("{}/cell_state", node.name);
+        copy.output = vec![String::new(), String::new(), cell];
+        node.output[2] = String::new();
+        copies.push((i + 1, copy));
+    }
+    let split = copies.len();
+    for (at, copy) in copies.into_iter().rev() {
+        graph.node.insert(at, copy);
+    }
+    split
+}
+
+/// tract 0.23.9 reads no `direction` from a one-direction LSTM: a reverse one runs forward.
+/// So a reverse LSTM becomes a forward one over the sequence reversed along time (dlbench's
+/// export writes `layout = 0`, time first) by a `Slice` with step -1, and its `Y` is reversed
+/// back the same way; `Y_h` and `Y_c`, the states after the last step read, are the same.
+/// Returns how many LSTMs were rewritten.
+fn reverse_by_slicing(graph: &mut GraphProto) -> usize {
+    let mut rewritten = Vec::new();
+    for (i, node) in graph.node.iter_mut().enumerate() {
+        let Some(direction) = node
+            .attribute
+            .iter_mut()
+            .find(|a| a.name == "direction" && a.s == b"reverse")
+        else {
+            continue;
+        };
+        if node.op_type != "LSTM" {
+            continue;
+        }
+        direction.s = b"forward".to_vec();
+        let base = format!("{}/reverse", node.name);
+        let x = std::mem::replace(&mut node.input[0], format!("{base}/x"));
+        let y = match node.output.first().filter(|y| !y.is_empty()) {
+            Some(_) => Some(std::mem::replace(&mut node.output[0], format!("{base}/y"))),
+            None => None,
+        };
+        rewritten.push((i, base, x, y));
+    }
+    let count = rewritten.len();
+    for (i, base, x, y) in rewritten.into_iter().rev() {
+        let bounds = [
+            ("starts", -1),
+            ("ends", i64::MIN),
+            ("axes", 0),
+            ("steps", -1),
+        ];
+        for (what, value) in bounds {
+            graph.initializer.push(TensorProto {
+                name: format!("{base}/{what}"),
+                dims: vec![1],
+                data_type: DataType::Int64 as i32,
+                int64_data: vec![value],
+                ..TensorProto::default()
+            });
+        }
+        let slice = |input: &str, output: &str, name: String| NodeProto {
+            name,
+            op_type: "Slice".into(),
+            input: std::iter::once(input.to_string())
+                .chain(bounds.iter().map(|(what, _)| format!("{base}/{what}")))
+                .collect(),
+            output: vec![output.to_string()],
+            ..NodeProto::default()
+        };
+        if let Some(y) = y {
+            let back = slice(&format!("{base}/y"), &y, format!("{base}/y_back"));
+            graph.node.insert(i + 1, back);
+        }
+        let forth = slice(&x, &format!("{base}/x"), format!("{base}/x_reversed"));
+        graph.node.insert(i, forth);
+    }
+    count
 }

@@ -72,11 +72,12 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
         if im.get_opt(at, i)?.is_some() {
             let known = im.constant(at, i, what)?;
             let full_length = i == 4
-                && x.shape[1 - layout as usize].known().is_some_and(|t| {
+                && x.shape[layout as usize].known().is_some_and(|t| {
                     known
                         .to_ints()
                         .is_ok_and(|v| v.iter().all(|&l| l == t as i64))
                 });
+            // X is [T, N, I] (layout 0) or [N, T, I]: `sequence_lens` must all be T.
             if !(is_zeros(&known) && i != 4 || full_length) {
                 return Err(at.error(format!(
                     "input {i} ({what}) is not supported unless {}",

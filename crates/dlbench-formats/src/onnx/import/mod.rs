@@ -15,6 +15,7 @@ mod attrs;
 mod elementwise;
 mod layers;
 mod lstm;
+mod order;
 mod shapes;
 mod tensor;
 mod value;
@@ -30,9 +31,10 @@ use dlbench_core::{DType, Dim, Model, Op, Tensor, ValueInfo, Values};
 use prost::Message;
 
 use self::attrs::At;
+use self::order::sorted;
 use self::tensor::{read_tensor, type_name, TensorSource};
 use self::value::{Const, ConstData, Origin, Value};
-use super::proto::{DataType, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
+use super::proto::{DataType, GraphProto, ModelProto, TensorProto, ValueInfoProto};
 use crate::error::{Error, Result};
 
 /// The opsets the import reads.
@@ -152,67 +154,6 @@ fn opset(proto: &ModelProto) -> Result<i64, String> {
             OPSETS.end()
         )),
     }
-}
-
-/// The nodes in an order where each comes after the producers of its inputs (ONNX requires
-/// it; a file that breaks it is sorted, and one with a cycle refused, naming a node on it).
-fn sorted(graph: &GraphProto) -> Result<Vec<(usize, &NodeProto)>, String> {
-    let mut producer: HashMap<&str, usize> = HashMap::new();
-    for (i, node) in graph.node.iter().enumerate() {
-        for out in node.output.iter().filter(|o| !o.is_empty()) {
-            if producer.insert(out, i).is_some() {
-                let at = At::new(node, i, 0);
-                return Err(format!(
-                    "node `{}` ({}): value `{out}` is defined twice",
-                    at.name, node.op_type
-                ));
-            }
-        }
-    }
-    // Iterative depth-first order: 0 unvisited, 1 on the stack, 2 done.
-    let mut state = vec![0u8; graph.node.len()];
-    let mut order = Vec::with_capacity(graph.node.len());
-    for root in 0..graph.node.len() {
-        let mut stack = vec![(root, 0usize)];
-        while let Some((i, next)) = stack.pop() {
-            if next == 0 {
-                match state[i] {
-                    2 => continue,
-                    1 => {
-                        let at = At::new(&graph.node[i], i, 0);
-                        return Err(format!(
-                            "the graph has a cycle through node `{}` ({})",
-                            at.name, graph.node[i].op_type
-                        ));
-                    }
-                    _ => state[i] = 1,
-                }
-            }
-            let inputs = &graph.node[i].input;
-            match inputs[next..]
-                .iter()
-                .position(|v| producer.get(v.as_str()).is_some_and(|&p| state[p] != 2))
-            {
-                Some(k) => {
-                    let p = producer[inputs[next + k].as_str()];
-                    if state[p] == 1 {
-                        let at = At::new(&graph.node[p], p, 0);
-                        return Err(format!(
-                            "the graph has a cycle through node `{}` ({})",
-                            at.name, graph.node[p].op_type
-                        ));
-                    }
-                    stack.push((i, next + k + 1));
-                    stack.push((p, 0));
-                }
-                None => {
-                    state[i] = 2;
-                    order.push((i, &graph.node[i]));
-                }
-            }
-        }
-    }
-    Ok(order)
 }
 
 /// The import in progress.

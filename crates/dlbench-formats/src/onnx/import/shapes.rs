@@ -124,6 +124,16 @@ fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> 
     if target.iter().filter(|d| **d == Dim::Batch).count() > 1 {
         return Err(at.error(format!("the result {target:?} holds the batch twice")));
     }
+    // The IR's Reshape reads 0 as "copy the input's dim": a dim of size 0 is written so only
+    // where the input has one at that position.
+    if let Some(i) = (0..target.len())
+        .find(|&i| target[i] == Dim::Known(0) && input.shape.get(i) != Some(&Dim::Known(0)))
+    {
+        return Err(at.error(format!(
+            "the result {target:?} has a dim of size 0 at position {i}, which dlbench's IR \
+             reshape cannot express"
+        )));
+    }
     let spec = target
         .iter()
         .enumerate()
@@ -404,6 +414,10 @@ fn slice(im: &Importer, at: &At) -> Result<Value, String> {
 
 fn cast(im: &Importer, at: &At) -> Result<Value, String> {
     let to = at.int("to", 0)?;
+    let half = matches!(
+        DataType::try_from(to as i32),
+        Ok(DataType::Float16 | DataType::Bfloat16)
+    );
     let target = match DataType::try_from(to as i32) {
         Ok(DataType::Float | DataType::Float16 | DataType::Bfloat16) => Some(DType::F32),
         Ok(DataType::Double) => Some(DType::F64),
@@ -421,7 +435,10 @@ fn cast(im: &Importer, at: &At) -> Result<Value, String> {
         _ => return Err(at.attr_error("to", format!("type {to} is not supported"))),
     };
     match (im.get(at, 0)?, target) {
-        (Value::Runtime(info), Some(dtype)) if info.dtype == dtype => Ok(Value::Runtime(info)),
+        // Rounding to half precision changes the numbers: not a no-op the IR may drop.
+        (Value::Runtime(info), Some(dtype)) if info.dtype == dtype && !half => {
+            Ok(Value::Runtime(info))
+        }
         (Value::Runtime(info), _) => Err(at.error(format!(
             "casting a computed {} value is not supported (dlbench's IR has no cast)",
             info.dtype
@@ -550,8 +567,17 @@ fn reshape(im: &mut Importer, at: &At) -> Result<(), String> {
 fn flatten(im: &mut Importer, at: &At) -> Result<(), String> {
     let info = im.runtime(at, 0)?;
     let rank = info.shape.len();
-    let axis = normalize_axis(at.int("axis", 1)?, rank + 1)
-        .ok_or_else(|| at.attr_error("axis", format!("out of range for rank {rank}")))?;
+    // Flatten's axis may be the rank itself (everything in the second dim), so it is
+    // normalised against the rank, not rank + 1.
+    let given = at.int("axis", 1)?;
+    let axis = usize::try_from(if given < 0 {
+        given + rank as i64
+    } else {
+        given
+    })
+    .ok()
+    .filter(|&a| a <= rank)
+    .ok_or_else(|| at.attr_error("axis", format!("{given} is out of range for rank {rank}")))?;
     if axis == 1 && rank >= 2 {
         im.emit_as_output(at, Op::Flatten { axis: 1 }, vec![info.name])?;
         return Ok(());
