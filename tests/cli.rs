@@ -9,9 +9,28 @@ fn help_lists_the_commands() {
     let out = dlbench(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for command in ["list", "inspect", "run", "init"] {
+    for command in ["list", "inspect", "run", "init", "convert", "predict"] {
         assert!(help.contains(command), "{help}");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    // The read end is closed before dlbench writes: its first line meets a closed pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dlbench"))
+        .args(["inspect", "specs/cnn.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
 }
 
 #[test]

@@ -88,7 +88,21 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`dlbench inspect m.onnx | head`) would
+/// panic; the default action ends the process quietly, as other command-line tools do.
+#[cfg(unix)]
+fn end_quietly_on_closed_pipes() {
+    // SAFETY: called first in `main`, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_on_closed_pipes() {}
+
 fn main() -> ExitCode {
+    end_quietly_on_closed_pipes();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::List { json } => list::list(json),
