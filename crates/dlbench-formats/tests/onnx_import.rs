@@ -8,12 +8,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dlbench_core::{Backend, DType, InputRole, Mode, Model, PrepareOptions, Tensor, Values};
+use dlbench_core::{Backend, Mode, Model, PrepareOptions, Tensor, Values};
 use dlbench_formats::onnx::{export_onnx, import_onnx};
 use dlbench_reference::ReferenceBackend;
 use dlbench_spec::Spec;
 use dlbench_testkit::python::torch_python;
-use support::{repo_root, temp_dir};
+use support::{batch, repo_root, temp_dir};
 
 const SEEDS: [&str; 4] = ["mlp", "cnn", "rnn", "vae"];
 
@@ -22,32 +22,6 @@ fn seed(name: &str) -> Model {
         .unwrap()
         .build_model()
         .unwrap()
-}
-
-/// Deterministic values in [-1, 1) for every input the exported graph keeps; dropout masks are
-/// ones.
-fn batch(model: &Model, batch: usize) -> Values {
-    model
-        .graph
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(k, input)| {
-            let shape: Vec<usize> = input.value.shape.iter().map(|d| d.resolve(batch)).collect();
-            let len: usize = shape.iter().product();
-            let tensor = match (&input.role, input.value.dtype) {
-                (InputRole::DropoutMask { .. }, _) => Tensor::f32(shape, vec![1.0; len]),
-                (_, DType::I64) => Tensor::i64(shape, vec![0; len]),
-                _ => Tensor::f32(
-                    shape,
-                    (0..len)
-                        .map(|i| (((i * 7919 + k * 104_729) % 2001) as f32 - 1000.0) / 1000.0)
-                        .collect(),
-                ),
-            };
-            (input.value.name.clone(), tensor.unwrap())
-        })
-        .collect()
 }
 
 fn reference_outputs(model: &Model, inputs: &Values) -> Vec<Tensor> {

@@ -13,8 +13,7 @@ use std::process::Command;
 use dlbench_core::init::Init;
 use dlbench_core::ir::{Conv2d, Direction, Lstm, Pool2d};
 use dlbench_core::{
-    Backend, BinaryOp, DType, Dim, GraphBuilder, InputRole, Mode, Model, Op, PrepareOptions,
-    Tensor, UnaryOp, Values,
+    Backend, BinaryOp, DType, Dim, GraphBuilder, Mode, Model, Op, PrepareOptions, UnaryOp, Values,
 };
 use dlbench_formats::onnx::export::exported_inputs;
 use dlbench_formats::onnx::export_onnx;
@@ -22,34 +21,7 @@ use dlbench_reference::ReferenceBackend;
 use dlbench_spec::Spec;
 use dlbench_testkit::python::torch_python;
 use serde_json::{json, Value};
-use support::{repo_root, temp_dir};
-
-/// Deterministic values in [-1, 1) (labels and masks are not fed to onnxruntime).
-fn values(len: usize, salt: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| (((i * 7919 + salt * 104_729) % 2001) as f32 - 1000.0) / 1000.0)
-        .collect()
-}
-
-/// One batch for every graph input: dropout masks are ones (inference ignores them).
-fn batch(model: &Model, batch: usize) -> Values {
-    model
-        .graph
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(k, input)| {
-            let shape: Vec<usize> = input.value.shape.iter().map(|d| d.resolve(batch)).collect();
-            let len = shape.iter().product();
-            let tensor = match (&input.role, input.value.dtype) {
-                (InputRole::DropoutMask { .. }, _) => Tensor::f32(shape, vec![1.0; len]),
-                (_, DType::I64) => Tensor::i64(shape, vec![0; len]),
-                _ => Tensor::f32(shape, values(len, k)),
-            };
-            (input.value.name.clone(), tensor.unwrap())
-        })
-        .collect()
-}
+use support::{batch, repo_root, temp_dir};
 
 fn reference_outputs(model: &Model, inputs: &Values) -> Values {
     let mut session = ReferenceBackend

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dlbench_core::{Data, Tensor};
+use dlbench_core::{DType, Data, InputRole, Model, Tensor, Values};
 use serde_json::Value;
 
 /// The repository root (this crate is `crates/dlbench-formats`).
@@ -99,4 +99,31 @@ pub fn assert_matches(name: &str, t: &Tensor, expected: &Value) {
             "{name}: {what} {got} != {want}"
         );
     }
+}
+
+/// Deterministic values in [-1, 1) (labels and masks are not fed to onnxruntime).
+pub fn values(len: usize, salt: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i * 7919 + salt * 104_729) % 2001) as f32 - 1000.0) / 1000.0)
+        .collect()
+}
+
+/// One batch for every graph input: dropout masks are ones (inference ignores them).
+pub fn batch(model: &Model, batch: usize) -> Values {
+    model
+        .graph
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, input)| {
+            let shape: Vec<usize> = input.value.shape.iter().map(|d| d.resolve(batch)).collect();
+            let len = shape.iter().product();
+            let tensor = match (&input.role, input.value.dtype) {
+                (InputRole::DropoutMask { .. }, _) => Tensor::f32(shape, vec![1.0; len]),
+                (_, DType::I64) => Tensor::i64(shape, vec![0; len]),
+                _ => Tensor::f32(shape, values(len, k)),
+            };
+            (input.value.name.clone(), tensor.unwrap())
+        })
+        .collect()
 }

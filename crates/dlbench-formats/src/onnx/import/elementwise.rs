@@ -72,17 +72,12 @@ fn binary(im: &mut Importer, at: &At) -> Result<(), String> {
         (Value::Runtime(x), Value::Const(c)) => with_constant(im, at, x, &c, false),
         (Value::Const(c), Value::Runtime(x)) => with_constant(im, at, x, &c, true),
         (Value::Runtime(a), Value::Runtime(b)) => {
-            let op = match op {
-                "Add" => BinaryOp::Add,
-                "Sub" => BinaryOp::Sub,
-                "Mul" => BinaryOp::Mul,
-                _ => {
-                    return Err(at.error(
-                        "dividing by a computed value is not supported (dlbench's IR has no \
-                         division)",
-                    ))
-                }
-            };
+            let op = ir_binary(op).ok_or_else(|| {
+                at.error(
+                    "dividing by a computed value is not supported (dlbench's IR has no \
+                     division)",
+                )
+            })?;
             im.emit_as_output(at, Op::Binary(op), vec![a.name, b.name])?;
             Ok(())
         }
@@ -111,17 +106,12 @@ fn with_constant(
     if op == "Add" && fold_bias(im, at, &x, c)? {
         return Ok(());
     }
-    let op = match op {
-        "Add" => BinaryOp::Add,
-        "Sub" => BinaryOp::Sub,
-        "Mul" => BinaryOp::Mul,
-        _ => {
-            return Err(at.error(
-                "dividing by a constant tensor (not a scalar) is not supported (dlbench's IR \
-                 has no division)",
-            ))
-        }
-    };
+    let op = ir_binary(op).ok_or_else(|| {
+        at.error(
+            "dividing by a constant tensor (not a scalar) is not supported (dlbench's IR has no \
+             division)",
+        )
+    })?;
     let hint = format!("{}.constant", at.name);
     let param = im.const_param(c, &hint, Init::Zeros)?;
     let inputs = match const_first {
@@ -210,4 +200,14 @@ fn int_op(op: &str, x: Sym, y: Sym) -> Option<Sym> {
         ("Mul" | "Div", Sym::Batch, Sym::Int(1)) | ("Mul", Sym::Int(1), Sym::Batch) => Sym::Batch,
         _ => return None,
     })
+}
+
+/// The IR's element-wise op for an ONNX one; `None` for `Div`, which the IR lacks.
+fn ir_binary(op: &str) -> Option<BinaryOp> {
+    match op {
+        "Add" => Some(BinaryOp::Add),
+        "Sub" => Some(BinaryOp::Sub),
+        "Mul" => Some(BinaryOp::Mul),
+        _ => None,
+    }
 }
