@@ -47,6 +47,7 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
         weights: &model.weights,
         nodes: Vec::new(),
         initializers: Vec::new(),
+        taken: infos.keys().cloned().collect(),
     };
     // An LSTM's weights are written reordered, as `<node>.W`, `.R`, `.B`: the IR's own are
     // written only if another node (or an output) reads them too.
@@ -216,6 +217,8 @@ struct Writer<'a> {
     weights: &'a Values,
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
+    /// Every value name in use: the graph's, and those the export adds.
+    taken: std::collections::HashSet<String>,
 }
 
 impl Writer<'_> {
@@ -223,8 +226,23 @@ impl Writer<'_> {
         self.initializers.push(tensor_proto(name, tensor));
     }
 
+    /// A name for a value the export adds: `base`, or `base.1`, `base.2`... if the graph
+    /// already uses it (an imported model may hold a value named `<node>/y`).
+    fn fresh(&mut self, base: String) -> String {
+        let name = match self.taken.contains(&base) {
+            false => base,
+            true => (1..)
+                .map(|k| format!("{base}.{k}"))
+                .find(|n| !self.taken.contains(n))
+                .unwrap_or_default(),
+        };
+        self.taken.insert(name.clone());
+        name
+    }
+
     /// An int64 vector initializer (a shape), named after the node that reads it.
     fn shape_constant(&mut self, name: String, values: &[i64]) -> Result<String> {
+        let name = self.fresh(name);
         let tensor = Tensor::i64(vec![values.len()], values.to_vec())?;
         self.initializer(&name, &tensor);
         Ok(name)
@@ -264,7 +282,7 @@ impl Writer<'_> {
                 self.push(n.into(), "Gemm", &ins, &outs, vec![int("transB", 1)])
             }
             Op::Dense => {
-                let wt = sub("weight_t");
+                let wt = self.fresh(sub("weight_t"));
                 self.push(
                     wt.clone(),
                     "Transpose",
@@ -274,7 +292,7 @@ impl Writer<'_> {
                 );
                 match ins.get(2) {
                     Some(bias) => {
-                        let xw = sub("matmul");
+                        let xw = self.fresh(sub("matmul"));
                         self.push(xw.clone(), "MatMul", &[ins[0], &wt], &[&xw], vec![]);
                         self.push(n.into(), "Add", &[&xw, bias], &outs, vec![]);
                     }
@@ -377,7 +395,7 @@ impl Writer<'_> {
             UnaryOp::Tanh => "Tanh",
             UnaryOp::Exp => "Exp",
             UnaryOp::Scale { factor } => {
-                let name = format!("{n}/factor");
+                let name = self.fresh(format!("{n}/factor"));
                 let scalar = Tensor::f32(vec![], vec![factor as f32])?;
                 self.initializer(&name, &scalar);
                 self.push(n.into(), "Mul", &[ins[0], &name], outs, vec![]);
@@ -417,7 +435,7 @@ impl Writer<'_> {
         }
         let (h, d) = (attrs.hidden, directions);
         let input = w.len() / (d * 4 * h).max(1);
-        let names = [format!("{n}.W"), format!("{n}.R"), format!("{n}.B")];
+        let names = [".W", ".R", ".B"].map(|suffix| self.fresh(format!("{n}{suffix}")));
         for (name, (shape, data)) in names.iter().zip([
             (vec![d, 4 * h, input], w),
             (vec![d, 4 * h, h], r),
@@ -427,7 +445,7 @@ impl Writer<'_> {
             self.initializer(name, &tensor);
         }
         let x = node.inputs[0].as_str();
-        let seq_first = sub("x_seq_first");
+        let seq_first = self.fresh(sub("x_seq_first"));
         let x_in = if attrs.batch_first {
             let perm = vec![ints("perm", [1, 0, 2])];
             self.push(seq_first.clone(), "Transpose", &[x], &[&seq_first], perm);
@@ -445,7 +463,7 @@ impl Writer<'_> {
             },
             ..AttributeProto::default()
         };
-        let y4 = sub("y");
+        let y4 = self.fresh(sub("y"));
         let [w, r, b] = &names;
         let outs = [y4.as_str(), &node.outputs[1], &node.outputs[2]];
         let attributes = vec![int("hidden_size", h as i64), direction, int("layout", 0)];
@@ -456,7 +474,7 @@ impl Writer<'_> {
         } else {
             [0, 2, 1, 3]
         };
-        let yt = sub("y_t");
+        let yt = self.fresh(sub("y_t"));
         self.push(
             yt.clone(),
             "Transpose",

@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use dlbench_core::init::Init;
+use dlbench_core::ir::format_shape;
 use dlbench_core::ir::shape::{broadcast, normalize_axis};
 use dlbench_core::{BinaryOp, DType, Op, UnaryOp, ValueInfo};
 
@@ -152,8 +153,13 @@ fn fold_bias(im: &mut Importer, at: &At, x: &ValueInfo, c: &Const) -> Result<boo
 
 /// Two constants combined (shape arithmetic: a symbolic batch survives `+ 0`, `* 1`, `/ 1`).
 fn fold(at: &At, a: &Const, b: &Const) -> Result<Const, String> {
-    let shape = broadcast(&a.shape, &b.shape)
-        .ok_or_else(|| at.error(format!("{:?} and {:?} do not broadcast", a.shape, b.shape)))?;
+    let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
+        at.error(format!(
+            "{} and {} do not broadcast",
+            format_shape(&a.shape),
+            format_shape(&b.shape)
+        ))
+    })?;
     let (a, b) = (
         a.broadcast_to(shape.clone()).map_err(|e| at.error(e))?,
         b.broadcast_to(shape.clone()).map_err(|e| at.error(e))?,

@@ -3,6 +3,7 @@
 //! `Dropout`.
 
 use dlbench_core::init::Init;
+use dlbench_core::ir::format_shape;
 use dlbench_core::ir::{Conv2d, InputRole, Pool2d};
 use dlbench_core::{DType, Op, ValueInfo};
 
@@ -85,7 +86,10 @@ fn gemm(im: &mut Importer, at: &At) -> Result<(), String> {
         return Err(at.attr_error("transA", "1 is not supported (the input must be [N, in])"));
     }
     if a.shape.len() != 2 {
-        return Err(at.error(format!("input A is {:?}, expected rank 2", a.shape)));
+        return Err(at.error(format!(
+            "input A is {}, expected rank 2",
+            format_shape(&a.shape)
+        )));
     }
     let trans_b = at.int("transB", 0)? != 0;
     let alpha = f64::from(at.float("alpha", 1.0)?);
@@ -98,22 +102,22 @@ fn gemm(im: &mut Importer, at: &At) -> Result<(), String> {
             )
         }
     };
+    let b_dims = b.dims().map_err(|e| at.error(e))?;
+    let [rows, cols] = b_dims[..] else {
+        return Err(at.error(format!("input B is {b_dims:?}, expected a matrix")));
+    };
     let bias = match im.get_opt(at, 2)? {
         None => None,
         Some(Value::Const(c)) => {
-            let n = if trans_b {
-                b.dims()?[0]
-            } else {
-                *b.dims()?.last().unwrap_or(&0)
-            };
+            let n = if trans_b { rows } else { cols };
             let values = c.to_f64().map_err(|e| at.error(e))?;
             let values: Vec<f64> = match c.dims()?.iter().product::<usize>() {
                 1 => vec![values[0]; n],
                 k if k == n && c.dims()?.iter().rev().skip(1).all(|&d| d == 1) => values,
                 _ => {
                     return Err(at.error(format!(
-                        "input C is {:?}; dlbench imports a bias of one value per output ({n})",
-                        c.shape
+                        "input C is {}; dlbench imports a bias of one value per output ({n})",
+                        format_shape(&c.shape)
                     )))
                 }
             };
@@ -142,8 +146,8 @@ fn matmul(im: &mut Importer, at: &At) -> Result<(), String> {
         }
         Value::Const(w) => {
             return Err(at.error(format!(
-                "a known right operand of {:?} is not supported; dlbench imports a weight matrix",
-                w.shape
+                "a known right operand of {} is not supported; dlbench imports a weight matrix",
+                format_shape(&w.shape)
             )))
         }
         Value::Runtime(b) => {

@@ -5,6 +5,7 @@
 //! `Reshape` and `Transpose` where they differ.
 
 use dlbench_core::init::Init;
+use dlbench_core::ir::format_shape;
 use dlbench_core::ir::{Direction, Lstm};
 use dlbench_core::{DType, Op};
 
@@ -49,15 +50,19 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
     let features = x.shape.last().and_then(|d| d.known()).unwrap_or(0);
     if x.shape.len() != 3 || w_dims != [d, 4 * h, features] || r_dims != [d, 4 * h, h] || h == 0 {
         return Err(at.error(format!(
-            "X {:?}, W {w_dims:?}, R {r_dims:?} do not fit hidden_size {h} and {d} direction(s)",
-            x.shape
+            "X {}, W {w_dims:?}, R {r_dims:?} do not fit hidden_size {h} and {d} direction(s)",
+            format_shape(&x.shape)
         )));
     }
     let b = match im.get_opt(at, 3)? {
         Some(_) => {
             let b = im.constant(at, 3, "B")?;
             if b.dims().map_err(|e| at.error(e))? != [d, 8 * h] {
-                return Err(at.error(format!("B is {:?}, expected [{d}, {}]", b.shape, 8 * h)));
+                return Err(at.error(format!(
+                    "B is {}, expected [{d}, {}]",
+                    format_shape(&b.shape),
+                    8 * h
+                )));
             }
             b.to_f64().map_err(|e| at.error(e))?
         }
@@ -83,6 +88,7 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
                     "input {i} ({what}) is not supported unless {}",
                     match i {
                         4 => "every sequence is full length",
+                        7 => "it is all zeros (dlbench's IR has no peephole connections)",
                         _ => "it is all zeros (dlbench's IR starts from a zero state)",
                     }
                 )));

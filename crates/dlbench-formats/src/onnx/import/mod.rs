@@ -263,14 +263,19 @@ impl Importer {
                 at.node.domain
             )));
         }
-        if shapes::import(self, at, source)?
-            || elementwise::import(self, at)?
-            || layers::import(self, at)?
-            || lstm::import(self, at)?
-        {
-            return Ok(());
+        // Errors from the folding helpers do not know the node: they get it here.
+        let in_context = |e: String| match e.starts_with("node `") {
+            true => e,
+            false => at.error(e),
+        };
+        let imported = shapes::import(self, at, source).map_err(in_context)?
+            || elementwise::import(self, at).map_err(in_context)?
+            || layers::import(self, at).map_err(in_context)?
+            || lstm::import(self, at).map_err(in_context)?;
+        match imported {
+            true => Ok(()),
+            false => Err(at.error("this op is not supported by dlbench's IR")),
         }
-        Err(at.error("this op is not supported by dlbench's IR"))
     }
 
     /// A new graph input (a dropout mask the import adds); returns its name.

@@ -6,6 +6,7 @@
 
 use std::rc::Rc;
 
+use dlbench_core::ir::format_shape;
 use dlbench_core::ir::shape::{broadcast, normalize_axis};
 use dlbench_core::{DType, Dim, Op, ValueInfo};
 
@@ -122,7 +123,10 @@ fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> 
         return Ok(());
     }
     if target.iter().filter(|d| **d == Dim::Batch).count() > 1 {
-        return Err(at.error(format!("the result {target:?} holds the batch twice")));
+        return Err(at.error(format!(
+            "the result {} holds the batch twice",
+            format_shape(target)
+        )));
     }
     // The IR's Reshape reads 0 as "copy the input's dim": a dim of size 0 is written so only
     // where the input has one at that position.
@@ -130,8 +134,9 @@ fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> 
         .find(|&i| target[i] == Dim::Known(0) && input.shape.get(i) != Some(&Dim::Known(0)))
     {
         return Err(at.error(format!(
-            "the result {target:?} has a dim of size 0 at position {i}, which dlbench's IR \
-             reshape cannot express"
+            "the result {} has a dim of size 0 at position {i}, which dlbench's IR \
+             reshape cannot express",
+            format_shape(target)
         )));
     }
     let spec = target
@@ -312,14 +317,20 @@ fn expand(im: &Importer, at: &At) -> Result<Value, String> {
     let target = dims_from(at, im.constant(at, 1, "the shape")?.as_ref())?;
     let shape = dims_of(&input);
     // `Expand` broadcasts both ways: a target dim of 1 keeps the input's.
-    let out = broadcast(&shape, &target)
-        .ok_or_else(|| at.error(format!("{shape:?} does not broadcast to {target:?}")))?;
+    let out = broadcast(&shape, &target).ok_or_else(|| {
+        at.error(format!(
+            "{} does not broadcast to {}",
+            format_shape(&shape),
+            format_shape(&target)
+        ))
+    })?;
     match input {
         Value::Runtime(info) if out == info.shape => Ok(Value::Runtime(info)),
         Value::Runtime(info) => Err(at.error(format!(
-            "expanding a computed value from {:?} to {out:?} is not supported (dlbench's IR \
+            "expanding a computed value from {} to {} is not supported (dlbench's IR \
              broadcasts only inside element-wise ops)",
-            info.shape
+            format_shape(&info.shape),
+            format_shape(&out)
         ))),
         Value::Const(c) => {
             let out = match c.scalar() {
@@ -555,7 +566,11 @@ fn reshape(im: &mut Importer, at: &At) -> Result<(), String> {
             if from.is_some() != to.is_some()
                 || from.map(|f| f.iter().product::<usize>()) != to.map(|t| t.iter().product())
             {
-                return Err(at.error(format!("{:?} cannot be reshaped to {target:?}", c.shape)));
+                return Err(at.error(format!(
+                    "{} cannot be reshaped to {}",
+                    format_shape(&c.shape),
+                    format_shape(&target)
+                )));
             }
             im.define(at, 0, Value::Const(Rc::new(c.reshaped(target))));
             Ok(())

@@ -305,6 +305,13 @@ impl Const {
 /// Joins constants along `axis` (their other dims agree).
 pub(super) fn concat(parts: &[Rc<Const>], axis: usize) -> Result<Const, String> {
     let first = parts.first().ok_or("nothing to join")?;
+    let fits = |p: &Rc<Const>| {
+        p.shape.len() == first.shape.len()
+            && (0..first.shape.len()).all(|a| a == axis || p.shape[a] == first.shape[a])
+    };
+    if axis >= first.shape.len() || !parts.iter().all(fits) {
+        return Err("the parts' shapes differ outside the joined axis".to_string());
+    }
     let mut shape = first.shape.clone();
     let total: Option<usize> = parts.iter().map(|p| p.shape[axis].known()).sum();
     shape[axis] = Dim::Known(total.ok_or("joining along the batch")?);
