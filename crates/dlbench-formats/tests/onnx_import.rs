@@ -115,7 +115,11 @@ fn models_exported_by_torch_import_and_give_torchs_outputs() {
             let again = dir.join(format!("{name}.{exporter}.again.onnx"));
             export_onnx(&model, &again).unwrap();
             let back = import_onnx(&again).unwrap_or_else(|e| panic!("{}: {e}", again.display()));
-            assert_eq!(reference_outputs(&back, &inputs), got, "{name}.{exporter} re-exported");
+            assert_eq!(
+                reference_outputs(&back, &inputs),
+                got,
+                "{name}.{exporter} re-exported"
+            );
             for (k, got) in got.iter().enumerate() {
                 let want = npy(&dir.join(format!("{name}.out.{k}.npy")));
                 assert_eq!(got.shape(), want.shape(), "{name}.{exporter} output {k}");
