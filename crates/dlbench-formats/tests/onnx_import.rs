@@ -439,3 +439,27 @@ fn lstm_sequence_lengths_are_read_against_the_time_dim() {
     let error = refused(&dir, "partial.onnx", &lstm([3, 3, 3]));
     assert_mentions(&error, &["node `lstm`", "sequence_lens", "full length"]);
 }
+
+#[test]
+fn keras_models_through_tf2onnx_give_keras_outputs() {
+    // Files made by tests/golden/onnx_keras_export.py (TensorFlow 2.21, tf2onnx 1.17): NHWC
+    // convolutions behind transposes, MatMul + Add for Dense, and an LSTM whose last step is
+    // read by Slice + Squeeze (Keras' return_sequences=False).
+    let dir = support::fixture("keras");
+    for name in ["mlp", "cnn", "rnn"] {
+        let model = import_onnx(&dir.join(format!("{name}.onnx")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let x = npy(&dir.join(format!("{name}.x.npy")));
+        let want = npy(&dir.join(format!("{name}.y.npy")));
+        let inputs: Values = [("x".to_string(), x)].into();
+        let got = reference_outputs(&model, &inputs);
+        let worst = got[0]
+            .to_f64_vec()
+            .iter()
+            .zip(want.to_f64_vec())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert_eq!(got[0].shape(), want.shape(), "{name}");
+        assert!(worst <= 1e-4, "{name}: off by {worst:e}");
+    }
+}

@@ -7,11 +7,44 @@
 use dlbench_core::init::Init;
 use dlbench_core::ir::format_shape;
 use dlbench_core::ir::{Direction, Lstm};
-use dlbench_core::{DType, Op};
+use dlbench_core::{DType, Dim, Op, ValueInfo};
 
 use super::attrs::At;
 use super::value::{Origin, Value};
 use super::{is_zeros, Importer};
+
+/// A value that holds the output sequence of a one-direction LSTM (its `Y`, reshaped by unit
+/// dims at most): the step along `time_axis` the LSTM ends on holds its final state.
+#[derive(Debug, Clone)]
+pub(super) struct Sequence {
+    /// The LSTM's `Y_h` in the IR, `[1, N, H]`.
+    pub final_state: ValueInfo,
+    pub time_axis: usize,
+    /// A forward LSTM ends on the last step, a reverse one on the first.
+    pub final_step_last: bool,
+}
+
+impl Sequence {
+    /// The same sequence after a reshape from `from` to `to` that only adds or drops dims of
+    /// size 1 (a `Squeeze` of the direction axis), with its time axis where it moved to.
+    pub fn reshaped(&self, from: &[Dim], to: &[Dim]) -> Option<Sequence> {
+        let wide = |dims: &[Dim]| -> Vec<(usize, Dim)> {
+            dims.iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, d)| *d != Dim::Known(1))
+                .collect()
+        };
+        let (before, after) = (wide(from), wide(to));
+        let same =
+            before.len() == after.len() && before.iter().zip(&after).all(|((_, a), (_, b))| a == b);
+        let k = before.iter().position(|(i, _)| *i == self.time_axis)?;
+        same.then(|| Sequence {
+            time_axis: after[k].0,
+            ..self.clone()
+        })
+    }
+}
 
 /// Where each IR gate block (i, f, g, o) is in ONNX's order (i, o, f, c).
 const FROM_ONNX: [usize; 4] = [0, 2, 3, 1];
@@ -171,6 +204,14 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
             }
             _ => split_info,
         };
+        if d == 1 {
+            let sequence = Sequence {
+                final_state: y_h.clone(),
+                time_axis: layout as usize,
+                final_step_last: direction == Direction::Forward,
+            };
+            im.sequences.insert(value.name.clone(), sequence);
+        }
         im.define(at, 0, Value::Runtime(value));
     }
     for (i, state) in [(1, y_h), (2, y_c)] {

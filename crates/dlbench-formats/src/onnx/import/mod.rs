@@ -172,6 +172,9 @@ struct Importer {
     /// Dense nodes made from a `MatMul` by a weight, by output: an `Add` of a bias after
     /// one is folded into it.
     biasless_dense: HashMap<String, usize>,
+    /// Values that hold a one-direction LSTM's output sequence, by IR name: the step it ends
+    /// on can be read as its final state.
+    sequences: HashMap<String, lstm::Sequence>,
 }
 
 impl Importer {
@@ -208,6 +211,7 @@ impl Importer {
             taken_values,
             taken_nodes: HashSet::new(),
             biasless_dense: HashMap::new(),
+            sequences: HashMap::new(),
         }
     }
 

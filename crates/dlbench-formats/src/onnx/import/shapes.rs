@@ -27,7 +27,7 @@ pub(super) fn import(im: &mut Importer, at: &At, source: &TensorSource) -> Resul
         "Concat" => return join(im, at).map(|_| true),
         "ConstantOfShape" => constant_of_shape(im, at, source)?,
         "Expand" => expand(im, at)?,
-        "Slice" => slice(im, at)?,
+        "Slice" => return slice(im, at).map(|_| true),
         "Cast" => cast(im, at)?,
         "Transpose" => return transpose(im, at).map(|_| true),
         "Reshape" => return reshape(im, at).map(|_| true),
@@ -122,6 +122,10 @@ fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> 
         im.define(at, 0, Value::Runtime(input.clone()));
         return Ok(());
     }
+    let sequence = im
+        .sequences
+        .get(&input.name)
+        .and_then(|s| s.reshaped(&input.shape, target));
     if target.iter().filter(|d| **d == Dim::Batch).count() > 1 {
         return Err(at.error(format!(
             "the result {} holds the batch twice",
@@ -148,7 +152,10 @@ fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> 
             Dim::Batch => -1,
         })
         .collect();
-    im.emit_as_output(at, Op::Reshape { shape: spec }, vec![input.name.clone()])?;
+    let out = im.emit_as_output(at, Op::Reshape { shape: spec }, vec![input.name.clone()])?;
+    if let Some(sequence) = sequence {
+        im.sequences.insert(out.name, sequence);
+    }
     Ok(())
 }
 
@@ -186,9 +193,16 @@ fn gather(im: &mut Importer, at: &At) -> Result<(), String> {
             target.extend_from_slice(&dims[axis + 1..]);
             reshape_to(im, at, &info, &target)
         }
+        Value::Runtime(info) if picked.len() == 1 && final_step(im, &info, axis, picked[0])? => {
+            let mut target = dims[..axis].to_vec();
+            target.extend(index_shape.iter().map(|&d| Dim::Known(d)));
+            target.extend_from_slice(&dims[axis + 1..]);
+            final_state_as(im, at, &info, &target)
+        }
         Value::Runtime(_) => Err(at.error(format!(
             "gathering from a computed value along a dim of size {size} is not supported \
-             (dlbench's IR has no gather); only a dim of size 1 can be selected"
+             (dlbench's IR has no gather); only a dim of size 1, or an LSTM's final step, can \
+             be selected"
         ))),
     }
 }
@@ -349,7 +363,7 @@ fn expand(im: &Importer, at: &At) -> Result<Value, String> {
     }
 }
 
-fn slice(im: &Importer, at: &At) -> Result<Value, String> {
+fn slice(im: &mut Importer, at: &At) -> Result<(), String> {
     let input = im.get(at, 0)?;
     let dims = dims_of(&input);
     let list = |i: usize, attr: &str| -> Result<Option<Vec<i64>>, String> {
@@ -410,17 +424,59 @@ fn slice(im: &Importer, at: &At) -> Result<Value, String> {
         count[a] = Some(n as usize);
     }
     let unchanged = (0..rank).all(|a| begin[a] == 0 && step[a] == 1 && count[a] == dims[a].known());
-    match input {
-        Value::Runtime(info) if unchanged => Ok(Value::Runtime(info)),
-        Value::Runtime(_) => Err(at.error(
-            "slicing a computed value is not supported (dlbench's IR has no slice); only a \
-             slice that keeps everything is",
-        )),
+    let value = match input {
+        Value::Runtime(info) if unchanged => Value::Runtime(info),
+        Value::Runtime(info) => {
+            // One step of an LSTM's output sequence along time: its final state if it is the
+            // step the LSTM ends on (Keras' `return_sequences=False` is written so).
+            let changed: Vec<usize> = (0..rank)
+                .filter(|&a| !(begin[a] == 0 && step[a] == 1 && count[a] == dims[a].known()))
+                .collect();
+            if let ([axis], Some(Some(1))) = (&changed[..], changed.first().map(|&a| count[a])) {
+                if final_step(im, &info, *axis, begin[*axis])? {
+                    let mut target = info.shape.clone();
+                    target[*axis] = Dim::Known(1);
+                    return final_state_as(im, at, &info, &target);
+                }
+            }
+            return Err(at.error(
+                "slicing a computed value is not supported (dlbench's IR has no slice); only a \
+                 slice that keeps everything, or an LSTM's final step, is",
+            ));
+        }
         Value::Const(c) => {
             let out = c.sliced(&begin, &step, &count).map_err(|e| at.error(e))?;
-            Ok(Value::Const(Rc::new(out)))
+            Value::Const(Rc::new(out))
         }
-    }
+    };
+    im.define(at, 0, value);
+    Ok(())
+}
+
+/// Whether step `index` along `axis` of `value` is the final state of the one-direction LSTM
+/// whose output sequence `value` is.
+fn final_step(im: &Importer, value: &ValueInfo, axis: usize, index: usize) -> Result<bool, String> {
+    let Some(sequence) = im.sequences.get(&value.name) else {
+        return Ok(false);
+    };
+    let steps = value.shape[axis].known().unwrap_or(0);
+    let last = match sequence.final_step_last {
+        true => steps.saturating_sub(1),
+        false => 0,
+    };
+    Ok(axis == sequence.time_axis && index == last)
+}
+
+/// Defines output 0 as the final state (`Y_h`) of the LSTM whose sequence `value` is, shaped
+/// `target`: with one direction and one step, the two hold the same numbers in the same order.
+fn final_state_as(
+    im: &mut Importer,
+    at: &At,
+    value: &ValueInfo,
+    target: &[Dim],
+) -> Result<(), String> {
+    let state = im.sequences[&value.name].final_state.clone();
+    reshape_to(im, at, &state, target)
 }
 
 fn cast(im: &Importer, at: &At) -> Result<Value, String> {
