@@ -59,6 +59,7 @@ fn the_seed_models_come_back_from_dlbenchs_onnx_exactly() {
             back.graph.outputs, model.graph.outputs,
             "{name}: the output names"
         );
+        assert_eq!(back.graph, model.graph, "{name}: the graph, node for node");
         let inputs = batch(&model, 3);
         let (want, got) = (
             reference_outputs(&model, &inputs),

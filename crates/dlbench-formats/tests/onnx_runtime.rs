@@ -230,6 +230,33 @@ fn onnxruntime_runs_every_op_as_the_reference_does() {
     }
 }
 
+/// IR -> ONNX -> IR gives the graph back node for node and the weights bit for bit, for every
+/// op form but Dropout (the identity at inference: the export writes it as `Identity` and
+/// drops its mask input, as `torch.onnx.export` does).
+#[test]
+fn every_op_form_comes_back_from_onnx_node_for_node() {
+    let dir = temp_dir("onnx-op-roundtrip");
+    let mut checked = 0;
+    for model in op_models() {
+        if model
+            .graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Dropout { .. }))
+        {
+            continue;
+        }
+        let path = dir.join(format!("{}.onnx", model.graph.name));
+        export_onnx(&model, &path).unwrap();
+        let back = dlbench_formats::onnx::import_onnx(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", model.graph.name));
+        assert_eq!(back.graph, model.graph, "{}", model.graph.name);
+        assert_eq!(back.weights, model.weights, "{}", model.graph.name);
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} op models");
+}
+
 #[test]
 fn onnxruntime_runs_the_seed_models_as_the_reference_does() {
     let Some(python) = torch_python() else {

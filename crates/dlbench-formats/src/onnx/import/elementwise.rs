@@ -138,13 +138,21 @@ fn fold_bias(im: &mut Importer, at: &At, x: &ValueInfo, c: &Const) -> Result<boo
     if !per_output || dims.len() > x.shape.len() || im.uses.get(&x.name) != Some(&1) {
         return Ok(false);
     }
+    if !im.make_dense(node) {
+        return Ok(false);
+    }
     let n = out_features.unwrap_or(0);
     let dtype = c.float_dtype().unwrap_or(DType::F32);
     let hint = format!("{}.bias", im.ir_node_name(node));
-    let bias = im.param(&c.origin, &hint, vec![n], c.to_f64()?, dtype, Init::Zeros)?;
+    // PyTorch's Linear starts its bias like its weight, from the fan-in.
+    let init = Init::fan_in(im.dense_fan_in(node));
+    let bias = im.param(&c.origin, &hint, vec![n], c.to_f64()?, dtype, init)?;
     let out = im.output_name(at, 0);
     im.ir_node_mut(node).inputs.push(bias);
     im.rename_output(node, &x.name, &out);
+    // The node is the `Add`'s result now, and takes its name (dlbench's export names the
+    // `Add` after the Dense it writes).
+    im.rename_node(node, &at.name);
     im.biasless_dense.remove(&x.name);
     let info = ValueInfo::new(out, x.dtype, x.shape.clone());
     im.define(at, 0, Value::Runtime(info));

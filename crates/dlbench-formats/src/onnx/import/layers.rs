@@ -5,7 +5,7 @@
 use dlbench_core::init::Init;
 use dlbench_core::ir::format_shape;
 use dlbench_core::ir::{Conv2d, InputRole, Pool2d};
-use dlbench_core::{DType, Op, ValueInfo};
+use dlbench_core::{DType, Dim, Op, Tensor, ValueInfo};
 
 use super::attrs::At;
 use super::value::{Const, Origin, Value};
@@ -128,7 +128,8 @@ fn gemm(im: &mut Importer, at: &At) -> Result<(), String> {
             };
             let dtype = c.float_dtype().unwrap_or(DType::F32);
             let hint = format!("{}.bias", at.name);
-            Some(im.param(&origin, &hint, vec![n], values, dtype, Init::Zeros)?)
+            let fan_in = if trans_b { cols } else { rows };
+            Some(im.param(&origin, &hint, vec![n], values, dtype, Init::fan_in(fan_in))?)
         }
         Some(Value::Runtime(_)) => {
             return Err(at.error("input C depends on the data; dlbench imports a known bias"))
@@ -141,8 +142,19 @@ fn gemm(im: &mut Importer, at: &At) -> Result<(), String> {
 fn matmul(im: &mut Importer, at: &At) -> Result<(), String> {
     let a = im.runtime(at, 0)?;
     match im.get(at, 1)? {
-        Value::Const(w) if w.shape.len() == 2 => {
+        // `MatMul(x, Transpose(W))`: dlbench's export of a Dense on a rank-3 input.
+        Value::Const(w) if w.shape.len() == 2 && matches!(w.origin, Origin::Transposed(_)) => {
             dense(im, at, &a, &w, false, 1.0, None)?;
+        }
+        // By a weight as it is: the IR's MatMul, which becomes a Dense if a bias is added
+        // next (exporters write a Dense so), see `elementwise::fold_bias`.
+        Value::Const(w) if w.shape.len() == 2 => {
+            let fan_in = w.dims().map_err(|e| at.error(e))?[0];
+            let hint = format!("{}.weight", at.name);
+            let weight = im.const_param(&w, &hint, Init::fan_in(fan_in))?;
+            let index = im.ir_node_count();
+            let info = im.emit_as_output(at, Op::MatMul, vec![a.name, weight])?;
+            im.biasless_dense.insert(info.name, index);
         }
         Value::Const(w) => {
             return Err(at.error(format!(
@@ -291,8 +303,9 @@ fn pool(im: &mut Importer, at: &At) -> Result<(), String> {
         stride,
         padding,
         ceil_mode: at.int("ceil_mode", 0)? != 0,
-        // ONNX's default leaves the padding out of the divisor (PyTorch's counts it).
-        count_include_pad: average && at.int("count_include_pad", 0)? != 0,
+        // ONNX's default leaves the padding out of the divisor (PyTorch's counts it). Max
+        // pooling has no divisor: it keeps the IR's default, as `Pool2d::square` sets it.
+        count_include_pad: !average || at.int("count_include_pad", 0)? != 0,
     };
     let op = match average {
         true => Op::AvgPool2d(pool),
@@ -352,4 +365,72 @@ fn dropout(im: &mut Importer, at: &At) -> Result<(), String> {
     );
     im.emit_as_output(at, Op::Dropout { p: ratio }, vec![x.name, mask])?;
     Ok(())
+}
+
+impl Importer {
+    /// Makes the node at `index` a `Dense`: a `MatMul` by a parameter `[in, out]` that no
+    /// other node reads becomes one, its parameter transposed to `[out, in]` in place. False
+    /// if it cannot.
+    pub(super) fn make_dense(&mut self, index: usize) -> bool {
+        let node = &self.graph.nodes[index];
+        match node.op {
+            Op::Dense => return true,
+            Op::MatMul => {}
+            _ => return false,
+        }
+        let Some(weight) = node.inputs.get(1).cloned() else {
+            return false;
+        };
+        let shared = self
+            .graph
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != index && n.inputs.contains(&weight));
+        let Some(tensor) = self.weights.get(&weight) else {
+            return false;
+        };
+        let [rows, cols] = tensor.shape()[..] else {
+            return false;
+        };
+        if shared {
+            return false;
+        }
+        let values = tensor.to_f64_vec();
+        let mut transposed = vec![0.0; values.len()];
+        for r in 0..rows {
+            for k in 0..cols {
+                transposed[k * rows + r] = values[r * cols + k];
+            }
+        }
+        let dtype = tensor.dtype();
+        let Ok(t) = Tensor::f64(vec![cols, rows], transposed) else {
+            return false;
+        };
+        self.weights.insert(weight.clone(), t.to_dtype(dtype));
+        let shape = vec![Dim::Known(cols), Dim::Known(rows)];
+        if let Some(info) = self.infos.get_mut(&weight) {
+            info.shape.clone_from(&shape);
+        }
+        if let Some(param) = self
+            .graph
+            .params
+            .iter_mut()
+            .find(|p| p.value.name == weight)
+        {
+            param.value.shape = shape;
+        }
+        self.graph.nodes[index].op = Op::Dense;
+        true
+    }
+    /// The input features of the `Dense` node at `index` (its weight is `[out, in]`).
+    pub(super) fn dense_fan_in(&self, index: usize) -> usize {
+        self.graph.nodes[index]
+            .inputs
+            .get(1)
+            .and_then(|w| self.infos.get(w))
+            .and_then(|w| w.shape.get(1))
+            .and_then(|d| d.known())
+            .unwrap_or(1)
+    }
 }

@@ -11,7 +11,7 @@ use dlbench_core::{DType, Dim, Op, ValueInfo};
 
 use super::attrs::At;
 use super::value::{Origin, Value};
-use super::{is_zeros, Importer};
+use super::{is_zeros, views, Importer};
 
 /// A value that holds the output sequence of a one-direction LSTM (its `Y`, reshaped by unit
 /// dims at most): the step along `time_axis` the LSTM ends on holds its final state.
@@ -163,6 +163,16 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
             inputs.push(im.param(&Origin::Computed, &hint, shape, values, dtype, init)?);
         }
     }
+    // A sequence-first LSTM of a transposed batch-first input is the IR's batch-first LSTM
+    // (dlbench's export writes that one so).
+    let transposed_from = match (layout, im.producer(&x.name)) {
+        (0, Some((Op::Transpose { perm }, source))) if perm == [1, 0, 2] => Some(source),
+        _ => None,
+    };
+    let batch_first = layout == 1 || transposed_from.is_some();
+    if let Some(source) = transposed_from {
+        inputs[0] = source;
+    }
     let outputs = [
         im.fresh_value(&format!("{}/y", at.name)),
         match layout {
@@ -177,33 +187,24 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
     let attrs = Lstm {
         hidden: h,
         direction,
-        batch_first: layout == 1,
+        batch_first,
     };
     let infos = im.emit(at, Op::Lstm(attrs), inputs, outputs.to_vec())?;
     let [y, y_h, y_c] = [&infos[0], &infos[1], &infos[2]];
     if let Some(name) = at.output(0) {
-        // [T, N, D*H] -> [T, N, D, H] -> [T, D, N, H]; batch-first: [N, T, D*H] -> [N, T, D, H].
+        // The IR's [T, N, D*H] (batch-first [N, T, D*H]) split to [.., .., D, H], then
+        // permuted to ONNX's [T, D, N, H] (layout 1: [N, T, D, H]).
+        let mut split_dims = y.shape[..2].to_vec();
+        split_dims.extend([Dim::Known(d), Dim::Known(h)]);
         let split = im.fresh_value(&format!("{}/y_split", at.name));
-        let reshape = Op::Reshape {
-            shape: vec![0, 0, d as i64, h as i64],
+        let split = views::reshape(im, at, y, &split_dims, split)?;
+        let perm: &[usize] = match (batch_first, layout) {
+            (false, 0) => &[0, 2, 1, 3],
+            (false, _) => &[1, 0, 2, 3],
+            (true, 0) => &[1, 2, 0, 3],
+            (true, _) => &[0, 1, 2, 3],
         };
-        let out = match layout {
-            0 => split.clone(),
-            _ => name.to_string(),
-        };
-        let split_info = im
-            .emit(at, reshape, vec![y.name.clone()], vec![out])?
-            .remove(0);
-        let value = match layout {
-            0 => {
-                let perm = Op::Transpose {
-                    perm: vec![0, 2, 1, 3],
-                };
-                im.emit(at, perm, vec![split_info.name], vec![name.to_string()])?
-                    .remove(0)
-            }
-            _ => split_info,
-        };
+        let value = views::transpose(im, at, &split, perm, name.to_string())?;
         if d == 1 {
             let sequence = Sequence {
                 final_state: y_h.clone(),
@@ -216,16 +217,12 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
     }
     for (i, state) in [(1, y_h), (2, y_c)] {
         let Some(name) = at.output(i) else { continue };
-        let value = match layout {
-            0 => state.clone(),
-            _ => {
-                let perm = Op::Transpose {
-                    perm: vec![1, 0, 2],
-                };
-                im.emit(at, perm, vec![state.name.clone()], vec![name.to_string()])?
-                    .remove(0)
-            }
+        // ONNX's [D, N, H] is the IR's; layout 1 has [N, D, H].
+        let perm: &[usize] = match layout {
+            0 => &[0, 1, 2],
+            _ => &[1, 0, 2],
         };
+        let value = views::transpose(im, at, state, perm, name.to_string())?;
         im.define(at, i, Value::Runtime(value));
     }
     Ok(true)

@@ -4,8 +4,10 @@
 //!
 //! Exporters write more than layers: shape arithmetic (`Shape`, `Gather`, `Concat`...) around
 //! the batch size, zero initial states, weights reordered by `Slice` and `Concat`. Everything
-//! whose inputs are known at import time is folded here ([`value`]); what depends on the data
-//! becomes IR nodes ([`layers`], [`shapes`]). Where ONNX's operator differs from the IR's, the
+//! whose inputs are known at import time is folded here (`value`); what depends on the data
+//! becomes IR nodes (`layers`, `lstm`, `elementwise`, `shapes`, `reshapes`),
+//! with layout changes that cancel collapsed (`views`), so that dlbench's own export comes
+//! back node for node. Where ONNX's operator differs from the IR's, the
 //! import writes the IR's form: `Gemm` and `MatMul` + `Add` by a weight become `Dense`, an
 //! LSTM's gates are reordered from ONNX's i, o, f, c to the IR's i, f, g, o and its stacked
 //! bias split in two. An op, attribute or value the IR cannot express is an error naming the
@@ -13,12 +15,15 @@
 
 mod attrs;
 mod elementwise;
+mod finish;
 mod layers;
 mod lstm;
 mod order;
+mod reshapes;
 mod shapes;
 mod tensor;
 mod value;
+mod views;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -175,6 +180,13 @@ struct Importer {
     /// Values that hold a one-direction LSTM's output sequence, by IR name: the step it ends
     /// on can be read as its final state.
     sequences: HashMap<String, lstm::Sequence>,
+    /// The IR node (by index) that defines each IR value.
+    producers: HashMap<String, usize>,
+    /// Names the import made up (not the file's).
+    internal: HashSet<String>,
+    /// ONNX values defined as an IR value of another name (a layout change that cancelled),
+    /// in the order they were defined.
+    aliases: Vec<(String, String)>,
 }
 
 impl Importer {
@@ -212,6 +224,9 @@ impl Importer {
             taken_nodes: HashSet::new(),
             biasless_dense: HashMap::new(),
             sequences: HashMap::new(),
+            producers: HashMap::new(),
+            internal: HashSet::new(),
+            aliases: Vec::new(),
         }
     }
 
@@ -282,6 +297,20 @@ impl Importer {
         }
     }
 
+    /// The op and first input of the IR node that defines `value`, if a node does.
+    fn producer(&self, value: &str) -> Option<(Op, String)> {
+        let node = &self.graph.nodes[*self.producers.get(value)?];
+        Some((node.op.clone(), node.inputs.first()?.clone()))
+    }
+
+    /// The type of the IR value `name`.
+    fn info(&self, name: &str) -> Result<ValueInfo, String> {
+        self.infos
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("value `{name}` has no type"))
+    }
+
     /// A new graph input (a dropout mask the import adds); returns its name.
     fn add_input(&mut self, base: &str, dtype: DType, shape: Vec<Dim>, role: InputRole) -> String {
         let name = self.fresh_value(base);
@@ -333,6 +362,11 @@ impl Importer {
     /// Defines output `i` of the node (no-op if the node leaves it unnamed).
     fn define(&mut self, at: &At, i: usize, value: Value) {
         if let Some(name) = at.output(i) {
+            if let Value::Runtime(info) = &value {
+                if info.name != name {
+                    self.aliases.push((name.to_string(), info.name.clone()));
+                }
+            }
             self.values.insert(name.to_string(), value);
         }
     }
@@ -341,6 +375,7 @@ impl Importer {
     fn fresh_value(&mut self, base: &str) -> String {
         let name = fresh(&self.taken_values, base);
         self.taken_values.insert(name.clone());
+        self.internal.insert(name.clone());
         name
     }
 
@@ -381,6 +416,8 @@ impl Importer {
         let outs = infer_node(&node, &infos).map_err(|e| at.error(e))?;
         for info in &outs {
             self.infos.insert(info.name.clone(), info.clone());
+            self.producers
+                .insert(info.name.clone(), self.graph.nodes.len());
         }
         self.graph.nodes.push(node);
         Ok(outs)
@@ -464,6 +501,13 @@ impl Importer {
         &self.graph.nodes[index].name
     }
 
+    /// Gives the IR node at `index` a fresh name derived from `name`.
+    fn rename_node(&mut self, index: usize, name: &str) {
+        let name = fresh(&self.taken_nodes, name);
+        self.taken_nodes.insert(name.clone());
+        self.graph.nodes[index].name = name;
+    }
+
     /// Renames the IR value `from` (defined by a node, read by no node yet) to `to`.
     fn rename_output(&mut self, node: usize, from: &str, to: &str) {
         if let Some(out) = self.graph.nodes[node]
@@ -477,73 +521,9 @@ impl Importer {
             info.name = to.to_string();
             self.infos.insert(to.to_string(), info);
         }
-    }
-
-    /// The graph's outputs, unused nodes dropped, and the model checked.
-    fn finish(mut self, graph: &GraphProto) -> Result<Model, String> {
-        for output in &graph.output {
-            let name = &output.name;
-            match self.values.get(name) {
-                Some(Value::Runtime(info)) => {
-                    let ir = info.name.clone();
-                    let out = self.output_under(&ir, name);
-                    self.graph.outputs.push(out);
-                }
-                Some(Value::Const(_)) => {
-                    return Err(format!(
-                        "graph output `{name}` is a constant: it does not depend on the inputs, \
-                         and a dlbench graph computes its outputs"
-                    ))
-                }
-                None => return Err(format!("graph output `{name}` is not defined by any node")),
-            }
+        if let Some(index) = self.producers.remove(from) {
+            self.producers.insert(to.to_string(), index);
         }
-        self.prune();
-        let model = Model::new(self.graph, self.weights).map_err(|e| e.to_string())?;
-        Ok(model)
-    }
-
-    /// The IR value `ir` as the graph output named `name`: renamed when a node defines it
-    /// under another name (an `Identity` was folded away) and nothing else is called `name`.
-    fn output_under(&mut self, ir: &str, name: &str) -> String {
-        if ir == name || self.infos.contains_key(name) {
-            return ir.to_string();
-        }
-        let producer = self
-            .graph
-            .nodes
-            .iter()
-            .position(|n| n.outputs.iter().any(|o| o == ir));
-        let read_elsewhere = self.graph.outputs.iter().any(|o| o == ir)
-            || self
-                .graph
-                .nodes
-                .iter()
-                .any(|n| n.inputs.iter().any(|i| i == ir));
-        match producer {
-            Some(node) if !read_elsewhere => {
-                self.rename_output(node, ir, name);
-                name.to_string()
-            }
-            _ => ir.to_string(),
-        }
-    }
-
-    /// Drops nodes none of whose outputs is read, and parameters no node reads.
-    fn prune(&mut self) {
-        let mut read: HashSet<String> = self.graph.outputs.iter().cloned().collect();
-        let mut keep = vec![false; self.graph.nodes.len()];
-        for (i, node) in self.graph.nodes.iter().enumerate().rev() {
-            if node.outputs.iter().any(|o| read.contains(o)) {
-                keep[i] = true;
-                read.extend(node.inputs.iter().cloned());
-            }
-        }
-        let mut flags = keep.into_iter();
-        self.graph.nodes.retain(|_| flags.next().unwrap_or(false));
-        self.graph.params.retain(|p| read.contains(&p.value.name));
-        let params: HashSet<&String> = self.graph.params.iter().map(|p| &p.value.name).collect();
-        self.weights.retain(|k, _| params.contains(k));
     }
 }
 

@@ -8,12 +8,14 @@ use std::rc::Rc;
 
 use dlbench_core::ir::format_shape;
 use dlbench_core::ir::shape::{broadcast, normalize_axis};
-use dlbench_core::{DType, Dim, Op, ValueInfo};
+use dlbench_core::{DType, Dim, Op};
 
 use super::attrs::At;
+use super::reshapes::{final_state_as, final_step, reshape_to};
 use super::tensor::{read_tensor, TensorSource};
-use super::value::{concat, known, Const, ConstData, Origin, Sym, Value};
+use super::value::{concat, Const, ConstData, Origin, Sym, Value};
 use super::Importer;
+use super::{reshapes, views};
 use crate::onnx::proto::DataType;
 
 /// Imports the node if it is one of this module's ops; `Ok(false)` if not.
@@ -23,15 +25,15 @@ pub(super) fn import(im: &mut Importer, at: &At, source: &TensorSource) -> Resul
         "Identity" => im.get(at, 0)?,
         "Shape" => shape(im, at)?,
         "Gather" => return gather(im, at).map(|_| true),
-        "Unsqueeze" | "Squeeze" => return squeeze(im, at).map(|_| true),
+        "Unsqueeze" | "Squeeze" => return reshapes::squeeze(im, at).map(|_| true),
         "Concat" => return join(im, at).map(|_| true),
         "ConstantOfShape" => constant_of_shape(im, at, source)?,
         "Expand" => expand(im, at)?,
         "Slice" => return slice(im, at).map(|_| true),
         "Cast" => cast(im, at)?,
         "Transpose" => return transpose(im, at).map(|_| true),
-        "Reshape" => return reshape(im, at).map(|_| true),
-        "Flatten" => return flatten(im, at).map(|_| true),
+        "Reshape" => return reshapes::reshape(im, at).map(|_| true),
+        "Flatten" => return reshapes::flatten(im, at).map(|_| true),
         _ => return Ok(false),
     };
     im.define(at, 0, value);
@@ -72,7 +74,7 @@ fn constant(at: &At, source: &TensorSource) -> Result<Const, String> {
 }
 
 /// The dims of a value, as symbolic integers.
-fn dims_of(value: &Value) -> Vec<Dim> {
+pub(super) fn dims_of(value: &Value) -> Vec<Dim> {
     match value {
         Value::Runtime(info) => info.shape.clone(),
         Value::Const(c) => c.shape.clone(),
@@ -110,53 +112,9 @@ fn shape(im: &Importer, at: &At) -> Result<Value, String> {
 }
 
 /// An axis attribute or input checked against `rank`.
-fn axis(at: &At, what: &str, axis: i64, rank: usize) -> Result<usize, String> {
+pub(super) fn axis(at: &At, what: &str, axis: i64, rank: usize) -> Result<usize, String> {
     normalize_axis(axis, rank)
         .ok_or_else(|| at.attr_error(what, format!("{axis} is out of range for rank {rank}")))
-}
-
-/// Defines output 0 as an IR `Reshape` of `input` to `target`, or as `input` itself when the
-/// shape does not change.
-fn reshape_to(im: &mut Importer, at: &At, input: &ValueInfo, target: &[Dim]) -> Result<(), String> {
-    if input.shape == target {
-        im.define(at, 0, Value::Runtime(input.clone()));
-        return Ok(());
-    }
-    let sequence = im
-        .sequences
-        .get(&input.name)
-        .and_then(|s| s.reshaped(&input.shape, target));
-    if target.iter().filter(|d| **d == Dim::Batch).count() > 1 {
-        return Err(at.error(format!(
-            "the result {} holds the batch twice",
-            format_shape(target)
-        )));
-    }
-    // The IR's Reshape reads 0 as "copy the input's dim": a dim of size 0 is written so only
-    // where the input has one at that position.
-    if let Some(i) = (0..target.len())
-        .find(|&i| target[i] == Dim::Known(0) && input.shape.get(i) != Some(&Dim::Known(0)))
-    {
-        return Err(at.error(format!(
-            "the result {} has a dim of size 0 at position {i}, which dlbench's IR \
-             reshape cannot express",
-            format_shape(target)
-        )));
-    }
-    let spec = target
-        .iter()
-        .enumerate()
-        .map(|(i, d)| match d {
-            Dim::Known(n) => *n as i64,
-            Dim::Batch if input.shape.get(i) == Some(&Dim::Batch) => 0,
-            Dim::Batch => -1,
-        })
-        .collect();
-    let out = im.emit_as_output(at, Op::Reshape { shape: spec }, vec![input.name.clone()])?;
-    if let Some(sequence) = sequence {
-        im.sequences.insert(out.name, sequence);
-    }
-    Ok(())
 }
 
 fn gather(im: &mut Importer, at: &At) -> Result<(), String> {
@@ -204,59 +162,6 @@ fn gather(im: &mut Importer, at: &At) -> Result<(), String> {
              (dlbench's IR has no gather); only a dim of size 1, or an LSTM's final step, can \
              be selected"
         ))),
-    }
-}
-
-/// `Squeeze` and `Unsqueeze`: axes from the attribute before opset 13, the input after.
-fn squeeze(im: &mut Importer, at: &At) -> Result<(), String> {
-    let data = im.get(at, 0)?;
-    let dims = dims_of(&data);
-    let axes = match at.opset < 13 {
-        true => at.ints("axes")?,
-        false => im
-            .get_opt(at, 1)?
-            .map(|_| im.constant(at, 1, "the axes")?.to_ints())
-            .transpose()?,
-    };
-    let target = if at.node.op_type == "Unsqueeze" {
-        let axes = axes.ok_or_else(|| at.error("no axes"))?;
-        let rank = dims.len() + axes.len();
-        let mut axes = axes
-            .iter()
-            .map(|&a| axis(at, "axes", a, rank))
-            .collect::<Result<Vec<usize>, String>>()?;
-        axes.sort_unstable();
-        let mut rest = dims.iter();
-        (0..rank)
-            .map(|i| match axes.binary_search(&i) {
-                Ok(_) => Dim::Known(1),
-                Err(_) => rest.next().copied().unwrap_or(Dim::Known(1)),
-            })
-            .collect()
-    } else {
-        let axes = match axes {
-            Some(axes) => axes
-                .iter()
-                .map(|&a| axis(at, "axes", a, dims.len()))
-                .collect::<Result<Vec<usize>, String>>()?,
-            None => (0..dims.len())
-                .filter(|&i| dims[i] == Dim::Known(1))
-                .collect(),
-        };
-        if let Some(&bad) = axes.iter().find(|&&a| dims[a] != Dim::Known(1)) {
-            return Err(at.error(format!("axis {bad} has size {}, not 1", dims[bad])));
-        }
-        (0..dims.len())
-            .filter(|i| !axes.contains(i))
-            .map(|i| dims[i])
-            .collect::<Vec<Dim>>()
-    };
-    match data {
-        Value::Const(c) => {
-            im.define(at, 0, Value::Const(Rc::new(c.reshaped(target))));
-            Ok(())
-        }
-        Value::Runtime(info) => reshape_to(im, at, &info, &target),
     }
 }
 
@@ -453,32 +358,6 @@ fn slice(im: &mut Importer, at: &At) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether step `index` along `axis` of `value` is the final state of the one-direction LSTM
-/// whose output sequence `value` is.
-fn final_step(im: &Importer, value: &ValueInfo, axis: usize, index: usize) -> Result<bool, String> {
-    let Some(sequence) = im.sequences.get(&value.name) else {
-        return Ok(false);
-    };
-    let steps = value.shape[axis].known().unwrap_or(0);
-    let last = match sequence.final_step_last {
-        true => steps.saturating_sub(1),
-        false => 0,
-    };
-    Ok(axis == sequence.time_axis && index == last)
-}
-
-/// Defines output 0 as the final state (`Y_h`) of the LSTM whose sequence `value` is, shaped
-/// `target`: with one direction and one step, the two hold the same numbers in the same order.
-fn final_state_as(
-    im: &mut Importer,
-    at: &At,
-    value: &ValueInfo,
-    target: &[Dim],
-) -> Result<(), String> {
-    let state = im.sequences[&value.name].final_state.clone();
-    reshape_to(im, at, &state, target)
-}
-
 fn cast(im: &Importer, at: &At) -> Result<Value, String> {
     let to = at.int("to", 0)?;
     let half = matches!(
@@ -558,110 +437,11 @@ fn transpose(im: &mut Importer, at: &At) -> Result<(), String> {
             let out = c.transposed(&perm).map_err(|e| at.error(e))?;
             im.define(at, 0, Value::Const(Rc::new(out)));
         }
-        Value::Runtime(info) if perm.iter().enumerate().all(|(i, &p)| i == p) => {
-            im.define(at, 0, Value::Runtime(info));
-        }
         Value::Runtime(info) => {
-            im.emit_as_output(at, Op::Transpose { perm }, vec![info.name])?;
+            let out = im.output_name(at, 0);
+            let out = views::transpose(im, at, &info, &perm, out)?;
+            im.define(at, 0, Value::Runtime(out));
         }
     }
     Ok(())
-}
-
-/// ONNX's `Reshape` target resolved against the input's dims: `0` copies (unless
-/// `allowzero`), one `-1` takes what is left, a symbolic entry is the batch.
-fn reshape_target(at: &At, input: &[Dim], spec: &[Sym]) -> Result<Vec<Dim>, String> {
-    let allowzero = at.int("allowzero", 0)? != 0;
-    let mut out = Vec::with_capacity(spec.len());
-    let mut infer = None;
-    for (i, s) in spec.iter().enumerate() {
-        out.push(match *s {
-            Sym::Batch => Dim::Batch,
-            Sym::Int(0) if !allowzero => *input.get(i).ok_or_else(|| {
-                at.error(format!("0 at position {i} copies a dim the input lacks"))
-            })?,
-            Sym::Int(-1) if infer.is_none() => {
-                infer = Some(i);
-                Dim::Known(1)
-            }
-            Sym::Int(n) => usize::try_from(n)
-                .map(Dim::Known)
-                .map_err(|_| at.error(format!("{n} in the shape {spec:?}")))?,
-        });
-    }
-    let Some(i) = infer else {
-        return Ok(out);
-    };
-    let product = |dims: &[Dim]| -> (usize, usize) {
-        let batches = dims.iter().filter(|d| **d == Dim::Batch).count();
-        (batches, dims.iter().filter_map(|d| d.known()).product())
-    };
-    let ((in_batch, in_known), (out_batch, out_known)) = (product(input), product(&out));
-    let fits = out_known > 0 && in_known % out_known == 0;
-    out[i] = match (in_batch, out_batch) {
-        (b, o) if b == o && fits => Dim::Known(in_known / out_known),
-        (1, 0) if fits && in_known == out_known => Dim::Batch,
-        _ => {
-            return Err(at.error(format!(
-                "cannot infer the -1 of {spec:?} for an input of {input:?} (dlbench's IR \
-                 keeps the batch a dim of its own)"
-            )))
-        }
-    };
-    Ok(out)
-}
-
-fn reshape(im: &mut Importer, at: &At) -> Result<(), String> {
-    let input = im.get(at, 0)?;
-    let dims = dims_of(&input);
-    let spec = im.constant(at, 1, "the shape")?.to_syms()?;
-    let target = reshape_target(at, &dims, &spec)?;
-    match input {
-        Value::Const(c) => {
-            let (from, to) = (known(&c.shape), known(&target));
-            if from.is_some() != to.is_some()
-                || from.map(|f| f.iter().product::<usize>()) != to.map(|t| t.iter().product())
-            {
-                return Err(at.error(format!(
-                    "{} cannot be reshaped to {}",
-                    format_shape(&c.shape),
-                    format_shape(&target)
-                )));
-            }
-            im.define(at, 0, Value::Const(Rc::new(c.reshaped(target))));
-            Ok(())
-        }
-        Value::Runtime(info) => reshape_to(im, at, &info, &target),
-    }
-}
-
-fn flatten(im: &mut Importer, at: &At) -> Result<(), String> {
-    let info = im.runtime(at, 0)?;
-    let rank = info.shape.len();
-    // Flatten's axis may be the rank itself (everything in the second dim), so it is
-    // normalised against the rank, not rank + 1.
-    let given = at.int("axis", 1)?;
-    let axis = usize::try_from(if given < 0 {
-        given + rank as i64
-    } else {
-        given
-    })
-    .ok()
-    .filter(|&a| a <= rank)
-    .ok_or_else(|| at.attr_error("axis", format!("{given} is out of range for rank {rank}")))?;
-    if axis == 1 && rank >= 2 {
-        im.emit_as_output(at, Op::Flatten { axis: 1 }, vec![info.name])?;
-        return Ok(());
-    }
-    // ONNX always returns rank 2: the dims before `axis` collapse too.
-    let collapse = |dims: &[Dim]| match dims.iter().all(|d| d.known().is_some()) {
-        true => Ok(Dim::Known(dims.iter().filter_map(|d| d.known()).product())),
-        false if dims.len() == 1 => Ok(Dim::Batch),
-        false => Err(at.error("flattening the batch into other dims")),
-    };
-    let target = vec![
-        collapse(&info.shape[..axis])?,
-        collapse(&info.shape[axis..])?,
-    ];
-    reshape_to(im, at, &info, &target)
 }
