@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS="${RUNS:-1000000}"
-TARGETS="${*:-spec csv npy npz safetensors pickle}"
+TARGETS="${*:-spec csv npy npz safetensors pickle onnx}"
 OUT=target/fuzz-coverage
 
 if ! rustup toolchain list | grep -q '^nightly'; then

@@ -153,9 +153,28 @@ pub fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".to_string());
-        eprintln!("FAIL panic: {message}{place}");
+        // A panic inside the standard library (an overflow in `product()`, an index in a
+        // slice method) names the library's line: add the first frame in the workspace.
+        let caller = if place.contains("/rustc/") {
+            workspace_frame()
+                .map(|f| format!(", called from {f}"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        eprintln!("FAIL panic: {message}{place}{caller}");
         std::process::exit(EXIT_PANIC);
     }));
+}
+
+/// The innermost frame of the backtrace that is in this workspace's crates, as `file:line`.
+fn workspace_frame() -> Option<String> {
+    let trace = std::backtrace::Backtrace::force_capture().to_string();
+    trace
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("at "))
+        .find(|place| place.contains("/crates/") && !place.contains("/dlbench-fuzz/src/guard.rs"))
+        .map(str::to_string)
 }
 
 /// Milliseconds since the watchdog's epoch at which the current input started; 0 when none

@@ -16,6 +16,7 @@
 pub mod coverage;
 pub mod guard;
 pub mod mutate;
+pub mod onnx;
 pub mod seeds;
 pub mod supervise;
 pub mod targets;

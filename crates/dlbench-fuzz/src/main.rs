@@ -16,7 +16,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 #[derive(Parser)]
 #[command(name = "dlbench-fuzz")]
 struct Cli {
-    /// The target: spec, csv, npy, npz, safetensors, pickle, or `all`.
+    /// The target: spec, csv, npy, npz, safetensors, pickle, onnx, or `all`.
     target: String,
     /// Inputs to run per target.
     #[arg(long, default_value_t = 100_000)]

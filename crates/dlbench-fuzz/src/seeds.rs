@@ -64,7 +64,7 @@ fn head(bytes: &[u8], lines: usize) -> Vec<u8> {
 }
 
 /// Small specs that reach every layer and data source, beside the repository's own.
-const EXTRA_SPECS: &[&str] = &[
+pub(crate) const EXTRA_SPECS: &[&str] = &[
     "model:\n  input: [4]\n  layers:\n    - dense: {units: 3}\n    - softmax\ndata:\n  synthetic: {kind: classification, classes: 3, samples: 16}\ntrain:\n  loss: cross_entropy\n  optimizer: {adam: {lr: 0.01, eps: 1e-8}}\n  batch_size: 4\n  steps: 2\ninference:\n  batch_sizes: [1, 4]\n",
     "model:\n  input: [2, 8, 8]\n  layers:\n    - conv2d: {filters: 3, kernel: 3, stride: 1, padding: 1}\n    - avg_pool2d: {kernel: 2, stride: 2}\n    - dropout: {p: 0.5}\n    - flatten\n    - dense: {units: 2}\ndata:\n  synthetic: {kind: classification, classes: 2, samples: 8}\ntrain:\n  loss: cross_entropy\n  optimizer: {sgd: {lr: 0.1, momentum: 0.9, weight_decay: 0.0001}}\n  batch_size: 2\n  steps: 1\n",
     "model:\n  input: [5, 3]\n  layers:\n    - lstm: {hidden: 4, return: sequence}\n    - reshape: {shape: [20]}\n    - dense: {units: 1}\ndata:\n  synthetic: {kind: regression, samples: 6}\ntrain:\n  loss: mse\n  optimizer: {sgd: {lr: 0.01}}\n  batch_size: 3\n  steps: 1\n",

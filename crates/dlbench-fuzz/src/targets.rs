@@ -8,7 +8,7 @@ use dlbench_data::csv::CsvOptions;
 use dlbench_spec::Spec;
 
 use crate::mutate::{gzip, mutate_bytes, unzip, zip_members, Rng};
-use crate::seeds;
+use crate::{onnx, seeds};
 
 /// A parser under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub enum Target {
     Safetensors,
     /// A PyTorch state dict: a zip archive holding a pickle and its storages.
     Pickle,
+    /// An ONNX model: the protobuf, its initializers (inline or external) and its graph.
+    Onnx,
     /// Inputs that trip each guard on purpose (`panic`, `memory`, `hang`); tests of the
     /// fuzzer itself, not of dlbench.
     Selftest,
@@ -37,13 +39,14 @@ pub type Outcome = Result<(), String>;
 
 impl Target {
     /// Every target that fuzzes dlbench (not [`Target::Selftest`]).
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Spec,
         Target::Csv,
         Target::Npy,
         Target::Npz,
         Target::Safetensors,
         Target::Pickle,
+        Target::Onnx,
     ];
 
     /// The target's name on the command line and in `regressions/`.
@@ -55,6 +58,7 @@ impl Target {
             Target::Npz => "npz",
             Target::Safetensors => "safetensors",
             Target::Pickle => "pickle",
+            Target::Onnx => "onnx",
             Target::Selftest => "selftest",
         }
     }
@@ -76,6 +80,7 @@ impl Target {
             Target::Npz => "input.npz",
             Target::Safetensors => "model.safetensors",
             Target::Pickle => "model.pt",
+            Target::Onnx => "model.onnx",
             Target::Selftest => "selftest",
         }
     }
@@ -90,13 +95,15 @@ impl Target {
             Target::Npz => seeds::npzs(),
             Target::Safetensors => seeds::models(),
             Target::Pickle => seeds::state_dicts(),
+            Target::Onnx => onnx::models(),
             Target::Selftest => vec![b"ok".to_vec()],
         };
         corpus.extend(seeds::regressions(self));
         corpus
     }
 
-    /// Tokens worth inserting, in the target's own syntax.
+    /// Tokens worth inserting, in the target's own syntax (for ONNX: op and attribute names,
+    /// and protobuf varints).
     pub fn dictionary(self) -> &'static [&'static [u8]] {
         match self {
             Target::Spec => seeds::SPEC_TOKENS,
@@ -104,6 +111,7 @@ impl Target {
             Target::Npy | Target::Npz => seeds::NPY_TOKENS,
             Target::Safetensors => seeds::SAFETENSORS_TOKENS,
             Target::Pickle => seeds::PICKLE_TOKENS,
+            Target::Onnx => onnx::tokens(),
             Target::Selftest => &[],
         }
     }
@@ -135,6 +143,11 @@ impl Target {
                     let mut out = (header.len() as u64).to_le_bytes().to_vec();
                     out.extend(header);
                     out.extend(body);
+                    return out;
+                }
+            }
+            Target::Onnx if !rng.one_in(4) => {
+                if let Some(out) = onnx::mutate_model(&mut rng, &input) {
                     return out;
                 }
             }
@@ -202,6 +215,12 @@ impl Target {
                 dlbench_formats::pytorch::read_state_dict_with(path, limits)
                     .map(drop)
                     .map_err(|e| text(&e))
+            }
+            Target::Onnx => {
+                let model =
+                    dlbench_formats::onnx::import_onnx_with(path, limits).map_err(|e| text(&e))?;
+                dlbench_core::flops::graph_flops(&model.graph).map_err(|e| text(&e))?;
+                Ok(())
             }
             _ => unreachable!("{self:?} does not read files"),
         }

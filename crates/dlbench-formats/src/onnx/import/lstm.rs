@@ -81,7 +81,11 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
         h => usize::try_from(h).map_err(|_| at.attr_error("hidden_size", "negative"))?,
     };
     let features = x.shape.last().and_then(|d| d.known()).unwrap_or(0);
-    if x.shape.len() != 3 || w_dims != [d, 4 * h, features] || r_dims != [d, 4 * h, h] || h == 0 {
+    // Checked: the attribute is the file's word, not yet held against the weights.
+    let (Some(rows), Some(stacked)) = (h.checked_mul(4), h.checked_mul(8)) else {
+        return Err(at.attr_error("hidden_size", format!("{h} is too large")));
+    };
+    if x.shape.len() != 3 || w_dims != [d, rows, features] || r_dims != [d, rows, h] || h == 0 {
         return Err(at.error(format!(
             "X {}, W {w_dims:?}, R {r_dims:?} do not fit hidden_size {h} and {d} direction(s)",
             format_shape(&x.shape)
@@ -90,16 +94,15 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
     let b = match im.get_opt(at, 3)? {
         Some(_) => {
             let b = im.constant(at, 3, "B")?;
-            if b.dims().map_err(|e| at.error(e))? != [d, 8 * h] {
+            if b.dims().map_err(|e| at.error(e))? != [d, stacked] {
                 return Err(at.error(format!(
-                    "B is {}, expected [{d}, {}]",
+                    "B is {}, expected [{d}, {stacked}]",
                     format_shape(&b.shape),
-                    8 * h
                 )));
             }
             b.to_f64().map_err(|e| at.error(e))?
         }
-        None => vec![0.0; d * 8 * h],
+        None => vec![0.0; d * stacked],
     };
     for (i, what) in [
         (4, "sequence_lens"),
@@ -139,7 +142,6 @@ pub(super) fn import(im: &mut Importer, at: &At) -> Result<bool, String> {
     let mut inputs = vec![x.name.clone()];
     for k in 0..d {
         let suffix = if k == 1 { "_reverse" } else { "" };
-        let rows = 4 * h;
         let tensors = [
             (
                 "w_ih",

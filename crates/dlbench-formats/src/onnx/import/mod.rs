@@ -267,6 +267,12 @@ impl Importer {
             })
             .collect::<Result<Vec<Dim>, String>>()?;
         let info = ValueInfo::new(input.name.clone(), dtype, shape);
+        if dlbench_core::limits::checked_numel(&info.resolve(1)).is_none() {
+            return Err(format!(
+                "{what}: {} has more elements than can be addressed",
+                dlbench_core::ir::format_shape(&info.shape)
+            ));
+        }
         self.infos.insert(info.name.clone(), info.clone());
         self.values
             .insert(info.name.clone(), Value::Runtime(info.clone()));

@@ -146,11 +146,17 @@ pub(super) fn reshape_target(at: &At, input: &[Dim], spec: &[Sym]) -> Result<Vec
     let Some(i) = infer else {
         return Ok(out);
     };
-    let product = |dims: &[Dim]| -> (usize, usize) {
+    // Checked: the dims are the file's word (a graph input may claim 2^62).
+    let product = |dims: &[Dim]| -> Result<(usize, usize), String> {
         let batches = dims.iter().filter(|d| **d == Dim::Batch).count();
-        (batches, dims.iter().filter_map(|d| d.known()).product())
+        let known = dims
+            .iter()
+            .filter_map(|d| d.known())
+            .try_fold(1usize, |n, d| n.checked_mul(d))
+            .ok_or_else(|| at.error(format!("{} has too many elements", format_shape(dims))))?;
+        Ok((batches, known))
     };
-    let ((in_batch, in_known), (out_batch, out_known)) = (product(input), product(&out));
+    let ((in_batch, in_known), (out_batch, out_known)) = (product(input)?, product(&out)?);
     let fits = out_known > 0 && in_known % out_known == 0;
     out[i] = match (in_batch, out_batch) {
         (b, o) if b == o && fits => Dim::Known(in_known / out_known),
