@@ -187,25 +187,25 @@ fn print_agreement(results: &Results) {
         );
         return;
     }
-    println!("\nAgreement with the f64 reference (max relative error):");
+    println!(
+        "\nAgreement with the f64 reference (the worst error as a share of the tolerance, \
+         above 100% fails; and in f32 ulps):"
+    );
     let header = format!(
-        "{:<w$} {:<7} {:>3} {:>16} {:>16} {:>16}  {}",
+        "{:<w$} {:<7} {:>3} {:>20} {:>20} {:>20}  {}",
         "backend", "device", "thr", "forward", "gradients", "training", "first divergent node"
     );
     println!("{header}");
     println!("{}", "-".repeat(header.len()));
     for r in runs {
-        let cell = |c: Option<&AgreementCheck>| match c {
-            None => "-".to_string(),
-            Some(c) => format!("{} {:.1e}", if c.pass { "pass" } else { "FAIL" }, c.max_rel),
-        };
+        let cell = |c: Option<&AgreementCheck>| c.map_or("-".to_string(), agreement_cell);
         let [f, g, t] = checks(r);
         let node = [f, g, t]
             .iter()
             .find_map(|(_, c)| c.and_then(|c| c.first_divergent_node.clone()))
             .unwrap_or_default();
         println!(
-            "{:<w$} {:<7} {:>3} {:>16} {:>16} {:>16}  {node}",
+            "{:<w$} {:<7} {:>3} {:>20} {:>20} {:>20}  {node}",
             r.backend,
             r.device.to_string(),
             r.threads,
@@ -214,6 +214,26 @@ fn print_agreement(results: &Results) {
             cell(t.1)
         );
     }
+}
+
+/// `pass 31% 12 ulp`: the worst error as a share of the tolerance and in f32 ulps. A relative
+/// error alone misleads: near a zero reference it is large while well within `atol`. A record
+/// written before the share was kept shows its relative error instead.
+fn agreement_cell(c: &AgreementCheck) -> String {
+    let verdict = if c.pass { "pass" } else { "FAIL" };
+    let share = match c.tolerance_used {
+        v if v.is_nan() => format!("rel {:.1e}", c.max_rel),
+        v if v.is_infinite() => "inf".to_string(),
+        v if v > 0.0 && v < 0.005 => "<1%".to_string(),
+        v if v < 9.995 => format!("{:.0}%", v * 100.0),
+        v => format!("{v:.0}x"),
+    };
+    let ulp = match c.max_ulp {
+        u64::MAX => String::new(),
+        u if u >= 100_000 => format!(" {:.0e} ulp", u as f64),
+        u => format!(" {u} ulp"),
+    };
+    format!("{verdict} {share}{ulp}")
 }
 
 fn print_summary(results: &Results) {
@@ -297,5 +317,59 @@ fn print_summary(results: &Results) {
         for line in r.error.iter().flat_map(|e| e.lines()) {
             println!("    {line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dlbench_harness::results::AgreementCheck;
+
+    use super::agreement_cell;
+
+    fn check(pass: bool, tolerance_used: f64, max_rel: f64, max_ulp: u64) -> AgreementCheck {
+        AgreementCheck {
+            max_abs: 0.0,
+            max_rel,
+            max_ulp,
+            tolerance_used,
+            pass,
+            worst: None,
+            first_divergent_node: None,
+            first_divergent_op: None,
+            divergence: None,
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn agreement_reads_as_a_share_of_the_tolerance_not_a_relative_error() {
+        // A 12% relative error near a zero reference, at 31% of the tolerance, passes.
+        assert_eq!(
+            agreement_cell(&check(true, 0.31, 0.12, 12)),
+            "pass 31% 12 ulp"
+        );
+        assert_eq!(
+            agreement_cell(&check(true, 0.001, 0.12, 1)),
+            "pass <1% 1 ulp"
+        );
+        assert_eq!(agreement_cell(&check(true, 0.0, 0.0, 0)), "pass 0% 0 ulp");
+        assert_eq!(
+            agreement_cell(&check(false, 3.2, 0.5, 4000)),
+            "FAIL 320% 4000 ulp"
+        );
+        assert_eq!(
+            agreement_cell(&check(false, 1.0e4, 2.0, 1 << 30)),
+            "FAIL 10000x 1e9 ulp"
+        );
+        assert_eq!(
+            agreement_cell(&check(false, f64::INFINITY, 1.0, u64::MAX)),
+            "FAIL inf"
+        );
+        // A record from before the share was kept.
+        assert_eq!(
+            agreement_cell(&check(true, f64::NAN, 0.12, 3)),
+            "pass rel 1.2e-1 3 ulp"
+        );
     }
 }

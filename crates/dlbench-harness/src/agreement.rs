@@ -193,6 +193,7 @@ pub fn summarize(comparisons: &[(String, Comparison)]) -> AgreementCheck {
         max_abs: 0.0,
         max_rel: 0.0,
         max_ulp: 0,
+        tolerance_used: 0.0,
         pass: true,
         worst: None,
         first_divergent_node: None,
@@ -211,6 +212,13 @@ pub fn summarize(comparisons: &[(String, Comparison)]) -> AgreementCheck {
             worst_used = c.tolerance_used;
             check.worst = Some(name.clone());
         }
+        // NaN (nothing comparable) counts as the worst: it cannot pass.
+        if c.tolerance_used.is_nan() || c.tolerance_used > check.tolerance_used {
+            check.tolerance_used = match c.tolerance_used.is_nan() {
+                true => f64::INFINITY,
+                false => c.tolerance_used,
+            };
+        }
         if let Some(problem) = &c.problem {
             check.notes.push(format!("`{name}`: {problem}"));
         }
@@ -225,6 +233,7 @@ fn failed_check(note: String) -> AgreementCheck {
     check.max_abs = f64::INFINITY;
     check.max_rel = f64::INFINITY;
     check.max_ulp = u64::MAX;
+    check.tolerance_used = f64::INFINITY;
     check.error = Some(note);
     check
 }

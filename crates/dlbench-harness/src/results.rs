@@ -161,6 +161,12 @@ pub struct AgreementCheck {
     pub max_rel: f64,
     /// Largest distance in f32 units in the last place (the reference rounded to f32).
     pub max_ulp: u64,
+    /// Largest `|a - r| / (atol + rtol * |r|)` over everything compared: the share of the
+    /// tolerance used, above 1 fails. The figure to read: `max_rel` is large wherever the
+    /// reference is near zero, even well within `atol`. NaN in a record written before it
+    /// was kept.
+    #[serde(default = "not_recorded", with = "non_finite")]
+    pub tolerance_used: f64,
     /// True when every comparison passed; false when the check hit an `error`.
     pub pass: bool,
     /// What was furthest outside tolerance (or closest to it): a value of the graph, a
@@ -181,6 +187,11 @@ pub struct AgreementCheck {
     /// The backend failed while running this check: an error, not a disagreement.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// A figure a record from before it was kept does not have.
+fn not_recorded() -> f64 {
+    f64::NAN
 }
 
 /// One tensor against its reference; see `agreement::compare`.

@@ -117,6 +117,7 @@ fn infinite_figures_survive_the_results_record() {
         max_abs: f64::INFINITY,
         max_rel: f64::NEG_INFINITY,
         max_ulp: u64::MAX,
+        tolerance_used: f64::INFINITY,
         pass: false,
         worst: None,
         first_divergent_node: None,
@@ -228,4 +229,27 @@ fn a_node_that_cannot_be_replayed_is_noted_and_skipped() {
         "{:?}",
         forward.notes
     );
+}
+
+#[test]
+fn a_check_recorded_before_the_share_of_tolerance_was_kept_still_reads() {
+    let json = r#"{"max_abs": 0.5, "max_rel": 0.1, "max_ulp": 3, "pass": true,
+                   "first_divergent_node": null}"#;
+    let check: AgreementCheck = serde_json::from_str(json).unwrap();
+    assert!(check.tolerance_used.is_nan());
+    assert!(check.pass);
+}
+
+#[test]
+fn a_check_keeps_the_largest_share_of_its_tolerance() {
+    let (reference, near) = (f64s(&[1.0, 0.0]), f64s(&[1.0 + 1e-4, 1e-6]));
+    let first = compare(&near, &reference, 1e-5, 1e-3);
+    let second = compare(&reference, &reference, 1e-5, 1e-3);
+    let check = dlbench_harness::agreement::summarize(&[
+        ("a".to_string(), first.clone()),
+        ("b".to_string(), second),
+    ]);
+    assert_eq!(check.tolerance_used, first.tolerance_used);
+    assert!(check.tolerance_used > 0.0 && check.tolerance_used < 1.0);
+    assert_eq!(check.worst.as_deref(), Some("a"));
 }
