@@ -9,6 +9,7 @@ mod load;
 mod predict;
 mod progress;
 mod registry;
+mod report;
 mod run;
 mod verify;
 mod worker;
@@ -71,6 +72,9 @@ enum Command {
     /// Run a model once, in inference mode, on one backend: each graph input from a .npy file,
     /// each output written to `DIR/<output name>.npy`.
     Predict(predict::PredictArgs),
+    /// Write a Markdown report (`DIR/index.md`) from one or more `results.json` records: the
+    /// recommendation per use case, then each spec's runs and agreement. Runs nothing.
+    Report(report::ReportArgs),
     /// Run one backend of a spec and report on stdout, for `dlbench run` (internal).
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
             no_verify,
         } => convert::convert(&input, &output, &model, !no_verify),
         Command::Predict(args) => predict::predict(&args),
+        Command::Report(args) => report::report(&args),
         Command::Worker(args) => worker::worker(&args),
     };
     match outcome {

@@ -87,6 +87,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .write(&out)
         .map_err(|e| Failure(format!("could not write the results: {e}")))?;
     println!("results: {}", path.display());
+    // The report beside the record: what a person opens. The record is the result; a report
+    // that cannot be written is said, not a failed run.
+    match dlbench_report::Report::new(vec![(path.clone(), results.clone())])
+        .and_then(|report| report.write(&out))
+    {
+        Ok(index) => println!("report: {}", index.display()),
+        Err(e) => eprintln!("warning: the report was not written: {e}"),
+    }
     if results.runs.iter().any(|r| r.status == Status::Failed) {
         return Err(Failure("at least one backend failed; see the table above".into()).into());
     }
