@@ -297,6 +297,24 @@ fn fidelity_ranks_the_smallest_share_and_leaves_old_records_unranked() {
 }
 
 #[test]
+fn fidelity_compares_backends_on_the_checks_they_all_ran() {
+    // An inference-only backend at 2% on forward, and one at 1% on forward but 50% on its
+    // gradients: on the check both ran (forward), the second is the closer.
+    let mut results = record();
+    let mut forward_only = ok_run("forward-only");
+    forward_only.agreement = Some(agreement(0.02, None, true));
+    let mut trains = ok_run("trains");
+    trains.agreement = Some(agreement(0.01, Some(0.5), true));
+    results.runs = vec![forward_only, trains];
+    let ranking = verdict::fidelity_ranking(&results);
+    let labels: Vec<&str> = ranking.iter().map(|f| f.label.as_str()).collect();
+    assert_eq!(labels, ["trains", "forward-only"]);
+    assert_eq!(ranking[0].checks, ["forward"]);
+    let text = verdict::recommendations(&results).join("\n");
+    assert!(text.contains("compared on forward"), "{text}");
+}
+
+#[test]
 fn portability_and_caveats_say_what_did_not_run_and_why() {
     let md = rendered();
     let portability = bullet(&md, "Portability");

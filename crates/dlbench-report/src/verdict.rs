@@ -134,10 +134,12 @@ pub fn named_checks(
     .collect()
 }
 
-/// Backends that ran and passed every check, closest to the reference first; those whose
-/// record has no share of the tolerance (NaN) come last, unranked.
+/// Backends that ran and passed every check, closest to the reference first, compared on the
+/// checks they all ran (an inference-only backend has no gradients: ranking it on forward alone
+/// against others' worst over three checks would favour it). Those whose record has no share
+/// of the tolerance (NaN) come last, unranked.
 pub fn fidelity_ranking(results: &Results) -> Vec<Fidelity> {
-    let mut passing: Vec<Fidelity> = results
+    let passing: Vec<(String, Vec<(&'static str, f64)>)> = results
         .runs
         .iter()
         .filter(|r| r.status == Status::Ok)
@@ -147,28 +149,46 @@ pub fn fidelity_ranking(results: &Results) -> Vec<Fidelity> {
             if checks.is_empty() || !agreement.pass() {
                 return None;
             }
-            // NaN anywhere means the worst is unknown: `f64::max` would silently skip it.
-            let worst_share = checks.iter().fold(0.0_f64, |worst, (_, c)| {
-                if worst.is_nan() || c.tolerance_used.is_nan() {
-                    f64::NAN
-                } else {
-                    worst.max(c.tolerance_used)
-                }
-            });
-            Some(Fidelity {
-                label: label(results, run),
-                worst_share,
-                checks: checks.iter().map(|(name, _)| *name).collect(),
-            })
+            let shares = checks.iter().map(|(n, c)| (*n, c.tolerance_used)).collect();
+            Some((label(results, run), shares))
         })
         .collect();
-    passing.sort_by(
+    let common: Vec<&'static str> = ["forward", "gradients", "training"]
+        .into_iter()
+        .filter(|name| {
+            passing
+                .iter()
+                .all(|(_, shares)| shares.iter().any(|(n, _)| n == name))
+        })
+        .collect();
+    let mut ranked: Vec<Fidelity> = passing
+        .into_iter()
+        .map(|(label, shares)| {
+            // NaN anywhere means the worst is unknown: `f64::max` would silently skip it.
+            let worst_share = shares
+                .iter()
+                .filter(|(name, _)| common.contains(name))
+                .fold(0.0_f64, |worst, (_, share)| {
+                    if worst.is_nan() || share.is_nan() {
+                        f64::NAN
+                    } else {
+                        worst.max(*share)
+                    }
+                });
+            Fidelity {
+                label,
+                worst_share,
+                checks: common.clone(),
+            }
+        })
+        .collect();
+    ranked.sort_by(
         |a, b| match (a.worst_share.is_nan(), b.worst_share.is_nan()) {
             (false, false) => a.worst_share.total_cmp(&b.worst_share),
             (nan_a, nan_b) => nan_a.cmp(&nan_b),
         },
     );
-    passing
+    ranked
 }
 
 /// The sentence of a speed verdict: the winner, by how much, and whether that is real.
@@ -220,20 +240,21 @@ fn fidelity_verdict(ranking: &[Fidelity]) -> String {
         [] => format!("**{title}**: no backend has a recorded share of the tolerance to rank."),
         [winner, rest @ ..] => {
             let mut text = format!(
-                "**{title}**: **{}**, worst error {} of the tolerance ({})",
+                "**{title}**: **{}**, worst error {} of the tolerance",
                 winner.label,
                 cells::share(winner.worst_share),
-                winner.checks.join(", ")
             );
             if let Some(runner_up) = rest.first() {
                 text.push_str(&format!(
-                    ", against {} for {} ({})",
+                    ", against {} for {}",
                     cells::share(runner_up.worst_share),
                     runner_up.label,
-                    runner_up.checks.join(", ")
                 ));
             }
-            text.push('.');
+            text.push_str(&format!(
+                " (compared on {}, the checks every passing backend ran).",
+                winner.checks.join(", ")
+            ));
             text
         }
     };
