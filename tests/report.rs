@@ -21,6 +21,15 @@ fn a_run_of_mlp_reports_both_backends_and_a_recommendation() {
     // `run` writes its report beside the record.
     let beside = std::fs::read_to_string(dir.join("index.md")).expect("run writes index.md");
     assert!(beside.contains("## Recommendation"), "{beside}");
+    for chart in [
+        "mlp-latency.svg",
+        "mlp-latency.png",
+        "mlp-loss.svg",
+        "mlp-loss.png",
+    ] {
+        assert!(dir.join("charts").join(chart).is_file(), "{chart} missing");
+        assert!(beside.contains("charts/mlp-latency.svg"), "{beside}");
+    }
     let record = dir.join("results.json");
     let report_dir = dir.join("report");
     let out = dlbench(&["report", path_str(&record), "--out", path_str(&report_dir)]);

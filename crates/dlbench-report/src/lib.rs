@@ -5,10 +5,13 @@
 //! there are several), the recommendation per use case (what a reader who skips everything
 //! else reads), and a section per spec with its environment, runs and agreement tables.
 //!
-//! TODO: charts (SVG and PNG through plotters) and the HTML page come next; they will read the
-//! same [`Report`] and reuse the rankings of [`verdict`].
+//! Charts ([`charts`]): per spec, inference latency against batch size and the training-loss
+//! curves, as SVG and PNG beside the page. TODO: the other charts of the issue (throughput,
+//! thread scaling, the agreement heatmap, memory, CPU against GPU) and the self-contained HTML
+//! page come next; they read the same [`Report`] and reuse the rankings of [`verdict`].
 
 pub mod cells;
+pub mod charts;
 pub mod markdown;
 pub mod verdict;
 
@@ -34,6 +37,9 @@ pub enum ReportError {
     /// The report could not be written.
     #[error("writing the report: {0}")]
     Write(dlbench_core::Error),
+    /// A chart could not be drawn.
+    #[error("drawing the chart {0}")]
+    Chart(String),
 }
 
 /// One results record and where it was read from.
@@ -78,11 +84,14 @@ impl Report {
         Report::new(records)
     }
 
-    /// Writes `dir/index.md`, creating `dir`; the file appears whole or not at all. Returns
-    /// the path written.
+    /// Writes `dir/index.md` and its charts (`dir/charts/<spec>-<chart>.svg` and `.png`),
+    /// creating `dir`; each file appears whole or not at all. Returns the page's path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, ReportError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ReportError::Write(dlbench_core::Error::io(dir, e)))?;
+        for record in &self.records {
+            charts::write(&record.results, &dir.join("charts"))?;
+        }
         let path = dir.join("index.md");
         dlbench_core::format::write_atomically(&path, render_markdown(self).as_bytes())
             .map_err(ReportError::Write)?;

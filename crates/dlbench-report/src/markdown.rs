@@ -92,6 +92,19 @@ fn spec_section(record: &Record) -> String {
     out.push_str(&environment_line(results));
     out.push_str("\n\n### Runs\n\n");
     out.push_str(&runs_table(results, &notes));
+    let charts = crate::charts::planned(results);
+    if !charts.is_empty() {
+        out.push_str("\n\n### Charts\n\n");
+        for chart in charts {
+            out.push_str(&format!(
+                "![{}](charts/{}.svg)\n\n",
+                cells::escape(&chart.title),
+                chart.stem
+            ));
+        }
+        // The runs table ends without a blank line of its own.
+        out.truncate(out.trim_end().len());
+    }
     out.push_str("\n\n### Agreement with the f64 reference\n\n");
     out.push_str(
         "Worst error as a share of the tolerance (`|a - r| <= atol + rtol * |r|`; above 100% \

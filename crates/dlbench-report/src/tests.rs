@@ -389,3 +389,44 @@ fn cells_never_show_raw_non_finite_numbers() {
     assert_eq!(cells::first_line("abcdefghijk", 3), "abc…");
     assert_eq!(cells::escape("a|b\nc"), "a\\|b c");
 }
+
+#[test]
+fn charts_are_written_as_svg_and_png_for_the_data_there_is() {
+    let dir = std::env::temp_dir().join(format!("dlbench-report-charts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = Report::new(vec![(PathBuf::from("r.json"), record())]).unwrap();
+    let index = report.write(&dir).unwrap();
+    let md = std::fs::read_to_string(index).unwrap();
+    let spec = record().spec.name;
+    for chart in ["latency", "loss"] {
+        let stem = format!("{spec}-{chart}");
+        assert!(md.contains(&format!("charts/{stem}.svg")), "{md}");
+        let svg = std::fs::read_to_string(dir.join("charts").join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<text"), "{stem}: no text");
+        // Every backend that measured it is in the legend.
+        assert!(svg.contains("native"), "{stem}: no native");
+        let png = std::fs::read(dir.join("charts").join(format!("{stem}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{stem}.png"
+        );
+    }
+    let latency =
+        std::fs::read_to_string(dir.join("charts").join(format!("{spec}-latency.svg"))).unwrap();
+    assert!(
+        latency.contains("tract"),
+        "an inference-only backend has latency"
+    );
+    assert!(
+        !latency.contains("wrongfast"),
+        "a backend that disagrees is not drawn"
+    );
+    // Nothing measured: no chart, and no error.
+    let mut empty = record();
+    for run in &mut empty.runs {
+        run.inference.clear();
+        run.training = None;
+    }
+    assert!(crate::charts::planned(&empty).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
