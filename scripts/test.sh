@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every dlbench test on a fresh machine: formatting, lints, then the whole workspace,
 # including the libtorch (`tch`) backend. It installs what the tests need first: the project's
-# virtualenv with torch (scripts/setup-torch.sh; a no-op once done). `.ci/run` calls exactly
-# this script.
+# virtualenv with torch (scripts/setup-torch.sh; a no-op once done) and Debian's chromium for
+# the HTML report's browser test (apt-get, once). `.ci/run` calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,18 @@ export LIBTORCH_USE_PYTORCH=1
 export LIBTORCH_BYPASS_VERSION_CHECK=1
 # Golden and round-trip tests run this python; set, it must exist (no silent skips here).
 export DLBENCH_PYTHON="$VIRTUAL_ENV/bin/python"
+
+echo "== setting up chromium (the HTML report's browser test)"
+if ! command -v chromium >/dev/null 2>&1; then
+    # Debian's package; as root here (CI), through sudo elsewhere.
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+# Set, the browser test must find it (no silent skips here).
+DLBENCH_CHROMIUM="$(command -v chromium)"
+export DLBENCH_CHROMIUM
 
 # --features test-backends registers the faulty `test-...` backends that tests/workers.rs runs;
 # --features tch builds the libtorch backend into dlbench (tests/tch.rs).

@@ -89,3 +89,66 @@ fn missing_and_unreadable_records_exit_2_naming_the_file() {
     let out = dlbench(&["report", "--out", path_str(&out_dir)]);
     assert_eq!(out.status.code(), Some(2), "no records is a usage error");
 }
+
+/// The browser to check the HTML page in: `$DLBENCH_CHROMIUM` (set by scripts/test.sh, which
+/// installs it: then it must work), else `chromium` on the PATH, else the test is skipped,
+/// saying so.
+fn chromium() -> Option<String> {
+    if let Ok(path) = std::env::var("DLBENCH_CHROMIUM") {
+        return Some(path);
+    }
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v chromium"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(text(&found.stdout).trim().to_string())
+}
+
+#[test]
+fn the_html_report_renders_every_chart_offline_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: no chromium (scripts/test.sh installs it)");
+        return;
+    };
+    let dir = temp_dir("html");
+    let out = dlbench(&[
+        "run",
+        "specs/mlp.yaml",
+        "--quick",
+        "--backends",
+        "reference,native",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert_ok(&out);
+    let page = dir.join("index.html");
+    let html = std::fs::read_to_string(&page).expect("run writes index.html");
+    // Self-contained: the charts are inline, nothing refers to another file or the network.
+    assert!(!html.contains("src=") && !html.contains("href="), "{html}");
+    let shot = dir.join("screenshot.png");
+    let check = std::process::Command::new("python3")
+        .arg("tests/browser/cdp_check.py")
+        .arg(&page)
+        .args(["--count", "svg", "--count", "table", "--height", "2400"])
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("DLBENCH_CHROMIUM", &browser)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&check.stdout), text(&check.stderr)));
+    assert_eq!(check.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
+    // Both charts of the spec (latency, loss) drawn with a size; the runs and agreement tables.
+    assert_eq!(report["counts"]["svg"], 2, "{report:#}");
+    assert!(report["counts"]["table"].as_u64() >= Some(2), "{report:#}");
+    let requests = report["requests"].as_array().unwrap();
+    assert!(requests
+        .iter()
+        .all(|r| r.as_str().unwrap().starts_with("file://")));
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 50_000,
+        "a blank screenshot"
+    );
+}

@@ -9,11 +9,16 @@ a page with console.error('x') and <img src="http://example.com/a.png"> reports
 both and exits 1; a clean page with inline SVG and local images exits 0.
 
 usage: cdp_check.py FILE.html [--screenshot out.png] [--width 1280 --height 900]
-exit 0 = clean, 1 = problems found, 2 = harness failure.
+                    [--count CSS_SELECTOR ...]
+exit 0 = clean, 1 = problems found, 2 = harness failure. The JSON printed holds,
+for each --count selector, how many elements of the rendered page match it, and
+that have a drawn size on the page (a chart that rendered).
 """
 import argparse, base64, json, os, pathlib, shutil, subprocess, sys, tempfile, time
 
 def find_chromium():
+    if os.environ.get("DLBENCH_CHROMIUM"):
+        return os.environ["DLBENCH_CHROMIUM"]
     for n in ("chromium", "chromium-browser", "google-chrome"):
         p = shutil.which(n)
         if p:
@@ -95,6 +100,7 @@ def main():
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--settle", type=float, default=0.5, help="seconds to keep listening after load")
+    ap.add_argument("--count", action="append", default=[], help="CSS selector to count")
     a = ap.parse_args()
     url = pathlib.Path(a.html).resolve().as_uri()
     profile = tempfile.mkdtemp(prefix="cdp-profile-")
@@ -103,6 +109,7 @@ def main():
             f"--user-data-dir={profile}", "--remote-debugging-pipe",
             f"--window-size={a.width},{a.height}", "about:blank"]
     p = Pipe(args)
+    counts = {}
     try:
         tid = p.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         sid = p.call("Target.attachToTarget", {"targetId": tid, "flatten": True})["sessionId"]
@@ -113,6 +120,14 @@ def main():
         p.call("Page.navigate", {"url": url}, session=sid)
         loaded = p.pump(lambda e: e.get("method") == "Page.loadEventFired" and e.get("sessionId") == sid, 30)
         p.pump(lambda e: False, a.settle)  # late console messages / requests
+        for selector in a.count:
+            # Elements that match and take up space on the page (a chart that was drawn).
+            expr = ("Array.from(document.querySelectorAll(%s)).filter("
+                    "e => e.getBoundingClientRect().width > 0 && "
+                    "e.getBoundingClientRect().height > 0).length") % json.dumps(selector)
+            result = p.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                            session=sid)
+            counts[selector] = result.get("result", {}).get("value")
         if a.screenshot:
             data = p.call("Page.captureScreenshot", {"format": "png"}, session=sid)["data"]
             pathlib.Path(a.screenshot).write_bytes(base64.b64decode(data))
@@ -145,7 +160,8 @@ def main():
             problems.append(f"load failed: {prm.get('errorText')} ({prm.get('requestId')})")
     external = [u for u in requests if not u.startswith(("file://", "data:", "about:"))]
     problems += [f"external request: {u}" for u in external]
-    print(json.dumps({"url": url, "loaded": loaded, "requests": requests, "problems": problems}, indent=1))
+    print(json.dumps({"url": url, "loaded": loaded, "requests": requests, "problems": problems,
+                      "counts": counts}, indent=1))
     sys.exit(2 if not loaded else (1 if problems else 0))
 
 if __name__ == "__main__":

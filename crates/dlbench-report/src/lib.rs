@@ -6,12 +6,14 @@
 //! else reads), and a section per spec with its environment, runs and agreement tables.
 //!
 //! Charts ([`charts`]): per spec, inference latency against batch size and the training-loss
-//! curves, as SVG and PNG beside the page. TODO: the other charts of the issue (throughput,
-//! thread scaling, the agreement heatmap, memory, CPU against GPU) and the self-contained HTML
-//! page come next; they read the same [`Report`] and reuse the rankings of [`verdict`].
+//! curves, as SVG and PNG beside the page. [`html`] makes the self-contained `index.html` (charts
+//! inline). TODO: the other charts of the issue (throughput, thread scaling, the agreement
+//! heatmap, memory, CPU against GPU) come next; they read the same [`Report`] and reuse the
+//! rankings of [`verdict`].
 
 pub mod cells;
 pub mod charts;
+pub mod html;
 pub mod markdown;
 pub mod verdict;
 
@@ -84,14 +86,18 @@ impl Report {
         Report::new(records)
     }
 
-    /// Writes `dir/index.md` and its charts (`dir/charts/<spec>-<chart>.svg` and `.png`),
-    /// creating `dir`; each file appears whole or not at all. Returns the page's path.
+    /// Writes `dir/index.md`, the self-contained `dir/index.html` and the charts
+    /// (`dir/charts/<spec>-<chart>.svg` and `.png`), creating `dir`; each file appears whole
+    /// or not at all. Returns the Markdown page's path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, ReportError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ReportError::Write(dlbench_core::Error::io(dir, e)))?;
         for record in &self.records {
             charts::write(&record.results, &dir.join("charts"))?;
         }
+        let page = html::render_html(self)?;
+        dlbench_core::format::write_atomically(&dir.join("index.html"), page.as_bytes())
+            .map_err(ReportError::Write)?;
         let path = dir.join("index.md");
         dlbench_core::format::write_atomically(&path, render_markdown(self).as_bytes())
             .map_err(ReportError::Write)?;

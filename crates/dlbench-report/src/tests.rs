@@ -430,3 +430,24 @@ fn charts_are_written_as_svg_and_png_for_the_data_there_is() {
     assert!(crate::charts::planned(&empty).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_html_page_inlines_its_charts_and_renders_the_tables() {
+    let report = Report::new(vec![(PathBuf::from("r.json"), record())]).unwrap();
+    let html = crate::html::render_html(&report).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 2, "latency and loss, inline");
+    assert!(
+        html.matches("<table>").count() >= 2,
+        "runs and agreement tables"
+    );
+    assert!(html.contains("<figcaption>"));
+    assert!(
+        !html.contains("](charts/"),
+        "a chart left as a Markdown link"
+    );
+    assert!(
+        !html.contains("src=") && !html.contains("href="),
+        "self-contained"
+    );
+}
