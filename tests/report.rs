@@ -1,14 +1,17 @@
-//! `dlbench report`: a Markdown report from a real run's record, and exit 2 for records it
-//! must refuse (missing, not JSON, another schema), naming the file.
+//! `dlbench report`: the report of a real run's record (Markdown, charts, and the HTML page
+//! checked in headless Chromium), and exit 2 for records it must refuse (missing, not JSON,
+//! another schema), naming the file.
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::{assert_ok, dlbench, path_str, temp_dir, text};
 
-#[test]
-fn a_run_of_mlp_reports_both_backends_and_a_recommendation() {
-    let dir = temp_dir("mlp");
-    let out = dlbench(&[
+/// A quick run of the MLP on the reference and native, into a fresh folder.
+fn run_mlp(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    assert_ok(&dlbench(&[
         "run",
         "specs/mlp.yaml",
         "--quick",
@@ -16,8 +19,13 @@ fn a_run_of_mlp_reports_both_backends_and_a_recommendation() {
         "reference,native",
         "--out",
         path_str(&dir),
-    ]);
-    assert_ok(&out);
+    ]));
+    dir
+}
+
+#[test]
+fn a_run_of_mlp_reports_both_backends_and_a_recommendation() {
+    let dir = run_mlp("mlp");
     // `run` writes its report beside the record.
     let beside = std::fs::read_to_string(dir.join("index.md")).expect("run writes index.md");
     assert!(beside.contains("## Recommendation"), "{beside}");
@@ -111,17 +119,7 @@ fn the_html_report_renders_every_chart_offline_in_a_real_browser() {
         eprintln!("skipped: no chromium (scripts/test.sh installs it)");
         return;
     };
-    let dir = temp_dir("html");
-    let out = dlbench(&[
-        "run",
-        "specs/mlp.yaml",
-        "--quick",
-        "--backends",
-        "reference,native",
-        "--out",
-        path_str(&dir),
-    ]);
-    assert_ok(&out);
+    let dir = run_mlp("html");
     let page = dir.join("index.html");
     let html = std::fs::read_to_string(&page).expect("run writes index.html");
     // Self-contained: the charts are inline, nothing refers to another file or the network.

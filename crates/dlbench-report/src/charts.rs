@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use dlbench_harness::results::{Results, Status};
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::verdict::{agrees, label};
@@ -132,6 +132,26 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Draws the legend of `chart` at `position` and writes the area out.
+fn finish<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()?;
+    area.present()?;
+    Ok(())
+}
+
 fn draw_latency<DB: DrawingBackend>(
     area: DrawingArea<DB, Shift>,
     title: &str,
@@ -195,15 +215,7 @@ where
                 .map(|&p| Circle::new(p, 3, colour.filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()?;
-    area.present()?;
-    Ok(())
+    finish(&area, &mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn draw_loss<DB: DrawingBackend>(
@@ -240,15 +252,7 @@ where
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()?;
-    area.present()?;
-    Ok(())
+    finish(&area, &mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Draws `chart` of `results` as SVG text, and as PNG into `png` when given.
