@@ -328,6 +328,22 @@ fn malformed_onnx_files_are_refused_with_a_message_naming_what_is_wrong() {
         &["node `sm`", "Softmax", "opset 11", "attribute `axis`"],
     );
 
+    // A small constant expanded to 2^42 elements: refused before the fold allocates.
+    let shape = TensorProto {
+        name: "s".into(),
+        dims: vec![3],
+        data_type: 7,
+        int64_data: vec![1 << 20, 1 << 20, 4],
+        ..TensorProto::default()
+    };
+    let nodes = vec![
+        node("grow", "Expand", &["w", "s"], &["e"]),
+        node("add", "Add", &["x", "e"], &["y"]),
+    ];
+    let proto = model(13, nodes, vec![floats("w", &[4], vec![1.0; 4]), shape]);
+    let error = refused(&dir, "expand.onnx", &proto.encode_to_vec());
+    assert_mentions(&error, &["node `grow`", "memory limit"]);
+
     let error = refused(&dir, "empty.onnx", b"");
     assert_mentions(&error, &["no graph"]);
 }

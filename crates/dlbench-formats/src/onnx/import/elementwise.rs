@@ -66,7 +66,7 @@ fn binary(im: &mut Importer, at: &At) -> Result<(), String> {
     let op = at.node.op_type.as_str();
     match (a, b) {
         (Value::Const(a), Value::Const(b)) => {
-            let out = fold(at, &a, &b)?;
+            let out = fold(im, at, &a, &b)?;
             im.define(at, 0, Value::Const(Rc::new(out)));
             Ok(())
         }
@@ -160,7 +160,7 @@ fn fold_bias(im: &mut Importer, at: &At, x: &ValueInfo, c: &Const) -> Result<boo
 }
 
 /// Two constants combined (shape arithmetic: a symbolic batch survives `+ 0`, `* 1`, `/ 1`).
-fn fold(at: &At, a: &Const, b: &Const) -> Result<Const, String> {
+fn fold(im: &Importer, at: &At, a: &Const, b: &Const) -> Result<Const, String> {
     let shape = broadcast(&a.shape, &b.shape).ok_or_else(|| {
         at.error(format!(
             "{} and {} do not broadcast",
@@ -168,6 +168,7 @@ fn fold(at: &At, a: &Const, b: &Const) -> Result<Const, String> {
             format_shape(&b.shape)
         ))
     })?;
+    im.check_folded(at, &shape)?;
     let (a, b) = (
         a.broadcast_to(shape.clone()).map_err(|e| at.error(e))?,
         b.broadcast_to(shape.clone()).map_err(|e| at.error(e))?,

@@ -373,10 +373,12 @@ impl Importer {
     /// if it cannot.
     pub(super) fn make_dense(&mut self, index: usize) -> bool {
         let node = &self.graph.nodes[index];
-        match node.op {
-            Op::Dense => return true,
-            Op::MatMul => {}
-            _ => return false,
+        // A predicate on two ops, not a lowering: other ops are simply not MatMuls.
+        if matches!(node.op, Op::Dense) {
+            return true;
+        }
+        if !matches!(node.op, Op::MatMul) {
+            return false;
         }
         let Some(weight) = node.inputs.get(1).cloned() else {
             return false;

@@ -121,7 +121,7 @@ fn from_onnx(proto: &ModelProto, name: &str, source: &TensorSource) -> Result<Mo
                 .map_err(|e| format!("metadata `{ROLES_KEY}` is not a map of input roles: {e}"))?,
             None => BTreeMap::new(),
         };
-    let mut importer = Importer::new(name, graph);
+    let mut importer = Importer::new(name, graph, source.limits.memory_bytes);
     for init in &graph.initializer {
         let what = format!("initializer `{}`", init.name);
         let mut constant = read_tensor(init, source, &what)?;
@@ -163,6 +163,9 @@ fn opset(proto: &ModelProto) -> Result<i64, String> {
 
 /// The import in progress.
 struct Importer {
+    /// The memory limit a constant the import folds may take (an `Expand` or a `Gather` can
+    /// make one far larger than the file).
+    memory_bytes: u64,
     /// Every ONNX value defined so far.
     values: HashMap<String, Value>,
     /// How many nodes (and graph outputs) read each ONNX value.
@@ -190,7 +193,7 @@ struct Importer {
 }
 
 impl Importer {
-    fn new(name: &str, graph: &GraphProto) -> Self {
+    fn new(name: &str, graph: &GraphProto, memory_bytes: u64) -> Self {
         let mut uses: HashMap<String, usize> = HashMap::new();
         for value in graph
             .node
@@ -209,6 +212,7 @@ impl Importer {
             .cloned()
             .collect();
         Importer {
+            memory_bytes,
             values: HashMap::new(),
             uses,
             graph: Graph {
@@ -315,6 +319,24 @@ impl Importer {
             .get(name)
             .cloned()
             .ok_or_else(|| format!("value `{name}` has no type"))
+    }
+
+    /// Refuses to fold a constant of `shape` that would take more memory than the limit,
+    /// before it is allocated.
+    fn check_folded(&self, at: &At, shape: &[Dim]) -> Result<(), String> {
+        // A shape that holds the batch is a fill's: it allocates nothing.
+        let Some(dims) = value::known(shape) else {
+            return Ok(());
+        };
+        let bytes = dlbench_core::limits::checked_numel(&dims)
+            .map(|n| dlbench_core::limits::bytes_of(n, 8));
+        match bytes {
+            Some(b) if b <= self.memory_bytes => Ok(()),
+            Some(_) | None => Err(at.error(format!(
+                "folding gives a constant of {} elements, more than the memory limit allows",
+                dlbench_core::ir::format_shape(shape)
+            ))),
+        }
     }
 
     /// A new graph input (a dropout mask the import adds); returns its name.

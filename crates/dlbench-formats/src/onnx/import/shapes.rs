@@ -139,6 +139,10 @@ fn gather(im: &mut Importer, at: &At) -> Result<(), String> {
         .collect::<Result<Vec<usize>, String>>()?;
     match data {
         Value::Const(c) => {
+            let mut shape = c.shape[..axis].to_vec();
+            shape.extend(index_shape.iter().map(|&d| Dim::Known(d)));
+            shape.extend_from_slice(&c.shape[axis + 1..]);
+            im.check_folded(at, &shape)?;
             let out = c.gathered(axis, &picked, &index_shape)?;
             im.define(at, 0, Value::Const(Rc::new(out)));
             Ok(())
@@ -261,7 +265,10 @@ fn expand(im: &Importer, at: &At) -> Result<Value, String> {
                     },
                     Origin::Computed,
                 ),
-                None => c.broadcast_to(out).map_err(|e| at.error(e))?,
+                None => {
+                    im.check_folded(at, &out)?;
+                    c.broadcast_to(out).map_err(|e| at.error(e))?
+                }
             };
             Ok(Value::Const(Rc::new(out)))
         }
