@@ -335,19 +335,12 @@ mod tests {
     use super::agreement_cell;
 
     fn check(pass: bool, tolerance_used: f64, max_rel: f64, max_ulp: u64) -> AgreementCheck {
-        AgreementCheck {
-            max_abs: 0.0,
-            max_rel,
-            max_ulp,
-            tolerance_used,
-            pass,
-            worst: None,
-            first_divergent_node: None,
-            first_divergent_op: None,
-            divergence: None,
-            notes: Vec::new(),
-            error: None,
-        }
+        let mut check = dlbench_harness::agreement::summarize(&[]);
+        check.pass = pass;
+        check.tolerance_used = tolerance_used;
+        check.max_rel = max_rel;
+        check.max_ulp = max_ulp;
+        check
     }
 
     #[test]
