@@ -2,6 +2,7 @@
 //! registry of backends compiled in, and maps errors to exit codes: 0 all good, 1 a failed
 //! backend (or disagreement), 2 bad input or usage.
 
+mod compare;
 mod convert;
 mod inspect;
 mod list;
@@ -75,6 +76,11 @@ enum Command {
     /// Write a Markdown report (`DIR/index.md`) from one or more `results.json` records: the
     /// recommendation per use case, then each spec's runs and agreement. Runs nothing.
     Report(report::ReportArgs),
+    /// Tell a real difference from noise: each median of NEW against OLD (two records of one
+    /// spec), or each backend of one record against `--baseline`, with the ratio's interval
+    /// and a verdict: faster, slower, no significant change, or (when the machine-speed probes
+    /// disagree) machine changed: not comparable. Runs nothing.
+    Compare(compare::CompareArgs),
     /// Run one backend of a spec and report on stdout, for `dlbench run` (internal).
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
         } => convert::convert(&input, &output, &model, !no_verify),
         Command::Predict(args) => predict::predict(&args),
         Command::Report(args) => report::report(&args),
+        Command::Compare(args) => compare::compare(&args),
         Command::Worker(args) => worker::worker(&args),
     };
     match outcome {

@@ -39,6 +39,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 1800,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Worker processes per backend x device x thread count, interleaved in time; intervals
+    /// then resample processes and rounds. The first process checks agreement and trains; the
+    /// others time with a share of the timing budget (each still trains the spec's steps).
+    /// 10 to 20 tell a real change from the machine's noise (`dlbench compare`).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    processes: u64,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -76,6 +83,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .map(|(name, _)| name.to_string())
             .collect(),
         devices_present: None,
+        processes: Some(args.processes as usize),
     };
     let backends = registry::backends();
     let registry: Vec<&dyn Backend> = backends.iter().map(|b| b.as_ref()).collect();

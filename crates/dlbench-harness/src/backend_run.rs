@@ -21,14 +21,29 @@ use crate::stats::{consecutive_rounds, format_ns, summarize};
 use dlbench_spec::feed::{batch_inputs, Phase};
 use dlbench_spec::workload::Workload;
 
+/// What a backend's numbers are checked against before it is timed.
+#[derive(Clone, Copy)]
+pub enum Oracle<'a> {
+    /// The agreement oracle, the registry's [`REFERENCE`] backend: every other backend is
+    /// checked against it before anything is timed.
+    Reference(&'a dyn Backend),
+    /// This build has no reference: agreement is not checked, and the record says so.
+    Missing,
+    /// Another process of the same configuration checked it (`--processes`): only time.
+    CheckedElsewhere,
+}
+
+impl<'a> From<Option<&'a dyn Backend>> for Oracle<'a> {
+    fn from(reference: Option<&'a dyn Backend>) -> Self {
+        reference.map_or(Oracle::Missing, Oracle::Reference)
+    }
+}
+
 /// One backend run with its failures, panics included, turned into a failed record.
-///
-/// `reference` is the agreement oracle (the registry's [`REFERENCE`] backend): every other
-/// backend is checked against it before anything is timed.
 pub fn run_contained(
     work: &Workload,
     config: Configuration,
-    reference: Option<&dyn Backend>,
+    oracle: Oracle,
     observer: &mut dyn Observer,
 ) -> RunRecord {
     let (name, device) = (config.name(), config.device);
@@ -40,7 +55,7 @@ pub fn run_contained(
         );
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        run_backend(work, config, reference, observer)
+        run_backend(work, config, oracle, observer)
     }));
     let mut failed = |message: String| {
         observer.end(&format!("{}: failed: {message}", config.label()));
@@ -64,20 +79,21 @@ pub fn run_contained(
 fn run_backend(
     work: &Workload,
     config: Configuration,
-    reference: Option<&dyn Backend>,
+    oracle: Oracle,
     observer: &mut dyn Observer,
 ) -> dlbench_core::Result<RunRecord> {
     let label = config.label();
     let mut record = config.record(Status::Ok, String::new());
     record.error = None;
-    match reference {
+    match oracle {
         _ if config.name() == REFERENCE => record
             .notes
             .push("the f64 reference is the agreement oracle: it has no agreement section".into()),
-        None => record
+        Oracle::Missing => record
             .notes
             .push("no f64 reference in this build: agreement was not checked".into()),
-        Some(reference) => {
+        Oracle::CheckedElsewhere => {}
+        Oracle::Reference(reference) => {
             observer.begin(&format!("{label}: agreement"), 1);
             let agreement = agreement::check(work, config, reference)?;
             let pass = agreement.pass();
@@ -213,6 +229,7 @@ fn train(
         time_to_quality_s: time_to_quality,
         raw_step_ns: raw,
         raw_step_round: raw_round,
+        raw_step_process: Vec::new(),
     })
 }
 
@@ -319,6 +336,7 @@ fn benchmark_inference(
                 iterations_per_sample: timing.iterations_per_sample,
                 raw_ns: timing.per_iteration_ns,
                 raw_round: timing.round,
+                raw_process: Vec::new(),
             }
         })
         .collect();

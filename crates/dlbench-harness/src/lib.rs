@@ -9,11 +9,15 @@
 
 pub mod agreement;
 pub mod backend_run;
+pub mod bootstrap;
+pub mod compare;
 pub mod configuration;
 pub mod environment;
 pub mod measure;
 pub mod observer;
 pub mod plan;
+pub mod probe;
+pub mod processes;
 pub mod registry;
 pub mod results;
 pub mod run;

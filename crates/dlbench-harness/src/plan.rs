@@ -95,6 +95,16 @@ impl Plan {
             ));
         }
 
+        match (options.processes, &options.isolation) {
+            (Some(0), _) => return Err(usage("--processes", "give at least 1".to_string())),
+            (Some(n), crate::run::Isolation::InProcess) if n > 1 => {
+                return Err(usage(
+                    "--processes",
+                    format!("{n} processes need worker processes; this run is in-process"),
+                ))
+            }
+            _ => {}
+        }
         let limits = Limits::from_env()?;
         if threads.is_empty() || threads.contains(&0) {
             return Err(usage(

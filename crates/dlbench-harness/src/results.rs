@@ -9,6 +9,7 @@ use dlbench_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
+pub use crate::probe::SpeedProbe;
 use crate::stats::Summary;
 
 /// The `schema` this build writes; `docs/results.md` documents it field by field.
@@ -25,6 +26,10 @@ pub struct Results {
     pub environment: Environment,
     /// One record per backend x device x thread count, in run order.
     pub runs: Vec<RunRecord>,
+    /// The machine's speed through the run, for telling a change of code from a change of
+    /// machine state; `None` in records from before it was taken.
+    #[serde(default)]
+    pub probe: Option<SpeedProbe>,
 }
 
 /// What was run: enough to read the record without the spec file.
@@ -293,10 +298,13 @@ pub struct InferenceRecord {
     pub iterations_per_sample: usize,
     /// Per-iteration time of each sample, in the order taken.
     pub raw_ns: Vec<f64>,
-    /// The round each sample of `raw_ns` was taken in (empty in records from before rounds:
-    /// all in one).
+    /// The round each sample of `raw_ns` was taken in, counted within its process (empty in
+    /// records from before rounds: all in one).
     #[serde(default)]
     pub raw_round: Vec<usize>,
+    /// The worker process each sample of `raw_ns` was taken in, from 0 (empty: all in one).
+    #[serde(default)]
+    pub raw_process: Vec<usize>,
 }
 
 /// Training: step time, the loss trajectory and the final metrics.
@@ -321,9 +329,13 @@ pub struct TrainingRecord {
     /// The time of each step, in order.
     pub raw_step_ns: Vec<f64>,
     /// The round of each step of `raw_step_ns`: the steps cut into `step_time.rounds`
-    /// consecutive blocks (empty in records from before rounds: all in one).
+    /// consecutive blocks, counted within its process (empty in records from before rounds:
+    /// all in one).
     #[serde(default)]
     pub raw_step_round: Vec<usize>,
+    /// The worker process of each step of `raw_step_ns`, from 0 (empty: all in one).
+    #[serde(default)]
+    pub raw_step_process: Vec<usize>,
 }
 
 impl Results {
@@ -375,6 +387,7 @@ mod tests {
             time_to_quality_s: None,
             raw_step_ns: vec![1.0, 2.0],
             raw_step_round: vec![0, 1],
+            raw_step_process: Vec::new(),
         });
         record
     }

@@ -1,6 +1,8 @@
 //! `dlbench run`: every backend x device x thread count of a spec, each in its own run, gathered
 //! into one results record. A backend that fails becomes a failed run; the others are kept.
-//! Each run happens in this process or in its own worker process ([`Isolation`]).
+//! Each run happens in this process or in its own worker processes ([`Isolation`]); with
+//! `--processes N`, in N worker processes each, interleaved in time (see [`crate::processes`]).
+//! The machine-speed probe ([`crate::probe`]) is taken before every run and at the end.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +15,8 @@ use crate::configuration::Configuration;
 use crate::environment::Environment;
 use crate::observer::Observer;
 use crate::plan::Plan;
+use crate::probe::Probe;
+use crate::processes::{merge, Share};
 use crate::registry::{self, not_built_message};
 use crate::results::{Results, RunRecord, SpecInfo, Status, SCHEMA};
 use crate::worker::{run_worker, WorkerRequest};
@@ -39,6 +43,9 @@ pub struct RunOptions {
     pub planned_backends: Vec<String>,
     /// The devices of this machine; `None` detects them ([`crate::environment::devices`]).
     pub devices_present: Option<Vec<Device>>,
+    /// `--processes`: worker processes per backend x device x thread count, interleaved in
+    /// time; `None` for one. More than one needs [`Isolation::Process`].
+    pub processes: Option<usize>,
 }
 
 /// Where each backend x device x thread count runs.
@@ -78,51 +85,77 @@ pub fn run(
 
     let mut versions =
         BTreeMap::from([("dlbench".to_string(), env!("CARGO_PKG_VERSION").to_string())]);
-    let mut runs = Vec::new();
+    let mut configurations: Vec<(&String, Device, usize)> = Vec::new();
     for name in &backends {
-        let backend = registry::find(registry, name);
-        if let Some(b) = backend {
-            versions.insert(b.name().to_string(), b.version());
-        }
         for &device in &devices {
-            for &n in &threads {
-                let record = match backend {
-                    None => RunRecord::without_results(
-                        name,
-                        device,
-                        n,
-                        Status::Unsupported,
-                        not_built_message(name, registry),
-                    ),
-                    Some(b) => match &options.isolation {
-                        Isolation::InProcess => in_process(
-                            &work,
-                            Configuration::new(b, device, n),
-                            registry::reference(registry),
-                            observer,
-                        ),
-                        Isolation::Process { exe, timeout } => {
-                            let request = WorkerRequest {
-                                spec: spec_path.clone(),
-                                backend: name.clone(),
-                                device,
-                                threads: n,
-                                quick: options.quick,
-                            };
-                            run_worker(exe, *timeout, &request, observer)
-                        }
-                    },
-                };
-                runs.push(record);
-            }
+            configurations.extend(threads.iter().map(|&n| (name, device, n)));
         }
     }
+    for name in &backends {
+        if let Some(b) = registry::find(registry, name) {
+            versions.insert(b.name().to_string(), b.version());
+        }
+    }
+    let processes = options.processes.unwrap_or(1);
+    let mut probe = Probe::new();
+    // Round p runs process p of every configuration, so that each configuration's processes
+    // are spread over the whole run and side by side with every other configuration's.
+    let mut records: Vec<Vec<RunRecord>> = vec![Vec::new(); configurations.len()];
+    for index in 0..processes {
+        for (&(name, device, n), done) in configurations.iter().zip(&mut records) {
+            if index > 0 && !worth_timing_again(&done[0]) {
+                continue;
+            }
+            probe.take();
+            let share = Share {
+                index,
+                of: processes,
+            };
+            let record = match registry::find(registry, name) {
+                None => RunRecord::without_results(
+                    name,
+                    device,
+                    n,
+                    Status::Unsupported,
+                    not_built_message(name, registry),
+                ),
+                Some(b) => match &options.isolation {
+                    Isolation::InProcess => in_process(
+                        &work,
+                        Configuration::new(b, device, n),
+                        registry::reference(registry),
+                        observer,
+                    ),
+                    Isolation::Process { exe, timeout } => {
+                        let request = WorkerRequest {
+                            spec: spec_path.clone(),
+                            backend: name.clone(),
+                            device,
+                            threads: n,
+                            quick: options.quick,
+                            share,
+                        };
+                        run_worker(exe, *timeout, &request, observer)
+                    }
+                },
+            };
+            done.push(record);
+        }
+    }
+    probe.take();
     Ok(Results {
         schema: SCHEMA.to_string(),
         spec: spec_info(&work)?,
         environment: Environment::capture(versions),
-        runs,
+        runs: records.into_iter().map(merge).collect(),
+        probe: probe.finish(),
     })
+}
+
+/// Whether the later processes of a configuration have anything to time: not after its first
+/// failed, was unsupported or disagreed (and so was not timed).
+fn worth_timing_again(first: &RunRecord) -> bool {
+    first.status == Status::Ok && (first.training.is_some() || !first.inference.is_empty())
 }
 
 /// One run in this process; its peak RSS is the whole process's, which the record says.
@@ -132,7 +165,7 @@ fn in_process(
     reference: Option<&dyn Backend>,
     observer: &mut dyn Observer,
 ) -> RunRecord {
-    let mut record = run_contained(work, config, reference, observer);
+    let mut record = run_contained(work, config, reference.into(), observer);
     if record.peak_rss_bytes.is_some() {
         record
             .notes

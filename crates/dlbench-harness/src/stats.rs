@@ -1,16 +1,14 @@
 //! Robust summaries of timing samples: median, percentiles, MAD and a bootstrap interval.
 //!
-//! Samples are taken in rounds spread over the whole measurement (see `measure`), and the
-//! interval of the median is a cluster bootstrap over those rounds: on a shared machine the
-//! largest error is drift between moments of the run (other processes, clocks), and samples
-//! of one moment are not independent of each other. Resampling whole rounds makes the
-//! interval as wide as the rounds disagree, which a bootstrap of single samples cannot see.
+//! Samples are taken in rounds spread over the whole measurement (see `measure`), and with
+//! `dlbench run --processes` in several worker processes; the interval of the median resamples
+//! whole processes and rounds ([`Clusters`], in `bootstrap`), because on a shared machine the
+//! largest error is drift between moments of the run and between processes, which a bootstrap
+//! of single samples cannot see.
 
-use dlbench_core::rng::Stream;
 use serde::{Deserialize, Serialize};
 
-/// Bootstrap resamples behind an interval.
-const RESAMPLES: usize = 1000;
+pub use crate::bootstrap::Clusters;
 
 /// A summary of nanosecond samples; the raw samples travel beside it in the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,15 +24,20 @@ pub struct Summary {
     /// Median absolute deviation from the median.
     pub mad_ns: f64,
     /// 95% interval of the median: percentile bootstrap (1,000 seeded resamples) over whole
-    /// rounds when there are `rounds` >= 2, else over single samples.
+    /// processes and the rounds within them when there are `processes` >= 2, over whole rounds
+    /// when there are `rounds` >= 2, else over single samples.
     pub median_ci95_ns: [f64; 2],
-    /// Rounds the samples were taken in: the clusters the interval resamples.
-    #[serde(default = "one_round")]
+    /// Rounds the samples were taken in, over all processes: the clusters the interval
+    /// resamples.
+    #[serde(default = "one")]
     pub rounds: usize,
+    /// Worker processes the samples were taken in (`dlbench run --processes`).
+    #[serde(default = "one")]
+    pub processes: usize,
 }
 
-/// Records written before rounds took all their samples in one.
-fn one_round() -> usize {
+/// Records written before rounds (or processes) took all their samples in one.
+fn one() -> usize {
     1
 }
 
@@ -48,7 +51,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn sorted(values: &[f64]) -> Vec<f64> {
+pub(crate) fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     v
@@ -70,20 +73,18 @@ pub fn consecutive_rounds(n: usize, rounds: usize) -> Vec<usize> {
 /// Summarises samples, `round[i]` being the round sample `i` was taken in (empty: all in one).
 /// The bootstrap is seeded, so the same samples give the same interval.
 pub fn summarize(samples: &[f64], round: &[usize]) -> Summary {
-    assert!(
-        round.is_empty() || round.len() == samples.len(),
-        "one round per sample"
-    );
+    summarize_processes(samples, &[], round)
+}
+
+/// Summarises samples taken in several worker processes: `process[i]` and `round[i]` say
+/// where sample `i` was taken (either empty: all in one). The interval of the median
+/// resamples processes, then rounds within each ([`Clusters`]).
+pub fn summarize_processes(samples: &[f64], process: &[usize], round: &[usize]) -> Summary {
     let s = sorted(samples);
     let med = quantile(&s, 0.5);
     let deviations: Vec<f64> = s.iter().map(|x| (x - med).abs()).collect();
-    let mut clusters = clusters_by_round(samples, round);
-    let rounds = clusters.len();
-    if rounds < 2 {
-        // One round says nothing about drift: fall back to the bootstrap of single samples.
-        clusters = samples.iter().map(|&x| vec![x]).collect();
-    }
-    let ci = cluster_bootstrap_ci95(&clusters).unwrap_or([med, med]);
+    let clusters = Clusters::new(samples, process, round);
+    let ci = clusters.median_ci95().unwrap_or([med, med]);
     Summary {
         samples: s.len(),
         median_ns: med,
@@ -91,44 +92,9 @@ pub fn summarize(samples: &[f64], round: &[usize]) -> Summary {
         p99_ns: quantile(&s, 0.99),
         mad_ns: median(&deviations),
         median_ci95_ns: ci,
-        rounds: rounds.max(1),
+        rounds: clusters.rounds().max(1),
+        processes: clusters.processes().max(1),
     }
-}
-
-/// The samples of each round that has any, in round order.
-fn clusters_by_round(samples: &[f64], round: &[usize]) -> Vec<Vec<f64>> {
-    if round.is_empty() {
-        return vec![samples.to_vec()];
-    }
-    let mut clusters = vec![Vec::new(); round.iter().max().map_or(0, |r| r + 1)];
-    for (&x, &r) in samples.iter().zip(round) {
-        clusters[r].push(x);
-    }
-    clusters.retain(|c| !c.is_empty());
-    clusters
-}
-
-/// The 95% percentile interval of the median of the pooled samples when whole clusters are
-/// drawn with replacement (`RESAMPLES` times, seeded); `None` for fewer than two samples.
-pub fn cluster_bootstrap_ci95(clusters: &[Vec<f64>]) -> Option<[f64; 2]> {
-    let n = clusters.len();
-    if n == 0 || clusters.iter().map(Vec::len).sum::<usize>() < 2 {
-        return None;
-    }
-    let mut stream = Stream::new(0, "bootstrap", 0);
-    let mut pooled = Vec::new();
-    let medians: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            pooled.clear();
-            for _ in 0..n {
-                let pick = ((stream.uniform() * n as f64) as usize).min(n - 1);
-                pooled.extend_from_slice(&clusters[pick]);
-            }
-            median(&pooled)
-        })
-        .collect();
-    let medians = sorted(&medians);
-    Some([quantile(&medians, 0.025), quantile(&medians, 0.975)])
 }
 
 /// `1.23 ms`, `456 us`, `78 ns`.
@@ -144,6 +110,7 @@ pub fn format_ns(ns: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dlbench_core::rng::Stream;
 
     #[test]
     fn quantiles_interpolate_between_ranks() {

@@ -9,7 +9,7 @@
 //! The orchestrator ([`run_worker`]) starts the dlbench binary itself as
 //!
 //! ```text
-//! dlbench worker --spec PATH --backend NAME --device D --threads N [--quick]
+//! dlbench worker --spec PATH --backend NAME --device D --threads N [--quick] [--process I/N]
 //! ```
 //!
 //! (written by [`WorkerRequest::args`] and read back by [`WorkerRequest::parse`], side by side
@@ -54,9 +54,10 @@ use std::time::{Duration, Instant};
 use dlbench_core::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::backend_run::run_contained;
+use crate::backend_run::{run_contained, Oracle};
 use crate::configuration::Configuration;
 use crate::observer::Observer;
+use crate::processes;
 use crate::registry;
 use crate::results::{RunRecord, Status};
 use crate::HarnessError;
@@ -140,13 +141,18 @@ pub fn serve(
         request.label(),
         request.spec.display()
     );
-    let work = Workload::prepare(Spec::load(&request.spec)?, request.quick)?;
+    let mut work = Workload::prepare(Spec::load(&request.spec)?, request.quick)?;
+    work.benchmark = processes::share(&work.benchmark, request.share.of);
+    let oracle = match request.share.timing_only() {
+        true => Oracle::CheckedElsewhere,
+        false => registry::reference(registry).into(),
+    };
     let mut events = EventWriter {
         out: &mut *out,
         last_done: None,
     };
     let config = Configuration::new(backend, request.device, request.threads);
-    let record = run_contained(&work, config, registry::reference(registry), &mut events);
+    let record = run_contained(&work, config, oracle, &mut events);
     write_line(out, &Message::Record(Box::new(record)))
         .map_err(|e| HarnessError::Core(dlbench_core::Error::io("<stdout>", e)))
 }

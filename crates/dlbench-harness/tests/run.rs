@@ -227,11 +227,12 @@ fn timings_are_taken_in_rounds_and_their_intervals_resample_them() {
 }
 
 /// Usage mistakes are refused before any work, naming the flag: unknown or empty backend
-/// names, devices the machine lacks, thread counts over the limit.
+/// names, devices the machine lacks, thread counts over the limit, processes where there are
+/// none.
 #[test]
 fn a_plan_that_cannot_run_is_a_usage_error_before_any_work() {
     let registry: Vec<&dyn Backend> = vec![&ReferenceBackend];
-    let cases: [(RunOptions, &str); 5] = [
+    let cases: [(RunOptions, &str); 7] = [
         (
             RunOptions {
                 backends: Some(vec!["reference".into(), "bogus".into()]),
@@ -267,6 +268,20 @@ fn a_plan_that_cannot_run_is_a_usage_error_before_any_work() {
                 ..reference_only()
             },
             "--threads",
+        ),
+        (
+            RunOptions {
+                processes: Some(0),
+                ..reference_only()
+            },
+            "--processes: give at least 1",
+        ),
+        (
+            RunOptions {
+                processes: Some(3),
+                ..reference_only()
+            },
+            "--processes: 3 processes need worker processes",
         ),
     ];
     for (options, needle) in cases {

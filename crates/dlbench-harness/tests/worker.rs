@@ -37,6 +37,7 @@ fn request() -> WorkerRequest {
         device: Device::Cpu,
         threads: 1,
         quick: true,
+        share: Default::default(),
     }
 }
 

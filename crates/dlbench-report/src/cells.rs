@@ -66,7 +66,9 @@ pub fn ratio(ratio: f64) -> String {
     }
 }
 
-/// A share of the tolerance as a percentage: `31%`, `<1%`, `320%`; `n/a` when not recorded.
+/// A share of the tolerance as a percentage: `31%`, `<1%`, `320%`, and from ten times the
+/// tolerance as a multiple (`10000x`, as the terminal's table writes it); `n/a` when not
+/// recorded.
 pub fn share(tolerance_used: f64) -> String {
     if tolerance_used.is_nan() {
         "n/a".to_string()
@@ -74,8 +76,10 @@ pub fn share(tolerance_used: f64) -> String {
         "∞".to_string()
     } else if tolerance_used < 0.01 {
         "<1%".to_string()
-    } else {
+    } else if tolerance_used < 9.995 {
         format!("{:.0}%", tolerance_used * 100.0)
+    } else {
+        format!("{tolerance_used:.0}x")
     }
 }
 

@@ -4,7 +4,8 @@
 
 use pulldown_cmark::{html, Options, Parser};
 
-use crate::charts::{self, Chart};
+use crate::charts;
+use crate::markdown;
 use crate::{render_markdown, Report, ReportError};
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
@@ -15,42 +16,27 @@ th{background:#f3f3f3}code{background:#f3f3f3;padding:0 0.2em}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}\
 figcaption{font-size:0.9em;color:#555}h2{border-bottom:1px solid #ddd;padding-bottom:0.2em}";
 
-/// The Markdown line that links `chart` (as [`crate::markdown`] writes it).
-fn link(chart: &Chart) -> String {
-    format!("](charts/{}.svg)", chart.stem)
-}
-
 /// `index.html`: the page of [`render_markdown`] with its charts inlined.
 pub fn render_html(report: &Report) -> Result<String, ReportError> {
-    let mut markdown = render_markdown(report);
+    let mut page = render_markdown(report);
     for record in &report.records {
-        for chart in charts::planned(&record.results) {
+        for chart in charts::planned(&record.results, &record.name) {
             let svg = charts::svg(&record.results, &chart)?;
             // An HTML block ends at a blank line: the SVG is kept on lines that are not blank.
             let svg: Vec<&str> = svg.lines().filter(|l| !l.trim().is_empty()).collect();
+            let caption = match &chart.note {
+                Some(note) => format!("{}<br>\n{}", escape(&chart.title), escape(note)),
+                None => escape(&chart.title),
+            };
             let figure = format!(
-                "<figure>\n{}\n<figcaption>{}</figcaption>\n</figure>",
+                "<figure>\n{}\n<figcaption>{caption}</figcaption>\n</figure>",
                 svg.join("\n"),
-                escape(&chart.title)
             );
-            let suffix = link(&chart);
-            markdown = markdown
-                .lines()
-                .map(
-                    |line| match line.starts_with("![") && line.ends_with(&suffix) {
-                        true => figure.clone(),
-                        false => line.to_string(),
-                    },
-                )
-                .collect::<Vec<_>>()
-                .join("\n");
+            page = page.replacen(&markdown::chart_block(&chart), &figure, 1);
         }
     }
     let mut body = String::new();
-    html::push_html(
-        &mut body,
-        Parser::new_ext(&markdown, Options::ENABLE_TABLES),
-    );
+    html::push_html(&mut body, Parser::new_ext(&page, Options::ENABLE_TABLES));
     Ok(format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>dlbench report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n\

@@ -5,13 +5,14 @@
 //! there are several), the recommendation per use case (what a reader who skips everything
 //! else reads), and a section per spec with its environment, runs and agreement tables.
 //!
-//! Charts ([`charts`]): per spec, inference latency against batch size and the training-loss
-//! curves, as SVG and PNG beside the page. [`html`] makes the self-contained `index.html` (charts
-//! inline). TODO: the other charts of the issue (throughput, thread scaling, the agreement
-//! heatmap, memory, CPU against GPU) come next; they read the same [`Report`] and reuse the
-//! rankings of [`verdict`].
+//! Charts ([`charts`]), as SVG and PNG beside the page, per spec and only where the record has
+//! the data: inference latency and throughput against batch size, training step time per
+//! thread count, thread scaling, the training-loss curves, time to quality, CPU against GPU,
+//! peak memory and the agreement heatmap. [`html`] makes the self-contained `index.html`
+//! (charts inline).
 
 pub mod cells;
+pub mod changes;
 pub mod charts;
 pub mod html;
 pub mod markdown;
@@ -47,6 +48,9 @@ pub enum ReportError {
 /// One results record and where it was read from.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// The record's name in the report, and the start of its charts' file names: its spec's
+    /// name, followed by `-2`, `-3`... for the second and later records of the same spec.
+    pub name: String,
     /// The file it came from (shown in the report, so a reader can find the raw numbers).
     pub path: PathBuf,
     /// The record itself.
@@ -66,9 +70,24 @@ impl Report {
         if records.is_empty() {
             return Err(ReportError::NoRecords);
         }
+        let mut seen: Vec<&str> = Vec::new();
+        let mut names = Vec::new();
+        for (_, results) in &records {
+            let spec = results.spec.name.as_str();
+            seen.push(spec);
+            names.push(match seen.iter().filter(|s| **s == spec).count() {
+                1 => spec.to_string(),
+                n => format!("{spec}-{n}"),
+            });
+        }
         let records = records
             .into_iter()
-            .map(|(path, results)| Record { path, results })
+            .zip(names)
+            .map(|((path, results), name)| Record {
+                name,
+                path,
+                results,
+            })
             .collect();
         Ok(Report { records })
     }
@@ -93,7 +112,7 @@ impl Report {
         std::fs::create_dir_all(dir)
             .map_err(|e| ReportError::Write(dlbench_core::Error::io(dir, e)))?;
         for record in &self.records {
-            charts::write(&record.results, &dir.join("charts"))?;
+            charts::write(&record.results, &record.name, &dir.join("charts"))?;
         }
         let page = html::render_html(self)?;
         dlbench_core::format::write_atomically(&dir.join("index.html"), page.as_bytes())

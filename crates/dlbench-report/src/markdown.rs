@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use dlbench_harness::results::{Results, RunRecord, Status};
 
 use crate::cells::{self, NOT_APPLICABLE};
+use crate::changes;
+use crate::charts::Chart;
 use crate::verdict;
 use crate::{Record, Report};
 
@@ -22,7 +24,7 @@ pub fn render_markdown(report: &Report) -> String {
     out.push_str("## Recommendation\n\n");
     for record in &report.records {
         if several {
-            out.push_str(&format!("### {}\n\n", spec_title(&record.results)));
+            out.push_str(&format!("### {}\n\n", spec_title(record)));
         }
         for bullet in verdict::recommendations(&record.results) {
             out.push_str(&format!("- {bullet}\n"));
@@ -32,11 +34,49 @@ pub fn render_markdown(report: &Report) -> String {
     for record in &report.records {
         out.push_str(&spec_section(record));
     }
+    out.push_str(&changes_between_runs(report));
     out
 }
 
-fn spec_title(results: &Results) -> String {
-    format!("Spec `{}`", cells::escape(&results.spec.name))
+/// `Spec `mlp``; a second record of the same spec is told apart by its file.
+fn spec_title(record: &Record) -> String {
+    let spec = &record.results.spec.name;
+    if record.name == *spec {
+        format!("Spec `{}`", cells::escape(spec))
+    } else {
+        format!(
+            "Spec `{}` (`{}`)",
+            cells::escape(spec),
+            cells::escape(&record.path.display().to_string())
+        )
+    }
+}
+
+/// For every spec with several records, each later record compared with the first: what
+/// `dlbench compare` says of them.
+fn changes_between_runs(report: &Report) -> String {
+    let mut specs: Vec<&str> = Vec::new();
+    for record in &report.records {
+        if !specs.contains(&record.results.spec.name.as_str()) {
+            specs.push(&record.results.spec.name);
+        }
+    }
+    let mut out = String::new();
+    for spec in specs {
+        let records: Vec<&Record> = report
+            .records
+            .iter()
+            .filter(|r| r.results.spec.name == spec)
+            .collect();
+        if records.len() > 1 {
+            out += &format!(
+                "## Changes between runs of spec `{}`\n\n",
+                cells::escape(spec)
+            );
+            out += &changes::between_runs(&records);
+        }
+    }
+    out
 }
 
 /// One row per record: size, how many backends ran, and the fastest of each kind.
@@ -76,7 +116,7 @@ fn spec_section(record: &Record) -> String {
     let results = &record.results;
     let spec = &results.spec;
     let notes = Notes::collect(results);
-    let mut out = format!("## {}\n\n", spec_title(results));
+    let mut out = format!("## {}\n\n", spec_title(record));
     out.push_str(&format!(
         "Record `{}`. {} parameters, {} FLOPs per sample; loss `{}`, optimizer `{}`, batch {}; \
          {} training and {} validation samples.\n\n",
@@ -92,18 +132,20 @@ fn spec_section(record: &Record) -> String {
     out.push_str(&environment_line(results));
     out.push_str("\n\n### Runs\n\n");
     out.push_str(&runs_table(results, &notes));
-    let charts = crate::charts::planned(results);
+    let charts = crate::charts::planned(results, &record.name);
     if !charts.is_empty() {
         out.push_str("\n\n### Charts\n\n");
         for chart in charts {
-            out.push_str(&format!(
-                "![{}](charts/{}.svg)\n\n",
-                cells::escape(&chart.title),
-                chart.stem
-            ));
+            out.push_str(&chart_block(&chart));
+            out.push_str("\n\n");
         }
         // The runs table ends without a blank line of its own.
         out.truncate(out.trim_end().len());
+    }
+    let side_by_side = changes::between_backends_of(record);
+    if !side_by_side.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(side_by_side.trim_end());
     }
     out.push_str("\n\n### Agreement with the f64 reference\n\n");
     out.push_str(
@@ -120,6 +162,20 @@ fn spec_section(record: &Record) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A chart as the page lists it: its image, and its note as a paragraph of its own.
+/// [`crate::html`] finds this text to put the drawing in its place.
+pub fn chart_block(chart: &Chart) -> String {
+    let image = format!(
+        "![{}](charts/{}.svg)",
+        cells::escape(&chart.title),
+        chart.stem
+    );
+    match &chart.note {
+        Some(note) => format!("{image}\n\n*{}*", cells::escape(note)),
+        None => image,
+    }
 }
 
 /// `Environment: CPU (avx2, fma), 2 cores; OS; rustc; git; versions`.

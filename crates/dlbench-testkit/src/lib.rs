@@ -2,7 +2,9 @@
 //! real frameworks get wrong. Each wraps the f64 reference and breaks one thing:
 //! [`faults`] break the process (abort, hang, panic, error) to test containment;
 //! [`mutants`] compute wrong numbers the way real adapter bugs do (a transposed Dense weight,
-//! swapped LSTM gates, floor instead of ceil pooling) to test agreement and localization.
+//! swapped LSTM gates, floor instead of ceil pooling) to test agreement and localization;
+//! [`twins`] compute right, one of them 10% slower, to test that `dlbench compare` tells a real
+//! slowdown from noise.
 //!
 //! [`python`] finds the Python with torch that golden and round-trip tests run.
 //!
@@ -14,10 +16,12 @@ use dlbench_core::Backend;
 pub mod faults;
 pub mod mutants;
 pub mod python;
+pub mod twins;
 
 /// Every faulty backend, by its `test-...` name.
 pub fn backends() -> Vec<Box<dyn Backend>> {
     let mut all = faults::backends();
     all.extend(mutants::backends());
+    all.extend(twins::backends());
     all
 }

@@ -8,13 +8,15 @@ use std::path::PathBuf;
 use dlbench_core::Device;
 
 use crate::configuration::label;
+use crate::processes::Share;
 use crate::HarnessError;
 
 /// The subcommand of the dlbench binary that serves a [`WorkerRequest`].
 pub const SUBCOMMAND: &str = "worker";
 
 /// The synopsis of the worker's command line, quoted by every parse error.
-const USAGE: &str = "dlbench worker --spec PATH --backend NAME --device D --threads N [--quick]";
+const USAGE: &str =
+    "dlbench worker --spec PATH --backend NAME --device D --threads N [--quick] [--process I/N]";
 
 /// What one worker runs: the arguments of `dlbench worker`.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,11 +31,14 @@ pub struct WorkerRequest {
     pub threads: usize,
     /// See [`RunOptions::quick`](crate::run::RunOptions::quick).
     pub quick: bool,
+    /// Which of the configuration's processes this is (`--process I/N`, I from 1; absent for
+    /// the only one).
+    pub share: Share,
 }
 
 impl WorkerRequest {
     /// The worker's command line after the executable: `worker --spec PATH --backend NAME
-    /// --device D --threads N [--quick]`, the [`SUBCOMMAND`] and then [`WorkerRequest::flags`].
+    /// --device D --threads N [--quick] [--process I/N]`, the [`SUBCOMMAND`] and then [`WorkerRequest::flags`].
     pub fn args(&self) -> Vec<OsString> {
         let mut args = vec![OsString::from(SUBCOMMAND)];
         args.extend(self.flags());
@@ -55,6 +60,10 @@ impl WorkerRequest {
         if self.quick {
             flags.push("--quick".into());
         }
+        if self.share != Share::default() {
+            flags.push("--process".into());
+            flags.push(format!("{}/{}", self.share.index + 1, self.share.of).into());
+        }
         flags
     }
 
@@ -72,6 +81,7 @@ impl WorkerRequest {
         let mut device = None;
         let mut threads = None;
         let mut quick = false;
+        let mut share = None;
         while let Some(flag) = flags.next() {
             let name = flag.to_string_lossy().into_owned();
             match name.as_str() {
@@ -93,6 +103,10 @@ impl WorkerRequest {
                 }
                 "--quick" if quick => return Err(usage("`--quick` is given twice")),
                 "--quick" => quick = true,
+                "--process" => {
+                    let text = utf8(&name, value(&mut flags, &name)?)?;
+                    set(&mut share, &name, parse_share(&name, &text)?)?;
+                }
                 _ => return Err(usage(&format!("unexpected argument `{name}`"))),
             }
         }
@@ -103,6 +117,7 @@ impl WorkerRequest {
             device: device.ok_or_else(|| missing("--device"))?,
             threads: threads.ok_or_else(|| missing("--threads"))?,
             quick,
+            share: share.unwrap_or_default(),
         })
     }
 
@@ -115,6 +130,22 @@ impl WorkerRequest {
 /// A usage error of the worker's command line, with the synopsis.
 fn usage(problem: &str) -> HarnessError {
     HarnessError::Usage(format!("worker: {problem} (usage: {USAGE})"))
+}
+
+/// `I/N` with 1 <= I <= N.
+fn parse_share(name: &str, text: &str) -> Result<Share, HarnessError> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((i, n)) if 1 <= i && i <= n => Ok(Share {
+            index: i - 1,
+            of: n,
+        }),
+        _ => Err(usage(&format!(
+            "{name}: `{text}` is not a process I/N with 1 <= I <= N"
+        ))),
+    }
 }
 
 /// The value after flag `name`.
@@ -150,6 +181,7 @@ mod tests {
             device: Device::Cuda(1),
             threads: 4,
             quick: true,
+            share: Share::default(),
         }
     }
 
@@ -175,6 +207,12 @@ mod tests {
             assert_eq!(WorkerRequest::parse(request.flags()).unwrap(), request);
             assert_eq!(request.args()[1..], request.flags());
         }
+        let third = WorkerRequest {
+            share: Share { index: 2, of: 5 },
+            ..request()
+        };
+        assert!(words(&third.args()).ends_with("--quick --process 3/5"));
+        assert_eq!(WorkerRequest::parse(third.flags()).unwrap(), third);
         let reordered = [
             "--quick",
             "--threads",
@@ -209,6 +247,13 @@ mod tests {
         assert!(problem(flags(&["--threads", "two"])).contains("`two` is not a thread count"));
         assert!(problem(flags(&["--threads", "1", "--device", "cpu"])).contains("given twice"));
         assert!(problem(flags(&["--threads", "1", "--fast"])).contains("`--fast`"));
+        for bad in ["0/3", "4/3", "1", "a/b"] {
+            let message = problem(flags(&["--threads", "1", "--process", bad]));
+            assert!(
+                message.contains(&format!("`{bad}` is not a process")),
+                "{message}"
+            );
+        }
         let device = problem(WorkerRequest::parse(["--device", "tpu"]));
         assert!(
             device.contains("--device: unknown device `tpu`"),

@@ -15,6 +15,8 @@ use dlbench_harness::stats::Summary;
 
 use crate::{cells, render_markdown, verdict, Report, ReportError};
 
+mod charts;
+
 fn summary(median_ns: f64, ci: [f64; 2]) -> Summary {
     Summary {
         samples: 100,
@@ -24,6 +26,7 @@ fn summary(median_ns: f64, ci: [f64; 2]) -> Summary {
         mad_ns: median_ns * 0.01,
         median_ci95_ns: ci,
         rounds: 10,
+        processes: 1,
     }
 }
 
@@ -35,6 +38,7 @@ fn inference(batch: usize, median_ns: f64, ci: [f64; 2]) -> InferenceRecord {
         iterations_per_sample: 1,
         raw_ns: vec![median_ns],
         raw_round: vec![0],
+        raw_process: Vec::new(),
     }
 }
 
@@ -52,6 +56,7 @@ fn training(step_ns: f64, ci: [f64; 2]) -> TrainingRecord {
         time_to_quality_s: None,
         raw_step_ns: vec![step_ns],
         raw_step_round: vec![0],
+        raw_step_process: Vec::new(),
     }
 }
 
@@ -172,6 +177,7 @@ fn record() -> Results {
             failed,
             unsupported,
         ],
+        probe: None,
     }
 }
 
@@ -383,6 +389,7 @@ fn cells_never_show_raw_non_finite_numbers() {
     assert_eq!(cells::interval([f64::NAN, 1.0]), "[interval n/a]");
     assert_eq!(cells::share(0.005), "<1%");
     assert_eq!(cells::share(3.2), "320%");
+    assert_eq!(cells::share(10_000.0), "10000x");
     assert_eq!(cells::share(f64::INFINITY), "∞");
     assert_eq!(cells::number(f64::NEG_INFINITY), "-∞");
     assert_eq!(cells::first_line("\n  a|b  \nc", 10), "a|b");
@@ -390,64 +397,68 @@ fn cells_never_show_raw_non_finite_numbers() {
     assert_eq!(cells::escape("a|b\nc"), "a\\|b c");
 }
 
-#[test]
-fn charts_are_written_as_svg_and_png_for_the_data_there_is() {
-    let dir = std::env::temp_dir().join(format!("dlbench-report-charts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let report = Report::new(vec![(PathBuf::from("r.json"), record())]).unwrap();
-    let index = report.write(&dir).unwrap();
-    let md = std::fs::read_to_string(index).unwrap();
-    let spec = record().spec.name;
-    for chart in ["latency", "loss"] {
-        let stem = format!("{spec}-{chart}");
-        assert!(md.contains(&format!("charts/{stem}.svg")), "{md}");
-        let svg = std::fs::read_to_string(dir.join("charts").join(format!("{stem}.svg"))).unwrap();
-        assert!(svg.contains("<text"), "{stem}: no text");
-        // Every backend that measured it is in the legend.
-        assert!(svg.contains("native"), "{stem}: no native");
-        let png = std::fs::read(dir.join("charts").join(format!("{stem}.png"))).unwrap();
-        assert!(
-            png.starts_with(b"\x89PNG") && png.len() > 10_000,
-            "{stem}.png"
-        );
+/// `record()` with the native backend's steps timed `samples_per_round` times in 8 rounds,
+/// around `step_ns` (a small spread, so that intervals are narrow but not empty).
+fn record_with_native_steps(step_ns: f64) -> Results {
+    let mut results = record();
+    let native = results
+        .runs
+        .iter_mut()
+        .find(|r| r.backend == "native")
+        .unwrap();
+    native.training = Some(training(step_ns, [step_ns * 0.99, step_ns * 1.01]));
+    let training = native.training.as_mut().unwrap();
+    let (mut raw, mut rounds) = (Vec::new(), Vec::new());
+    for round in 0..8 {
+        for sample in 0..10 {
+            raw.push(step_ns * (1.0 + 0.002 * ((round * 10 + sample) % 7) as f64));
+            rounds.push(round);
+        }
     }
-    let latency =
-        std::fs::read_to_string(dir.join("charts").join(format!("{spec}-latency.svg"))).unwrap();
-    assert!(
-        latency.contains("tract"),
-        "an inference-only backend has latency"
-    );
-    assert!(
-        !latency.contains("wrongfast"),
-        "a backend that disagrees is not drawn"
-    );
-    // Nothing measured: no chart, and no error.
-    let mut empty = record();
-    for run in &mut empty.runs {
-        run.inference.clear();
-        run.training = None;
-    }
-    assert!(crate::charts::planned(&empty).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
+    training.raw_step_ns = raw;
+    training.raw_step_round = rounds;
+    results
 }
 
 #[test]
-fn the_html_page_inlines_its_charts_and_renders_the_tables() {
-    let report = Report::new(vec![(PathBuf::from("r.json"), record())]).unwrap();
-    let html = crate::html::render_html(&report).unwrap();
-    assert!(html.starts_with("<!DOCTYPE html>"));
-    assert_eq!(html.matches("<svg").count(), 2, "latency and loss, inline");
+fn two_records_of_one_spec_get_a_changes_section_and_charts_of_their_own() {
+    let report = Report::new(vec![
+        (
+            PathBuf::from("before.json"),
+            record_with_native_steps(300e3),
+        ),
+        (PathBuf::from("after.json"), record_with_native_steps(450e3)),
+    ])
+    .unwrap();
+    let names: Vec<&str> = report.records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["mlp", "mlp-2"]);
+    let md = render_markdown(&report);
+    assert!(md.contains("## Changes between runs of spec `mlp`"), "{md}");
     assert!(
-        html.matches("<table>").count() >= 2,
-        "runs and agreement tables"
+        md.contains("### Changes: `after.json` against `before.json`"),
+        "{md}"
     );
-    assert!(html.contains("<figcaption>"));
-    assert!(
-        !html.contains("](charts/"),
-        "a chart left as a Markdown link"
+    let native_step = md
+        .lines()
+        .find(|l| l.starts_with("| native cpu x1 | training step"))
+        .unwrap_or_else(|| panic!("no native row in\n{md}"));
+    assert!(native_step.contains("1.500x"), "{native_step}");
+    assert!(native_step.ends_with("**slower** |"), "{native_step}");
+    // The second record's charts must not overwrite the first's.
+    assert!(md.contains("charts/mlp-2-latency.svg"), "{md}");
+    assert!(md.contains("charts/mlp-latency.svg"), "{md}");
+    assert!(md.contains("### Spec `mlp` (`after.json`)"), "{md}");
+}
+
+#[test]
+fn one_record_compares_its_backends_side_by_side_with_the_fastest() {
+    let md = render_markdown(
+        &Report::new(vec![(
+            PathBuf::from("r.json"),
+            record_with_native_steps(300e3),
+        )])
+        .unwrap(),
     );
-    assert!(
-        !html.contains("src=") && !html.contains("href="),
-        "self-contained"
-    );
+    assert!(md.contains("### Side by side with `native`"), "{md}");
+    assert!(!md.contains("Changes between runs"), "{md}");
 }
