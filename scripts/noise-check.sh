@@ -5,20 +5,22 @@
 # times; compares each run's twins against test-twin-a and counts the verdicts. The slowed twin
 # should be `slower` every time, test-twin-b `no significant change` (nearly) every time.
 #
-#   bash scripts/noise-check.sh [TRIALS=10] [PROCESSES=10] [extra `dlbench run` flags...]
+#   bash scripts/noise-check.sh [TRIALS=10] [PROCESSES=20] [extra `dlbench run` flags...]
 #
 # Builds dlbench (release) with the `test-backends` feature, which has the twins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials=${1:-10}
-processes=${2:-10}
+processes=${2:-20}
 shift $(($# < 2 ? $# : 2))
 cargo build --release --features test-backends --quiet
 bin=target/release/dlbench
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 lscpu | sed -n 's/^Model name: *//p' | head -1 | sed 's/^/CPU: /'
-grep -o -w -m1 -E 'avx512f|avx2' /proc/cpuinfo | head -1 | sed 's/^/widest SIMD: /' || true
+for isa in avx512f avx2; do
+    grep -q -w "$isa" /proc/cpuinfo && { echo "widest SIMD: $isa"; break; }
+done
 echo "trials: $trials, processes: $processes, run flags: ${*:-(none)}"
 for t in $(seq 1 "$trials"); do
     "$bin" run specs/mlp.yaml --backends test-twin-a,test-twin-b,test-twin-slowed \

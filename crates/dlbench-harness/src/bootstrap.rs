@@ -71,6 +71,26 @@ impl Clusters {
         self.rounds
     }
 
+    /// The earlier and the later half of the processes (in the order of their ids, which is
+    /// the order they ran in); `None` with fewer than four processes.
+    pub fn halves(&self) -> Option<(Clusters, Clusters)> {
+        if self.processes.len() < 4 {
+            return None;
+        }
+        let (earlier, later) = self.processes.split_at(self.processes.len() / 2);
+        let part = |processes: &[Vec<Vec<f64>>]| Clusters {
+            processes: processes.to_vec(),
+            rounds: processes.iter().map(Vec::len).sum(),
+        };
+        Some((part(earlier), part(later)))
+    }
+
+    /// The median of every sample, pooled.
+    pub fn median(&self) -> f64 {
+        let all: Vec<f64> = self.processes.iter().flatten().flatten().copied().collect();
+        median(&all)
+    }
+
     fn samples(&self) -> usize {
         self.processes.iter().flatten().map(Vec::len).sum()
     }

@@ -126,13 +126,40 @@ fn verdict(ratio: f64, ci: Option<[f64; 2]>, threshold: f64) -> Verdict {
     }
 }
 
-/// The changes of run `new` against run `old`, measurement by measurement.
+/// How two runs are compared: two records (before and after), or two backends of one run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pairing {
+    /// Two records: their processes ran at different times, so each record's own drift is
+    /// checked.
+    Records,
+    /// Two backends of one `--processes` run: process `k` of each is drawn together.
+    Backends,
+}
+
+/// The later half of a record's processes against the earlier half, when they differ as a
+/// change would: the machine changed during that run (a state of half a minute, say, that the
+/// probe's workload did not feel), and a ratio across records would blame the code for it.
+fn drift(clusters: &Clusters, threshold: f64) -> Option<String> {
+    let (earlier, later) = clusters.halves()?;
+    let ratio = later.median() / earlier.median();
+    let ci = ratio_ci95(&earlier, &later, false)?;
+    (verdict(ratio, Some(ci), threshold) != Verdict::NoSignificantChange).then(|| {
+        format!(
+            "its later processes took {ratio:.2}x as long as its earlier ones [{:.2}, {:.2}]",
+            ci[0], ci[1]
+        )
+    })
+}
+
+/// The changes of run `new` against run `old`, measurement by measurement. A measurement that
+/// drifted within either record gets no verdict, and a note saying why.
 fn compare_runs(
     old: &RunRecord,
     new: &RunRecord,
-    paired: bool,
+    pairing: Pairing,
     threshold: f64,
     unmatched: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Vec<Change> {
     let olds = measurements(old);
     let news = measurements(new);
@@ -149,7 +176,21 @@ fn compare_runs(
                 return None;
             };
             let ratio = n.median_ns / o.median_ns;
-            let ci = ratio_ci95(&o.clusters, &n.clusters, paired);
+            let ci = ratio_ci95(&o.clusters, &n.clusters, pairing == Pairing::Backends);
+            let mut verdict = verdict(ratio, ci, threshold);
+            if pairing == Pairing::Records {
+                for (side, clusters) in [("old", &o.clusters), ("new", &n.clusters)] {
+                    if let Some(why) = drift(clusters, threshold) {
+                        notes.push(format!(
+                            "{} {} in the {side} record: {why}; the machine changed during \
+                             that run",
+                            label(new),
+                            n.name
+                        ));
+                        verdict = Verdict::MachineChanged;
+                    }
+                }
+            }
             Some(Change {
                 backend: new.backend.clone(),
                 device: new.device,
@@ -159,7 +200,7 @@ fn compare_runs(
                 new_ns: n.median_ns,
                 ratio,
                 ratio_ci95: ci,
-                verdict: verdict(ratio, ci, threshold),
+                verdict,
             })
         })
         .collect()
@@ -189,12 +230,19 @@ fn one_process_note(records: &[&Results]) -> Option<String> {
 
 /// Every run of `new` against the same backend, device and thread count in `old`.
 pub fn between_records(old: &Results, new: &Results, threshold: f64) -> Changes {
-    let machine = check_machine(old, new, threshold);
+    let mut machine = check_machine(old, new, threshold);
     let mut unmatched = Vec::new();
     let mut changes = Vec::new();
     for n in &new.runs {
         match old.runs.iter().find(|o| same_configuration(o, n)) {
-            Some(o) => changes.extend(compare_runs(o, n, false, threshold, &mut unmatched)),
+            Some(o) => changes.extend(compare_runs(
+                o,
+                n,
+                Pairing::Records,
+                threshold,
+                &mut unmatched,
+                &mut machine.notes,
+            )),
             None => unmatched.push(format!("{}: not in the old record", label(n))),
         }
     }
@@ -208,7 +256,6 @@ pub fn between_records(old: &Results, new: &Results, threshold: f64) -> Changes 
             change.verdict = Verdict::MachineChanged;
         }
     }
-    let mut machine = machine;
     machine.notes.extend(one_process_note(&[old, new]));
     Changes {
         title: format!("{} (new) against {} (old)", describe(new), describe(old)),
@@ -241,7 +288,14 @@ pub fn between_backends(
             .iter()
             .find(|b| b.backend == baseline && (b.device, b.threads) == (run.device, run.threads));
         match base {
-            Some(b) => changes.extend(compare_runs(b, run, true, threshold, &mut unmatched)),
+            Some(b) => changes.extend(compare_runs(
+                b,
+                run,
+                Pairing::Backends,
+                threshold,
+                &mut unmatched,
+                &mut Vec::new(),
+            )),
             None => unmatched.push(format!("{}: no {baseline} run beside it", label(run))),
         }
     }

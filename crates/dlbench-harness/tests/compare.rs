@@ -210,3 +210,46 @@ fn without_probes_the_verdicts_say_what_was_not_checked() {
     assert_eq!(verdicts(&changes, "native"), [Verdict::Slower; 2]);
     assert_eq!(changes.unmatched, ["tch cpu x1: not in the old record"]);
 }
+
+#[test]
+fn a_record_whose_later_processes_slowed_gives_no_verdict_for_that_measurement() {
+    let old = record(vec![run("native", 1e6, 1)], Some(1e6), 1);
+    // Halfway through the new run the machine slowed training by 40% (the probe did not feel
+    // it): the later processes' steps are slower, its inference is not.
+    let mut drifted = run("native", 1e6, 2);
+    let training = drifted.training.as_mut().unwrap();
+    for (ns, p) in training
+        .raw_step_ns
+        .iter_mut()
+        .zip(&training.raw_step_process)
+    {
+        if *p >= 4 {
+            *ns *= 1.4;
+        }
+    }
+    let step_time = summarize_processes(
+        &training.raw_step_ns,
+        &training.raw_step_process,
+        &training.raw_step_round,
+    );
+    training.step_median_ns = step_time.median_ns;
+    training.step_time = step_time;
+    let new = record(vec![drifted], Some(1e6), 2);
+    let changes = between_records(&old, &new, DEFAULT_THRESHOLD);
+    assert_eq!(changes.machine.changed, None);
+    assert_eq!(
+        verdicts(&changes, "native"),
+        [Verdict::MachineChanged, Verdict::NoSignificantChange]
+    );
+    assert!(
+        changes.machine.notes.iter().any(|n| n.contains(
+            "native cpu x1 training step in the new record: its later processes took 1.3"
+        )),
+        "{:?}",
+        changes.machine.notes
+    );
+    // A change that held the whole run keeps its verdict.
+    let slower = record(vec![run("native", 1.4e6, 2)], Some(1e6), 2);
+    let changes = between_records(&old, &slower, DEFAULT_THRESHOLD);
+    assert_eq!(verdicts(&changes, "native"), [Verdict::Slower; 2]);
+}
