@@ -16,6 +16,9 @@ const PORTABILITY_REASON_CHARS: usize = 80;
 pub struct Timed {
     /// The backend as the report names it (see [`label`]).
     pub label: String,
+    /// The backend alone: a verdict compares its winner with another framework, not with the
+    /// winner at another thread count.
+    pub backend: String,
     /// Median nanoseconds.
     pub median_ns: f64,
     /// 95% interval of the median.
@@ -23,9 +26,10 @@ pub struct Timed {
 }
 
 impl Timed {
-    fn new(label: String, summary: &Summary) -> Self {
+    fn new(results: &Results, run: &RunRecord, summary: &Summary) -> Self {
         Timed {
-            label,
+            label: label(results, run),
+            backend: run.backend.clone(),
             median_ns: summary.median_ns,
             ci95_ns: summary.median_ci95_ns,
         }
@@ -45,6 +49,8 @@ impl Timed {
 pub struct Fidelity {
     /// The backend as the report names it.
     pub label: String,
+    /// The backend alone (see [`Timed::backend`]).
+    pub backend: String,
     /// Largest `tolerance_used` over its checks; NaN when a record predates the figure.
     pub worst_share: f64,
     /// The checks it went through (`forward`, `gradients`, `training`).
@@ -59,7 +65,11 @@ pub fn label(results: &Results, run: &RunRecord) -> String {
         .filter(|r| r.backend == run.backend)
         .count();
     if runs_of_backend > 1 {
-        format!("{} ({}, {} threads)", run.backend, run.device, run.threads)
+        let threads = match run.threads {
+            1 => "1 thread".to_string(),
+            n => format!("{n} threads"),
+        };
+        format!("{} ({}, {threads})", run.backend, run.device)
     } else {
         run.backend.clone()
     }
@@ -95,7 +105,7 @@ pub fn inference_ranking(results: &Results, batch: usize) -> Vec<Timed> {
                 run.inference
                     .iter()
                     .filter(|i| i.batch == batch)
-                    .map(|i| Timed::new(label(results, run), &i.summary))
+                    .map(|i| Timed::new(results, run, &i.summary))
             })
             .collect(),
     )
@@ -114,7 +124,7 @@ pub fn training_ranking(results: &Results) -> Vec<Timed> {
         contenders(results)
             .filter_map(|run| {
                 let training = run.training.as_ref()?;
-                Some(Timed::new(label(results, run), &training.step_time))
+                Some(Timed::new(results, run, &training.step_time))
             })
             .collect(),
     )
@@ -134,12 +144,15 @@ pub fn named_checks(
     .collect()
 }
 
+/// Each check's name and the share of the tolerance it used.
+type CheckShares = Vec<(&'static str, f64)>;
+
 /// Backends that ran and passed every check, closest to the reference first, compared on the
 /// checks they all ran (an inference-only backend has no gradients: ranking it on forward alone
 /// against others' worst over three checks would favour it). Those whose record has no share
 /// of the tolerance (NaN) come last, unranked.
 pub fn fidelity_ranking(results: &Results) -> Vec<Fidelity> {
-    let passing: Vec<(String, Vec<(&'static str, f64)>)> = results
+    let passing: Vec<(String, String, CheckShares)> = results
         .runs
         .iter()
         .filter(|r| r.status == Status::Ok)
@@ -150,7 +163,7 @@ pub fn fidelity_ranking(results: &Results) -> Vec<Fidelity> {
                 return None;
             }
             let shares = checks.iter().map(|(n, c)| (*n, c.tolerance_used)).collect();
-            Some((label(results, run), shares))
+            Some((label(results, run), run.backend.clone(), shares))
         })
         .collect();
     let common: Vec<&'static str> = ["forward", "gradients", "training"]
@@ -158,12 +171,12 @@ pub fn fidelity_ranking(results: &Results) -> Vec<Fidelity> {
         .filter(|name| {
             passing
                 .iter()
-                .all(|(_, shares)| shares.iter().any(|(n, _)| n == name))
+                .all(|(_, _, shares)| shares.iter().any(|(n, _)| n == name))
         })
         .collect();
     let mut ranked: Vec<Fidelity> = passing
         .into_iter()
-        .map(|(label, shares)| {
+        .map(|(label, backend, shares)| {
             // NaN anywhere means the worst is unknown: `f64::max` would silently skip it.
             let worst_share = shares
                 .iter()
@@ -177,6 +190,7 @@ pub fn fidelity_ranking(results: &Results) -> Vec<Fidelity> {
                 });
             Fidelity {
                 label,
+                backend,
                 worst_share,
                 checks: common.clone(),
             }
@@ -200,7 +214,9 @@ fn speed_verdict(use_case: &str, ranking: &[Timed]) -> String {
             only.label,
             only.describe()
         ),
-        [winner, runner_up, ..] => {
+        [winner, rest @ ..] => {
+            let runner_up =
+                &rest[runner_up_index(&winner.backend, rest.iter().map(|t| t.backend.as_str()))];
             let mut text = format!(
                 "**{use_case}**: **{}**, {}, {} faster than {} ({}).",
                 winner.label,
@@ -224,6 +240,13 @@ fn speed_verdict(use_case: &str, ranking: &[Timed]) -> String {
     }
 }
 
+/// Which of `rest` (ranked, not empty) a winner of `winner` is measured against: the best of
+/// another framework, or the next when all are the winner's (one backend at several thread
+/// counts).
+fn runner_up_index<'a>(winner: &str, mut rest: impl Iterator<Item = &'a str>) -> usize {
+    rest.position(|backend| backend != winner).unwrap_or(0)
+}
+
 /// The fidelity verdict: who stays furthest inside the tolerance.
 fn fidelity_verdict(ranking: &[Fidelity]) -> String {
     let title = "Numerical fidelity";
@@ -244,7 +267,9 @@ fn fidelity_verdict(ranking: &[Fidelity]) -> String {
                 winner.label,
                 cells::share(winner.worst_share),
             );
-            if let Some(runner_up) = rest.first() {
+            if !rest.is_empty() {
+                let runner_up =
+                    rest[runner_up_index(&winner.backend, rest.iter().map(|f| f.backend.as_str()))];
                 text.push_str(&format!(
                     ", against {} for {}",
                     cells::share(runner_up.worst_share),

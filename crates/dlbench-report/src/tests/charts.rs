@@ -209,7 +209,7 @@ fn scaling_needs_two_thread_counts_of_a_backend_on_one_device() {
 fn time_to_quality_is_drawn_when_a_run_met_the_target_and_names_those_that_did_not() {
     let results = rich_record();
     let svg = written(&results, ChartKind::TimeToQuality);
-    assert!(svg.contains("native (cpu, 1 threads)"), "{svg}");
+    assert!(svg.contains("native (cpu, 1 thread)"), "{svg}");
     // Marked where the bar would be, not only in the note under the chart.
     assert!(labelled(&svg, "not reached"), "{:?}", texts(&svg));
     assert!(svg.contains("0.42"), "the bar's value: {svg}");
@@ -222,7 +222,7 @@ fn time_to_quality_is_drawn_when_a_run_met_the_target_and_names_those_that_did_n
         note.contains("not reached") && note.contains("candle"),
         "{note}"
     );
-    assert!(!note.contains("native (cpu, 1 threads)"), "{note}");
+    assert!(!note.contains("native (cpu, 1 thread)"), "{note}");
     // Trained, but nobody met the target: no chart.
     assert!(!kinds(&record()).contains(&ChartKind::TimeToQuality));
 }
@@ -232,7 +232,7 @@ fn memory_is_drawn_per_run_with_a_peak_and_says_what_in_process_covers() {
     let results = rich_record();
     let svg = written(&results, ChartKind::Memory);
     assert!(svg.contains("reference (in-process)"), "{svg}");
-    assert!(svg.contains("native (cuda:0, 1 threads)"), "{svg}");
+    assert!(svg.contains("native (cuda:0, 1 thread)"), "{svg}");
     assert!(svg.contains("48 MiB"), "{svg}");
     let chart = charts::planned(&results, &results.spec.name)
         .into_iter()

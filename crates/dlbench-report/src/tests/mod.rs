@@ -397,7 +397,7 @@ fn cells_never_show_raw_non_finite_numbers() {
     assert_eq!(cells::escape("a|b\nc"), "a\\|b c");
 }
 
-/// `record()` with the native backend's steps timed `samples_per_round` times in 8 rounds,
+/// `record()` with the native backend's steps timed 10 times in each of 8 rounds,
 /// around `step_ns` (a small spread, so that intervals are narrow but not empty).
 fn record_with_native_steps(step_ns: f64) -> Results {
     let mut results = record();
@@ -461,4 +461,37 @@ fn one_record_compares_its_backends_side_by_side_with_the_fastest() {
     );
     assert!(md.contains("### Side by side with `native`"), "{md}");
     assert!(!md.contains("Changes between runs"), "{md}");
+}
+
+#[test]
+fn a_winner_is_measured_against_another_framework_not_itself_at_other_threads() {
+    let mut results = record();
+    let mut native_2 = results
+        .runs
+        .iter()
+        .find(|r| r.backend == "native")
+        .unwrap()
+        .clone();
+    native_2.threads = 2;
+    native_2.training = Some(training(310_000.0, [300_000.0, 320_000.0]));
+    results.runs.push(native_2);
+    let mut tract_2 = results
+        .runs
+        .iter()
+        .find(|r| r.backend == "tract")
+        .unwrap()
+        .clone();
+    tract_2.threads = 2;
+    results.runs.push(tract_2);
+    let md = render_markdown(&Report::new(vec![(PathBuf::from("r.json"), results)]).unwrap());
+    let line = bullet(&md, "Training throughput");
+    assert!(
+        line.contains("**native (cpu, 1 thread)**, 300.0 us") && line.contains("than candle"),
+        "{line}"
+    );
+    let line = bullet(&md, "Numerical fidelity");
+    assert!(
+        line.contains("**tract (cpu, 1 thread)**") && line.contains("against 31% for native"),
+        "{line}"
+    );
 }
