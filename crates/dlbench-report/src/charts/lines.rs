@@ -269,15 +269,58 @@ where
         .y_label_area_size(70);
     let (x, y) = (chart.x_range.clone(), chart.y_range.clone());
     match chart.log {
-        true => plot(
-            builder.build_cartesian_2d(x.log_scale(), y.log_scale())?,
-            chart,
-        ),
+        true => {
+            let (x_bold, x_light) = log_ticks(&x);
+            let (y_bold, y_light) = log_ticks(&y);
+            plot(
+                builder.build_cartesian_2d(
+                    x.log_scale()
+                        .with_key_points(x_bold)
+                        .with_light_points(x_light),
+                    y.log_scale()
+                        .with_key_points(y_bold)
+                        .with_light_points(y_light),
+                )?,
+                chart,
+            )
+        }
         false => plot(
             builder.build_cartesian_2d(RangedCoordf64::from(x), RangedCoordf64::from(y))?,
             chart,
         ),
     }
+}
+
+/// A log axis's labels and grid over `range`: labels at 1, 2 and 5 times each power of ten
+/// (plotters' own labels every tenth of the top decade and none in a decade without a power of
+/// ten in it), grid lines at every multiple. A range too narrow for two such labels is labelled
+/// at every multiple.
+fn log_ticks(range: &std::ops::Range<f64>) -> (Vec<f64>, Vec<f64>) {
+    let (lo, hi) = (range.start.min(range.end), range.start.max(range.end));
+    if !(lo > 0.0 && hi.is_finite()) {
+        return (Vec::new(), Vec::new());
+    }
+    let inside = |v: &f64| (lo..=hi).contains(v);
+    let decades = lo.log10().floor() as i32..=hi.log10().ceil() as i32;
+    let multiples = |of: &'static [f64]| {
+        decades
+            .clone()
+            // Dividing for negative powers keeps 0.3 exact where 3 * 0.1 is not.
+            .flat_map(move |d| {
+                of.iter().map(move |m| match d {
+                    0.. => m * 10f64.powi(d),
+                    _ => m / 10f64.powi(-d),
+                })
+            })
+            .filter(inside)
+            .collect::<Vec<f64>>()
+    };
+    let every = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    let labels = multiples(&[1.0, 2.0, 5.0]);
+    if labels.len() < 2 {
+        return (every.clone(), every);
+    }
+    (labels, every)
 }
 
 /// The axes, every line and the legend, whatever the axes' scale.
@@ -352,4 +395,20 @@ where
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ticks;
+
+    #[test]
+    fn log_axes_are_labelled_at_one_two_five_in_every_decade() {
+        let (labels, grid) = log_ticks(&(0.04..1.2));
+        assert_eq!(labels, [0.05, 0.1, 0.2, 0.5, 1.0]);
+        assert_eq!(grid.len(), 6 + 9 + 1);
+        // Too narrow for two 1-2-5 labels: every multiple is labelled.
+        let (labels, _) = log_ticks(&(0.25..0.45));
+        assert_eq!(labels, [0.3, 0.4]);
+        assert_eq!(log_ticks(&(0.0..1.0)), (Vec::new(), Vec::new()));
+    }
 }
