@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use dlbench_core::{
-    Backend, Capabilities, Error, Mode, Model, PrepareOptions, Result, Session, Values,
-};
+use dlbench_core::{Backend, Capabilities, Error, Model, PrepareOptions, Result, Session};
 use dlbench_reference::ReferenceBackend;
+
+use crate::wrapped::{Around, TimedCall, Wrapped};
 
 /// The training step (counted from 1) during which a faulty backend strikes.
 pub const FAULTY_STEP: usize = 3;
@@ -99,49 +99,31 @@ impl Backend for FaultyBackend {
     }
 
     fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
-        Ok(Box::new(FaultySession {
+        Ok(Box::new(Wrapped {
             inner: ReferenceBackend.prepare(model, options)?,
-            fault: self.fault,
-            steps: 0,
+            around: Striking {
+                fault: self.fault,
+                steps: 0,
+            },
         }))
     }
 }
 
-/// A reference session that strikes during its [`FAULTY_STEP`]th training step.
-struct FaultySession {
-    inner: Box<dyn Session>,
+/// Strikes during the [`FAULTY_STEP`]th training step.
+struct Striking {
     fault: Fault,
     steps: usize,
 }
 
-impl Session for FaultySession {
-    fn load(&mut self, inputs: &Values) -> Result<()> {
-        self.inner.load(inputs)
-    }
-    fn forward(&mut self, mode: Mode) -> Result<()> {
-        self.inner.forward(mode)
-    }
-    fn backward(&mut self) -> Result<()> {
-        self.inner.backward()
-    }
-    fn train_step(&mut self) -> Result<()> {
-        self.steps += 1;
-        if self.steps == FAULTY_STEP {
-            self.fault.strike()?;
+impl Around for Striking {
+    fn around(&mut self, call: TimedCall, inner: &mut dyn Session) -> Result<()> {
+        if call == TimedCall::TrainStep {
+            self.steps += 1;
+            if self.steps == FAULTY_STEP {
+                self.fault.strike()?;
+            }
         }
-        self.inner.train_step()
-    }
-    fn outputs(&mut self) -> Result<Values> {
-        self.inner.outputs()
-    }
-    fn intermediates(&mut self) -> Result<Values> {
-        self.inner.intermediates()
-    }
-    fn gradients(&mut self) -> Result<Values> {
-        self.inner.gradients()
-    }
-    fn weights(&mut self) -> Result<Values> {
-        self.inner.weights()
+        call.run(inner)
     }
 }
 

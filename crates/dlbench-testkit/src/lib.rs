@@ -17,6 +17,7 @@ pub mod faults;
 pub mod mutants;
 pub mod python;
 pub mod twins;
+mod wrapped;
 
 /// Every faulty backend, by its `test-...` name.
 pub fn backends() -> Vec<Box<dyn Backend>> {

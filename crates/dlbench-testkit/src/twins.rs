@@ -8,8 +8,10 @@
 
 use std::time::Instant;
 
-use dlbench_core::{Backend, Capabilities, Mode, Model, PrepareOptions, Result, Session, Values};
+use dlbench_core::{Backend, Capabilities, Model, PrepareOptions, Result, Session};
 use dlbench_reference::ReferenceBackend;
+
+use crate::wrapped::{Around, TimedCall, Wrapped};
 
 /// The slowed twin's extra time, as a fraction of each timed call's own.
 pub const SLOWDOWN: f64 = 0.10;
@@ -53,57 +55,28 @@ impl Backend for Twin {
     }
 
     fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
-        Ok(Box::new(TwinSession {
+        Ok(Box::new(Wrapped {
             inner: ReferenceBackend.prepare(model, options)?,
-            slowdown: self.slowdown,
+            around: Slowed(self.slowdown),
         }))
     }
 }
 
-struct TwinSession {
-    inner: Box<dyn Session>,
-    slowdown: f64,
-}
+/// Waits, after each timed call, this fraction of the time the call took.
+struct Slowed(f64);
 
-impl TwinSession {
-    /// Runs `call`, then waits (busily, as compute would) `slowdown` of the time it took.
-    fn slowed(&mut self, call: impl FnOnce(&mut dyn Session) -> Result<()>) -> Result<()> {
+impl Around for Slowed {
+    /// Makes the call, then waits (busily, as compute would) its share of the time it took.
+    fn around(&mut self, call: TimedCall, inner: &mut dyn Session) -> Result<()> {
         let started = Instant::now();
-        let result = call(self.inner.as_mut());
-        if self.slowdown > 0.0 {
-            let until = started + started.elapsed().mul_f64(1.0 + self.slowdown);
+        let result = call.run(inner);
+        if self.0 > 0.0 {
+            let until = started + started.elapsed().mul_f64(1.0 + self.0);
             while Instant::now() < until {
                 std::hint::spin_loop();
             }
         }
         result
-    }
-}
-
-impl Session for TwinSession {
-    fn load(&mut self, inputs: &Values) -> Result<()> {
-        self.inner.load(inputs)
-    }
-    fn forward(&mut self, mode: Mode) -> Result<()> {
-        self.slowed(|s| s.forward(mode))
-    }
-    fn backward(&mut self) -> Result<()> {
-        self.slowed(|s| s.backward())
-    }
-    fn train_step(&mut self) -> Result<()> {
-        self.slowed(|s| s.train_step())
-    }
-    fn outputs(&mut self) -> Result<Values> {
-        self.inner.outputs()
-    }
-    fn intermediates(&mut self) -> Result<Values> {
-        self.inner.intermediates()
-    }
-    fn gradients(&mut self) -> Result<Values> {
-        self.inner.gradients()
-    }
-    fn weights(&mut self) -> Result<Values> {
-        self.inner.weights()
     }
 }
 
@@ -119,6 +92,8 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    use dlbench_core::{Mode, Values};
 
     /// A session whose forward pass takes 2 ms.
     struct Sleeper;
@@ -153,9 +128,9 @@ mod tests {
 
     #[test]
     fn the_slowed_twin_takes_a_tenth_longer_than_its_call() {
-        let mut session = TwinSession {
+        let mut session = Wrapped {
             inner: Box::new(Sleeper),
-            slowdown: SLOWDOWN,
+            around: Slowed(SLOWDOWN),
         };
         let started = Instant::now();
         session.forward(Mode::Inference).unwrap();
