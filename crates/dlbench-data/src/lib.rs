@@ -2,12 +2,14 @@
 //! targets as dlbench tensors) with seeded splits and batches; loaders for `.npy`, `.npz`,
 //! `.csv` and `.csv.gz` files; the preprocessing that spec files ask for (standardize, scale,
 //! reshape, sliding windows); seeded synthetic generators of learnable tasks; and the metrics
-//! a run reports.
+//! a run reports ([`metrics`]; [`confusion`]: the confusion matrix with precision, recall and
+//! F1 as scikit-learn defines them).
 //!
 //! Every random choice (shuffles, splits, synthetic samples) comes from `dlbench_core::rng`, so
 //! a seed fixes the data exactly, whichever backend later reads it.
 
 mod bounds;
+pub mod confusion;
 pub mod csv;
 mod dataset;
 mod error;
