@@ -148,6 +148,11 @@ fn run_mlp_on_the_reference_writes_a_record_whose_loss_goes_down() {
         .as_f64()
         .unwrap();
     assert!(accuracy > 0.85, "validation accuracy {accuracy}");
+    // The breast-cancer MLP predicts both classes well: precision, recall and F1 of class 1.
+    for name in ["val_precision", "val_recall", "val_f1"] {
+        let score = run["training"]["metrics"][name].as_f64().unwrap();
+        assert!(score > 0.85 && score <= 1.0, "{name} {score}");
+    }
     let inference = run["inference"].as_array().unwrap();
     assert!(!inference.is_empty());
     for entry in inference {

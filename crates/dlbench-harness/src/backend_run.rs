@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use dlbench_core::training::LOSS;
 use dlbench_core::{Backend, Error, Loss, Mode, Session, Tensor, Values};
+use dlbench_data::confusion::ConfusionMatrix;
 use dlbench_data::metrics;
 
 use crate::agreement;
@@ -248,6 +249,7 @@ fn evaluate(
     }
     let batch = work.spec.train.batch_size.min(n);
     let (mut total_loss, mut correct) = (0.0, 0.0);
+    let mut confusion = None;
     for (k, (x, y)) in data.batches(batch, false, 0, 0).enumerate() {
         let rows = x.shape()[0] as f64;
         let inputs = batch_inputs(graph, &x, y.as_ref(), work.spec.seed, Phase::Eval(k as u32))?;
@@ -257,7 +259,11 @@ fn evaluate(
         total_loss += outputs[LOSS].to_f64_vec()[0] * rows;
         if let (Some(pred), Some(y)) = (outputs.get(&graph.outputs[0]), y.as_ref()) {
             correct += accuracy(loss, pred, y)? * rows;
+            count_classes(loss, pred, y, &mut confusion)?;
         }
+    }
+    if let Some(confusion) = &confusion {
+        metrics.extend(class_scores(confusion));
     }
     metrics.insert("val_loss".into(), total_loss / n as f64);
     let metric = match loss {
@@ -272,6 +278,53 @@ fn evaluate(
         metrics.insert(name.to_string(), value);
     }
     Ok(metrics)
+}
+
+/// Adds a batch's predictions to the confusion matrix (classification losses only), made on
+/// the first batch: as many classes as the logits have columns, or two for a binary output.
+fn count_classes(
+    loss: Loss,
+    prediction: &Tensor,
+    target: &Tensor,
+    confusion: &mut Option<ConfusionMatrix>,
+) -> dlbench_core::Result<()> {
+    let counted = match loss {
+        Loss::CrossEntropy => {
+            let classes = prediction.shape().get(1).copied().unwrap_or(0);
+            confusion
+                .get_or_insert_with(|| ConfusionMatrix::new(classes))
+                .add_logits(prediction, target)
+        }
+        Loss::BinaryCrossEntropy | Loss::BinaryCrossEntropyWithLogits => confusion
+            .get_or_insert_with(|| ConfusionMatrix::new(2))
+            .add_binary(
+                prediction,
+                target,
+                loss == Loss::BinaryCrossEntropyWithLogits,
+            ),
+        Loss::Mse | Loss::VaeElbo => Ok(()),
+    };
+    counted.map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// Precision, recall and F1 from the confusion matrix: of the positive class (1) for a binary
+/// classifier, macro and weighted averages over classes otherwise (scikit-learn's
+/// definitions).
+fn class_scores(confusion: &ConfusionMatrix) -> Vec<(String, f64)> {
+    let named = |suffix: &str, s: dlbench_data::confusion::Scores| {
+        [
+            (format!("val_precision{suffix}"), s.precision),
+            (format!("val_recall{suffix}"), s.recall),
+            (format!("val_f1{suffix}"), s.f1),
+        ]
+    };
+    if confusion.counts().len() == 2 {
+        named("", confusion.class(1)).to_vec()
+    } else {
+        let mut scores = named("_macro", confusion.macro_average()).to_vec();
+        scores.extend(named("_weighted", confusion.weighted_average()));
+        scores
+    }
 }
 
 /// The fraction of a batch predicted right (classification losses only).

@@ -320,7 +320,8 @@ pub struct TrainingRecord {
     pub step_time: Summary,
     /// The training loss of each step (before its update).
     pub losses: Vec<f64>,
-    /// Validation metrics after training: `val_loss`, and `val_accuracy` or `val_mse`; a
+    /// Validation metrics after training: `val_loss`, and `val_accuracy` or `val_mse`, with
+    /// precision, recall and F1 for classifiers (see docs/results.md); a
     /// diverged model's NaN or infinity is written as in [`AgreementCheck`].
     #[serde(with = "non_finite::map")]
     pub metrics: BTreeMap<String, f64>,
