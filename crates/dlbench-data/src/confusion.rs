@@ -10,6 +10,7 @@
 use dlbench_core::Tensor;
 
 use crate::error::{Error, Result};
+use crate::metrics::{predicted_classes, predicts_positive};
 
 /// `counts[truth][predicted]` over `classes` classes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,31 +67,17 @@ impl ConfusionMatrix {
     /// prediction is the arg-max, the first on ties, as [`crate::metrics::accuracy`] takes it.
     pub fn add_logits(&mut self, logits: &Tensor, labels: &Tensor) -> Result<()> {
         let classes = self.counts.len();
-        let n = match logits.shape() {
-            [n, c] if *c == classes => *n,
-            shape => {
-                return Err(Error::invalid(format!(
-                    "confusion matrix of {classes} classes needs logits [N, {classes}], got \
-                     {shape:?}"
-                )))
-            }
-        };
-        let labels = labels.as_i64().filter(|l| l.len() == n).ok_or_else(|| {
-            Error::invalid(format!(
-                "confusion matrix needs {n} i64 labels, got {} {:?}",
-                labels.dtype(),
-                labels.shape()
-            ))
-        })?;
-        let scores = logits.to_f64_vec();
-        let predicted: Vec<usize> = scores
-            .chunks_exact(classes)
-            .map(|row| (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b }))
-            .collect();
-        let truth = labels
+        if logits.shape().get(1) != Some(&classes) {
+            return Err(Error::invalid(format!(
+                "confusion matrix of {classes} classes needs logits [N, {classes}], got {:?}",
+                logits.shape()
+            )));
+        }
+        let (predicted, labels) = predicted_classes("confusion matrix", logits, labels)?;
+        let truth: Vec<usize> = labels
             .iter()
             .map(|&l| usize::try_from(l).unwrap_or(usize::MAX))
-            .collect::<Vec<_>>();
+            .collect();
         self.add_labels(&truth, &predicted)
     }
 
@@ -105,20 +92,30 @@ impl ConfusionMatrix {
                 targets.shape()
             )));
         }
-        let threshold = if logits { 0.0 } else { 0.5 };
-        let side = |v: &f64, at: f64| usize::from(*v > at);
         let predicted: Vec<usize> = outputs
             .to_f64_vec()
-            .iter()
-            .map(|v| side(v, threshold))
+            .into_iter()
+            .map(|v| usize::from(predicts_positive(v, logits)))
             .collect();
-        let truth: Vec<usize> = targets.to_f64_vec().iter().map(|v| side(v, 0.5)).collect();
+        let truth: Vec<usize> = targets
+            .to_f64_vec()
+            .into_iter()
+            .map(|v| usize::from(v > 0.5))
+            .collect();
         self.add_labels(&truth, &predicted)
     }
 
     /// Samples of class `c`: its row's sum.
     fn support(&self, c: usize) -> u64 {
         self.counts[c].iter().sum()
+    }
+
+    /// The share of samples predicted right: the diagonal over the total (0 when empty), what
+    /// [`crate::metrics::accuracy`] and `binary_accuracy` give over the same samples.
+    pub fn accuracy(&self) -> f64 {
+        let right: u64 = (0..self.counts.len()).map(|c| self.counts[c][c]).sum();
+        let total: u64 = self.counts.iter().flatten().sum();
+        ratio(right as f64, total as f64)
     }
 
     /// Precision, recall and F1 of class `c`.
@@ -187,6 +184,7 @@ mod tests {
         m.add_labels(&[0, 1, 2, 0, 1, 2], &[0, 2, 1, 0, 0, 1])
             .unwrap();
         assert_eq!(m.counts(), [vec![2, 0, 0], vec![1, 0, 1], vec![0, 2, 0]]);
+        assert!(close(m.accuracy(), 1.0 / 3.0));
         let macro_ = m.macro_average();
         assert!(close(macro_.precision, 2.0 / 9.0), "{macro_:?}");
         assert!(close(macro_.recall, 1.0 / 3.0), "{macro_:?}");

@@ -53,34 +53,47 @@ impl Metric {
 /// one, on ties) equals the i64 label in `labels` `[N]`. Works on probabilities too, since
 /// softmax keeps the arg-max.
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f64> {
+    let (predicted, labels) = predicted_classes("accuracy", logits, labels)?;
+    if labels.is_empty() {
+        return Err(Error::invalid("accuracy of zero samples"));
+    }
+    let correct = predicted
+        .iter()
+        .zip(labels)
+        .filter(|(&p, &label)| p as i64 == label)
+        .count();
+    Ok(correct as f64 / labels.len() as f64)
+}
+
+/// The class each row of `logits` `[N, C]` predicts (its arg-max, the first on ties), and the
+/// i64 labels `[N]` it is judged against; `what` names the metric in errors. The decision rule
+/// of [`accuracy`] and of the confusion matrix.
+pub(crate) fn predicted_classes<'a>(
+    what: &str,
+    logits: &Tensor,
+    labels: &'a Tensor,
+) -> Result<(Vec<usize>, &'a [i64])> {
     let (n, classes) = match logits.shape() {
         [n, c] if *c > 0 => (*n, *c),
         shape => {
             return Err(Error::invalid(format!(
-                "accuracy needs logits [N, C], got {shape:?}"
+                "{what} needs logits [N, C], got {shape:?}"
             )))
         }
     };
     let labels = labels.as_i64().filter(|l| l.len() == n).ok_or_else(|| {
         Error::invalid(format!(
-            "accuracy needs {n} i64 labels, got {} {:?}",
+            "{what} needs {n} i64 labels, got {} {:?}",
             labels.dtype(),
             labels.shape()
         ))
     })?;
-    if n == 0 {
-        return Err(Error::invalid("accuracy of zero samples"));
-    }
-    let scores = logits.to_f64_vec();
-    let correct = scores
+    let predicted = logits
+        .to_f64_vec()
         .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, &label)| {
-            let best = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
-            best as i64 == label
-        })
-        .count();
-    Ok(correct as f64 / n as f64)
+        .map(|row| (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b }))
+        .collect();
+    Ok((predicted, labels))
 }
 
 /// Binary accuracy: the fraction of elements where the prediction is on the same side as the
@@ -89,14 +102,19 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f64> {
 /// typically `[N, 1]`.
 pub fn binary_accuracy(outputs: &Tensor, targets: &Tensor, logits: bool) -> Result<f64> {
     same_shape("binary accuracy", outputs, targets)?;
-    let threshold = if logits { 0.0 } else { 0.5 };
     let (o, t) = (outputs.to_f64_vec(), targets.to_f64_vec());
     let correct = o
         .iter()
         .zip(&t)
-        .filter(|(o, t)| (**o > threshold) == (**t > 0.5))
+        .filter(|(o, t)| predicts_positive(**o, logits) == (**t > 0.5))
         .count();
     Ok(correct as f64 / o.len() as f64)
+}
+
+/// Whether a binary output predicts class 1: above 0.5 for a probability, above 0 for a logit.
+/// The decision rule of [`binary_accuracy`] and of the confusion matrix.
+pub(crate) fn predicts_positive(output: f64, logits: bool) -> bool {
+    output > if logits { 0.0 } else { 0.5 }
 }
 
 /// Mean squared error over every element: `mean((prediction - target)^2)`, as PyTorch's

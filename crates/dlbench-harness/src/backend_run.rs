@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use dlbench_core::training::LOSS;
 use dlbench_core::{Backend, Error, Loss, Mode, Session, Tensor, Values};
 use dlbench_data::confusion::ConfusionMatrix;
-use dlbench_data::metrics;
 
 use crate::agreement;
 use crate::configuration::Configuration;
@@ -248,7 +247,7 @@ fn evaluate(
         return Ok(metrics);
     }
     let batch = work.spec.train.batch_size.min(n);
-    let (mut total_loss, mut correct) = (0.0, 0.0);
+    let mut total_loss = 0.0;
     let mut confusion = None;
     for (k, (x, y)) in data.batches(batch, false, 0, 0).enumerate() {
         let rows = x.shape()[0] as f64;
@@ -258,18 +257,19 @@ fn evaluate(
         let outputs = session.outputs()?;
         total_loss += outputs[LOSS].to_f64_vec()[0] * rows;
         if let (Some(pred), Some(y)) = (outputs.get(&graph.outputs[0]), y.as_ref()) {
-            correct += accuracy(loss, pred, y)? * rows;
             count_classes(loss, pred, y, &mut confusion)?;
         }
     }
     if let Some(confusion) = &confusion {
         metrics.extend(class_scores(confusion));
     }
+    // The share predicted right: the confusion matrix's diagonal (0 with no targets to judge).
+    let accuracy = confusion.as_ref().map_or(0.0, ConfusionMatrix::accuracy);
     metrics.insert("val_loss".into(), total_loss / n as f64);
     let metric = match loss {
-        Loss::CrossEntropy => Some(("val_accuracy", correct / n as f64)),
+        Loss::CrossEntropy => Some(("val_accuracy", accuracy)),
         Loss::BinaryCrossEntropy | Loss::BinaryCrossEntropyWithLogits => {
-            Some(("val_binary_accuracy", correct / n as f64))
+            Some(("val_binary_accuracy", accuracy))
         }
         Loss::Mse => Some(("val_mse", total_loss / n as f64)),
         Loss::VaeElbo => None,
@@ -325,17 +325,6 @@ fn class_scores(confusion: &ConfusionMatrix) -> Vec<(String, f64)> {
         scores.extend(named("_weighted", confusion.weighted_average()));
         scores
     }
-}
-
-/// The fraction of a batch predicted right (classification losses only).
-fn accuracy(loss: Loss, prediction: &Tensor, target: &Tensor) -> dlbench_core::Result<f64> {
-    let fraction = match loss {
-        Loss::CrossEntropy => metrics::accuracy(prediction, target),
-        Loss::BinaryCrossEntropy => metrics::binary_accuracy(prediction, target, false),
-        Loss::BinaryCrossEntropyWithLogits => metrics::binary_accuracy(prediction, target, true),
-        Loss::Mse | Loss::VaeElbo => return Ok(0.0),
-    };
-    fraction.map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// Inference latency at every batch size of the spec, measured in rounds (`measure`) in one
