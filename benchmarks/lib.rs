@@ -63,7 +63,7 @@ impl Workload {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../specs/{name}.yaml"));
         let spec = Spec::load(&path).expect("seed spec parses");
         let model = spec.build_model().expect("seed model builds");
-        let (train, _) = spec.load_data().expect("seed data loads");
+        let train = spec.load_data().expect("seed data loads").train;
         let rows: Vec<usize> = (0..batch).map(|i| i % train.len()).collect();
         let (x, y) = train.batch(&rows);
         let inference =

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use dlbench_core::{Backend, Device};
-use dlbench_harness::results::{AgreementCheck, Results, RunRecord, Status};
+use dlbench_harness::results::{
+    AgreementCheck, Results, RunRecord, Status, TrainingRecord, QUALITY_METRICS,
+};
 use dlbench_harness::run::{Isolation, RunOptions};
 use dlbench_harness::stats::format_ns;
 use dlbench_spec::Spec;
@@ -256,15 +258,19 @@ fn print_summary(results: &Results) {
     let w = backend_width(results);
     let spec = &results.spec;
     println!(
-        "\n{}: {} parameters, {} train / {} validation samples, {} + {}, batch {}",
+        "\n{}: {} parameters, {} train / {} validation / {} test samples, {} + {}, batch {}",
         spec.name,
         spec.parameters,
         spec.train_samples,
         spec.validation_samples,
+        spec.test_samples,
         spec.loss,
         spec.optimizer,
         spec.batch_size
     );
+    for report in &spec.cleaning {
+        println!("cleaned {}", report.summary());
+    }
     let batches: Vec<usize> = results
         .runs
         .iter()
@@ -276,8 +282,15 @@ fn print_summary(results: &Results) {
             acc
         });
     let mut header = format!(
-        "{:<w$} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
-        "backend", "device", "thr", "status", "step (med)", "loss first -> last", "validation"
+        "{:<w$} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22} {:>22}",
+        "backend",
+        "device",
+        "thr",
+        "status",
+        "step (med)",
+        "loss first -> last",
+        "validation",
+        "test"
     );
     for b in &batches {
         header.push_str(&format!(" {:>12}", format!("infer b={b}")));
@@ -291,7 +304,12 @@ fn print_summary(results: &Results) {
             Status::Failed => "FAILED",
             Status::Unsupported => "unsupported",
         };
-        let (step, losses, validation) = match &r.training {
+        let headline = |t: &TrainingRecord, split| {
+            t.headline(split)
+                .map(|(name, v)| format!("{name} {v:.4}"))
+                .unwrap_or_default()
+        };
+        let (step, losses, validation, test) = match &r.training {
             Some(t) => (
                 format_ns(t.step_median_ns),
                 format!(
@@ -299,25 +317,21 @@ fn print_summary(results: &Results) {
                     t.losses.first().copied().unwrap_or(f64::NAN),
                     t.losses.last().copied().unwrap_or(f64::NAN)
                 ),
-                t.metrics
-                    .iter()
-                    .filter(|(k, _)| *k != "val_loss")
-                    .map(|(k, v)| format!("{} {v:.3}", k.trim_start_matches("val_")))
-                    .next()
-                    .or_else(|| t.metrics.get("val_loss").map(|v| format!("loss {v:.3}")))
-                    .unwrap_or_default(),
+                headline(t, "val"),
+                headline(t, "test"),
             ),
             None => Default::default(),
         };
         let mut line = format!(
-            "{:<w$} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22}",
+            "{:<w$} {:<7} {:>3} {:<12} {:>11} {:>19} {:>22} {:>22}",
             r.backend,
             r.device.to_string(),
             r.threads,
             status,
             step,
             losses,
-            validation
+            validation,
+            test
         );
         for b in &batches {
             let cell = r
@@ -334,6 +348,90 @@ fn print_summary(results: &Results) {
             println!("    {line}");
         }
     }
+    print_quality(results, w);
+}
+
+/// The test split's scores of each trained run (the validation split's where there is no
+/// test split), and the first run's confusion matrix.
+fn print_quality(results: &Results, w: usize) {
+    let split = if results.spec.test_samples > 0 {
+        "test"
+    } else {
+        "val"
+    };
+    let trained: Vec<(&RunRecord, &TrainingRecord)> = results
+        .runs
+        .iter()
+        .filter_map(|r| Some((r, r.training.as_ref()?)))
+        .collect();
+    let columns: Vec<&str> = QUALITY_METRICS
+        .into_iter()
+        .filter(|m| {
+            trained
+                .iter()
+                .any(|(_, t)| t.metrics.contains_key(&format!("{split}_{m}")))
+        })
+        .collect();
+    if columns.is_empty() {
+        return;
+    }
+    let name = if split == "test" {
+        "test"
+    } else {
+        "validation"
+    };
+    println!("\nquality on the {name} split");
+    let mut header = format!("{:<w$} {:>3}", "backend", "thr");
+    for c in &columns {
+        header.push_str(&format!(" {c:>10}", c = shorten(c)));
+    }
+    println!("{header}");
+    println!("{}", "-".repeat(header.len()));
+    for (r, t) in &trained {
+        let mut line = format!("{:<w$} {:>3}", r.backend, r.threads);
+        for c in &columns {
+            let cell = t
+                .metrics
+                .get(&format!("{split}_{c}"))
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_default();
+            line.push_str(&format!(" {cell:>10}"));
+        }
+        println!("{line}");
+    }
+    let key = if split == "test" {
+        "test"
+    } else {
+        "validation"
+    };
+    if let Some((r, counts)) = trained
+        .iter()
+        .find_map(|(r, t)| Some((r, t.confusion.get(key)?)))
+    {
+        println!(
+            "\nconfusion matrix of {} on the {name} split (rows: true class, columns: predicted)",
+            r.backend
+        );
+        let width = counts
+            .iter()
+            .flatten()
+            .max()
+            .map_or(1, |m| m.to_string().len())
+            .max(2);
+        for (truth, row) in counts.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|c| format!("{c:>width$}")).collect();
+            println!("{truth:>4} | {}", cells.join(" "));
+        }
+    }
+}
+
+/// A metric's name that fits a 10-character column.
+fn shorten(metric: &str) -> String {
+    metric
+        .replace("binary_accuracy", "bin_acc")
+        .replace("precision", "prec")
+        .replace("_weighted", "_w")
+        .replace("_macro", "_m")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Every kept line must have the same number of fields, each a number (surrounding spaces and
 //! double quotes are ignored); blank lines are skipped. Errors give the 1-based line and column.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
@@ -25,6 +26,11 @@ pub struct CsvOptions {
     /// The 0-based index of the target column, negative counting from the end (`-1` is the
     /// last); `None` keeps every column as a feature.
     pub target_column: Option<i64>,
+    /// Read the [`MISSING`] markers as missing values (NaN) instead of refusing them.
+    pub missing_values: bool,
+    /// Columns (0-based, negative from the end) whose fields are category names, each read
+    /// as its index in the column's sorted names ([`Table::categories`]).
+    pub categorical: Vec<i64>,
 }
 
 impl Default for CsvOptions {
@@ -33,9 +39,14 @@ impl Default for CsvOptions {
             skip_rows: 0,
             delimiter: ',',
             target_column: None,
+            missing_values: false,
+            categorical: Vec::new(),
         }
     }
 }
+
+/// The fields that mean "no value" (pandas reads these as NaN too).
+pub const MISSING: [&str; 9] = ["", "NA", "N/A", "NaN", "nan", "?", "NULL", "null", "None"];
 
 /// A rectangular table of numbers, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +55,13 @@ pub struct Table {
     pub rows: usize,
     /// Fields per line, the same for every line.
     pub columns: usize,
-    /// `rows * columns` numbers, row-major.
+    /// `rows * columns` numbers, row-major; NaN for a missing value.
     pub values: Vec<f64>,
+    /// The 1-based line of the file each row came from.
+    pub lines: Vec<usize>,
+    /// For each categorical column, its category names, sorted: a value `k` in that column
+    /// stands for `categories[&column][k]`.
+    pub categories: BTreeMap<usize, Vec<String>>,
 }
 
 /// The longest line read, in bytes: a longer one (a binary file, `/dev/zero`, a file without
@@ -68,10 +84,20 @@ pub fn read_table_with(
     delimiter: char,
     limits: &Limits,
 ) -> Result<Table> {
+    let options = CsvOptions {
+        skip_rows,
+        delimiter,
+        ..CsvOptions::default()
+    };
+    read_fields(path, &options, limits)
+}
+
+/// [`read_table_with`] reading missing values and categorical columns as `options` says.
+pub fn read_fields(path: &Path, options: &CsvOptions, limits: &Limits) -> Result<Table> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     let known_len = meta.is_file().then_some(meta.len());
-    read_source(file, known_len, path, skip_rows, delimiter, limits)
+    read_source(file, known_len, path, options, limits)
 }
 
 /// [`read_table_with`] over any reader (an in-memory buffer, a socket); `path` only names
@@ -84,7 +110,12 @@ pub fn read_table_from(
     delimiter: char,
     limits: &Limits,
 ) -> Result<Table> {
-    read_source(reader, None, path, skip_rows, delimiter, limits)
+    let options = CsvOptions {
+        skip_rows,
+        delimiter,
+        ..CsvOptions::default()
+    };
+    read_source(reader, None, path, &options, limits)
 }
 
 /// Picks plain or gzip from the first two bytes and bounds what may come through.
@@ -92,8 +123,7 @@ fn read_source(
     mut source: impl Read,
     known_len: Option<u64>,
     path: &Path,
-    skip_rows: usize,
-    delimiter: char,
+    options: &CsvOptions,
     limits: &Limits,
 ) -> Result<Table> {
     let mut magic = [0u8; 2];
@@ -118,14 +148,7 @@ fn read_source(
             Bound { cap, gzip: false },
         )
     };
-    parse(
-        BufReader::new(text),
-        path,
-        skip_rows,
-        delimiter,
-        limits,
-        bound,
-    )
+    parse(BufReader::new(text), path, options, limits, bound)
 }
 
 /// How the text is bounded, to explain an error while reading it.
@@ -161,16 +184,20 @@ impl Bound {
 fn parse(
     mut text: impl BufRead,
     path: &Path,
-    skip_rows: usize,
-    delimiter: char,
+    options: &CsvOptions,
     limits: &Limits,
     bound: Bound,
 ) -> Result<Table> {
+    let skip_rows = options.skip_rows;
     let mut table = Table {
         rows: 0,
         columns: 0,
         values: Vec::new(),
+        lines: Vec::new(),
+        categories: BTreeMap::new(),
     };
+    // Category names by first appearance, per column; sorted once the table is read.
+    let mut names: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut raw = Vec::new();
     let mut number = 0usize;
     loop {
@@ -198,7 +225,7 @@ fn parse(
         if line.trim().is_empty() {
             continue;
         }
-        push_row(&mut table, line, number, path, delimiter, limits)?;
+        push_row(&mut table, &mut names, line, number, path, options, limits)?;
     }
     if table.rows == 0 {
         return Err(Error::file(
@@ -206,31 +233,92 @@ fn parse(
             format!("no data after skipping {skip_rows} line(s)"),
         ));
     }
+    sort_categories(&mut table, names);
     Ok(table)
+}
+
+/// Renumbers each categorical column's values by the sorted order of its names (scikit-learn's
+/// `LabelEncoder` order), and records the names.
+fn sort_categories(table: &mut Table, names: BTreeMap<usize, Vec<String>>) {
+    for (column, first_seen) in names {
+        let mut sorted = first_seen.clone();
+        sorted.sort();
+        let new_code: Vec<f64> = first_seen
+            .iter()
+            .map(|n| sorted.binary_search(n).expect("present") as f64)
+            .collect();
+        for row in table.values.chunks_exact_mut(table.columns) {
+            if !row[column].is_nan() {
+                row[column] = new_code[row[column] as usize];
+            }
+        }
+        table.categories.insert(column, sorted);
+    }
+}
+
+/// The 0-based index of `column` (negative from the end) in a table of `columns`.
+pub fn column_index(column: i64, columns: usize) -> Option<usize> {
+    let cols = columns as i64;
+    let index = if column < 0 { cols + column } else { column };
+    (0..cols).contains(&index).then_some(index as usize)
 }
 
 /// Parses one line's fields onto the table, growing it only within the memory limit.
 fn push_row(
     table: &mut Table,
+    names: &mut BTreeMap<usize, Vec<String>>,
     line: &str,
     number: usize,
     path: &Path,
-    delimiter: char,
+    options: &CsvOptions,
     limits: &Limits,
 ) -> Result<()> {
     let start = table.values.len();
-    for (column, field) in line.split(delimiter).enumerate() {
+    let fields = line.split(options.delimiter).count();
+    let categorical: Vec<usize> = options
+        .categorical
+        .iter()
+        .filter_map(|&c| column_index(c, fields))
+        .collect();
+    for (column, field) in line.split(options.delimiter).enumerate() {
         let field = field.trim().trim_matches('"');
         let at = || format!("line {number}, column {}: `{field}`", column + 1);
-        let value = field.parse::<f64>().map_err(|_| {
-            let hint = if table.rows == 0 {
-                " (is it a header? set skip_rows)"
-            } else {
-                ""
-            };
-            Error::file(path, format!("{} is not a number{hint}", at()))
-        })?;
-        if let Some(why) = not_data(value) {
+        let value = if MISSING.contains(&field) {
+            if !options.missing_values {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "line {number}, column {}: missing value (`{field}`); to clean it, set \
+                         `clean: {{missing: drop}}` (or mean, median, most_frequent)",
+                        column + 1
+                    ),
+                ));
+            }
+            f64::NAN
+        } else if categorical.contains(&column) {
+            let seen = names.entry(column).or_default();
+            let code = seen.iter().position(|n| n == field).unwrap_or_else(|| {
+                seen.push(field.to_string());
+                seen.len() - 1
+            });
+            code as f64
+        } else {
+            field.parse::<f64>().map_err(|_| {
+                let categories = format!(
+                    "if column {} holds categories, list it in `clean: {{categorical: ...}}`",
+                    column + 1
+                );
+                let hint = if table.rows == 0 {
+                    format!(" (is it a header? set skip_rows; or {categories})")
+                } else {
+                    format!(" ({categories})")
+                };
+                Error::file(path, format!("{} is not a number{hint}", at()))
+            })?
+        };
+        // A missing value was let through above; a number that parses to NaN was not.
+        let missing = MISSING.contains(&field);
+        if let Some(why) = not_data(value).filter(|_| !missing) {
             let why = if value.is_finite() {
                 why
             } else {
@@ -267,6 +355,7 @@ fn push_row(
         ));
     }
     table.rows += 1;
+    table.lines.push(number);
     Ok(())
 }
 
@@ -334,23 +423,31 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
 
 /// [`read_csv`] under `limits`; see [`read_table_with`] for how the file is bounded.
 pub fn read_csv_with(path: &Path, options: &CsvOptions, limits: &Limits) -> Result<Dataset> {
-    let table = read_table_with(path, options.skip_rows, options.delimiter, limits)?;
-    let Some(target) = options.target_column else {
+    let table = read_fields(path, options, limits)?;
+    into_dataset(table, options.target_column, path)
+}
+
+/// Features f32 `[rows, columns]` and, with a target column, targets f32 `[rows, 1]`; `path`
+/// names the file in errors.
+pub(crate) fn into_dataset(table: Table, target: Option<i64>, path: &Path) -> Result<Dataset> {
+    let Some(target) = target else {
         let features = Tensor::f64(vec![table.rows, table.columns], table.values)?;
         return Dataset::new(features, None);
     };
     let cols = table.columns as i64;
-    let index = if target < 0 { cols + target } else { target };
-    if !(0..cols).contains(&index) || cols < 2 {
-        return Err(Error::file(
-            path,
-            format!(
-                "target_column {target} is out of range for {cols} columns (expected -{cols}..{})",
-                cols - 1
-            ),
-        ));
-    }
-    let index = index as usize;
+    let index = match column_index(target, table.columns) {
+        Some(index) if cols >= 2 => index,
+        _ => {
+            return Err(Error::file(
+                path,
+                format!(
+                    "target_column {target} is out of range for {cols} columns (expected \
+                     -{cols}..{})",
+                    cols - 1
+                ),
+            ))
+        }
+    };
     let mut features = Vec::with_capacity(table.rows * (table.columns - 1));
     let mut targets = Vec::with_capacity(table.rows);
     for row in table.values.chunks_exact(table.columns) {
@@ -418,7 +515,10 @@ mod tests {
         let path = fixture("bad.csv", b"1,2,3\n4,x,6\n");
         let err = read_table(&path, 0, ',').unwrap_err().to_string();
         assert!(
-            err.ends_with("bad.csv: line 2, column 2: `x` is not a number"),
+            err.contains(
+                "bad.csv: line 2, column 2: `x` is not a number (if column 2 holds \
+                          categories, list it in `clean: {categorical: ...}`)"
+            ),
             "{err}"
         );
         let path = fixture("ragged.csv", b"1,2,3\n4,5\n");

@@ -71,25 +71,6 @@ impl Dataset {
         (features, targets)
     }
 
-    /// Shuffles with `seed`, then keeps `round(n * validation_fraction)` samples for validation
-    /// and the rest, in shuffled order, for training (scikit-learn's `train_test_split`).
-    pub fn split(&self, validation_fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
-        if !(0.0..1.0).contains(&validation_fraction) {
-            return Err(Error::invalid(format!(
-                "the validation fraction must be in [0, 1), got {validation_fraction}"
-            )));
-        }
-        let n = self.len();
-        let order = Stream::new(seed, "split", 0).permutation(n);
-        // A positive fraction of a non-trivial dataset always leaves one sample on each side.
-        let mut k = (n as f64 * validation_fraction).round() as usize;
-        if validation_fraction > 0.0 && n >= 2 {
-            k = k.clamp(1, n - 1);
-        }
-        let (train, validation) = order.split_at(n - k);
-        Ok((self.select(train), self.select(validation)))
-    }
-
     /// The number of batches in one epoch, the last partial batch included.
     pub fn batches_per_epoch(&self, batch_size: usize) -> usize {
         self.len().div_ceil(batch_size.max(1))
@@ -209,36 +190,6 @@ mod tests {
 
     fn labels(t: &Option<Tensor>) -> Vec<i64> {
         t.as_ref().unwrap().as_i64().unwrap().to_vec()
-    }
-
-    #[test]
-    fn split_is_deterministic_and_disjoint() {
-        let data = counting(10);
-        let (train, validation) = data.split(0.2, 7).unwrap();
-        assert_eq!((train.len(), validation.len()), (8, 2));
-        let (train2, validation2) = data.split(0.2, 7).unwrap();
-        assert_eq!((&train, &validation), (&train2, &validation2));
-        let mut all = labels(&train.targets);
-        all.extend(labels(&validation.targets));
-        all.sort();
-        assert_eq!(all, (0..10).collect::<Vec<_>>());
-        // Rows stay whole: the features of sample i are 2i and 2i + 1.
-        let f = train.features.as_f32().unwrap();
-        for (row, label) in labels(&train.targets).into_iter().enumerate() {
-            assert_eq!(f[2 * row], 2.0 * label as f32);
-        }
-        let (_, other) = data.split(0.2, 8).unwrap();
-        assert_ne!(labels(&other.targets), labels(&validation.targets));
-    }
-
-    #[test]
-    fn split_rejects_bad_fractions_and_keeps_both_sides() {
-        assert!(counting(4).split(1.0, 0).is_err());
-        assert!(counting(4).split(-0.1, 0).is_err());
-        let (train, validation) = counting(3).split(0.01, 0).unwrap();
-        assert_eq!((train.len(), validation.len()), (2, 1));
-        let (train, validation) = counting(3).split(0.0, 0).unwrap();
-        assert_eq!((train.len(), validation.len()), (3, 0));
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn text_that_is_not_utf8_names_its_line() {
 #[test]
 fn values_that_are_not_finite_are_refused_by_line_and_column() {
     for (text, expected) in [
-        ("1,2\n3,nan\n", "line 2, column 2: `nan` is not finite"),
+        ("1,2\n3,NAN\n", "line 2, column 2: `NAN` is not finite"),
         ("1,inf\n", "line 1, column 2: `inf` is not finite"),
         (
             "\"-Infinity\",1\n",
@@ -150,8 +150,9 @@ fn values_that_are_not_finite_are_refused_by_line_and_column() {
     let err = read_csv_with(&gz, &CsvOptions::default(), &limits())
         .unwrap_err()
         .to_string();
+    // `NaN` is a missing-value marker: refused unless the spec says how to clean it.
     assert!(
-        err.contains("line 1, column 2: `NaN` is not finite"),
+        err.contains("line 1, column 2: missing value (`NaN`); to clean it, set `clean:"),
         "{err}"
     );
 }

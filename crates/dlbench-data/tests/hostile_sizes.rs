@@ -6,7 +6,7 @@
 //! asked for are beyond any machine's memory.
 
 use dlbench_core::Tensor;
-use dlbench_data::preprocess::{reshape, upsample, windows, Standardizer};
+use dlbench_data::preprocess::{reshape, upsample, windows, Rescaler};
 use dlbench_data::{synthetic, Dataset};
 
 const TRILLION: usize = 1_000_000_000_000;
@@ -86,6 +86,6 @@ fn upsampling_and_reshaping_check_their_sizes() {
     assert!(err.contains("more values than can be counted"), "{err}");
     let empty = Dataset::new(Tensor::f32(vec![2, 1, 0, 2], vec![]).unwrap(), None).unwrap();
     assert!(upsample(empty.clone(), 2).is_err());
-    let err = Standardizer::fit(&empty.features).unwrap_err().to_string();
+    let err = Rescaler::standard(&empty.features).unwrap_err().to_string();
     assert!(err.contains("they hold no values"), "{err}");
 }

@@ -1,5 +1,5 @@
 //! One backend on one device with one thread count: train the model for the workload's steps,
-//! evaluate it on the validation split, and time inference per batch size. Failures and
+//! score it on the validation and test splits, and time inference per batch size. Failures and
 //! panics become a failed record instead of ending the run.
 
 use std::collections::BTreeMap;
@@ -7,8 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use dlbench_core::training::LOSS;
-use dlbench_core::{Backend, Error, Loss, Mode, Session, Tensor, Values};
-use dlbench_data::confusion::ConfusionMatrix;
+use dlbench_core::{Backend, Error, Loss, Mode, Session, Values};
+use dlbench_data::evaluation::{Evaluation, Task};
+use dlbench_data::Dataset;
 
 use crate::agreement;
 use crate::configuration::Configuration;
@@ -198,16 +199,37 @@ fn train(
         observer.advance(step as u64 + 1, &format!("loss {loss:.4}"));
         let epoch_done = batches.len() == 0 || step + 1 == work.steps;
         if let (Some(target), true, None) = (&spec.train.target, epoch_done, time_to_quality) {
-            let metrics = evaluate(work, session.as_mut(), &graph, training.loss)?;
-            if metrics
-                .get(&target.record_key())
-                .is_some_and(|v| target.is_met(*v))
-            {
+            let validation = evaluate(
+                work,
+                session.as_mut(),
+                &graph,
+                training.loss,
+                &work.validation,
+            )?;
+            let met = validation.is_some_and(|v| {
+                v.metrics("val")
+                    .into_iter()
+                    .any(|(k, v)| k == target.record_key() && target.is_met(v))
+            });
+            if met {
                 time_to_quality = Some(trained.as_secs_f64());
             }
         }
     }
-    let metrics = evaluate(work, session.as_mut(), &graph, training.loss)?;
+    // The final scores: validation, then the test split, which nothing above has looked at.
+    let mut metrics = BTreeMap::new();
+    let mut confusion = BTreeMap::new();
+    for (split, prefix, data) in [
+        ("validation", "val", &work.validation),
+        ("test", "test", &work.test),
+    ] {
+        if let Some(evaluation) = evaluate(work, session.as_mut(), &graph, training.loss, data)? {
+            metrics.extend(evaluation.metrics(prefix));
+            if let Some(matrix) = evaluation.confusion() {
+                confusion.insert(split.to_string(), matrix.counts().to_vec());
+            }
+        }
+    }
     // Consecutive blocks of steps play the part of inference's rounds: the interval widens
     // when the machine drifted during training.
     let raw_round = consecutive_rounds(raw.len(), work.benchmark.rounds);
@@ -226,6 +248,7 @@ fn train(
         step_time,
         losses,
         metrics,
+        confusion,
         time_to_quality_s: time_to_quality,
         raw_step_ns: raw,
         raw_step_round: raw_round,
@@ -233,98 +256,47 @@ fn train(
     })
 }
 
-/// Validation loss and the metric that fits the loss, over the whole validation split.
+/// The metrics of `data` (a held-out split) after the steps trained so far, each named
+/// `<split>_<metric>` (see [`Evaluation::metrics`]); `None` when the split is empty.
 fn evaluate(
     work: &Workload,
     session: &mut dyn Session,
     graph: &dlbench_core::Graph,
     loss: Loss,
-) -> dlbench_core::Result<BTreeMap<String, f64>> {
-    let data = &work.validation;
-    let n = data.len();
-    let mut metrics = BTreeMap::new();
-    if n == 0 {
-        return Ok(metrics);
+    data: &Dataset,
+) -> dlbench_core::Result<Option<Evaluation>> {
+    if data.is_empty() {
+        return Ok(None);
     }
-    let batch = work.spec.train.batch_size.min(n);
-    let mut total_loss = 0.0;
-    let mut confusion = None;
+    let output = &graph.outputs[0];
+    let task = match loss {
+        Loss::CrossEntropy => Task::Classes(
+            graph
+                .output_infos()?
+                .first()
+                .and_then(|o| o.shape.get(1).and_then(|d| d.known()))
+                .unwrap_or(0),
+        ),
+        Loss::BinaryCrossEntropy => Task::Binary { logits: false },
+        Loss::BinaryCrossEntropyWithLogits => Task::Binary { logits: true },
+        Loss::Mse => Task::Regression,
+        Loss::VaeElbo => Task::Unsupervised,
+    };
+    let mut evaluation = Evaluation::new(task);
+    let batch = work.spec.train.batch_size.min(data.len());
     for (k, (x, y)) in data.batches(batch, false, 0, 0).enumerate() {
-        let rows = x.shape()[0] as f64;
         let inputs = batch_inputs(graph, &x, y.as_ref(), work.spec.seed, Phase::Eval(k as u32))?;
         session.load(&inputs)?;
         session.forward(Mode::Inference)?;
         let outputs = session.outputs()?;
-        total_loss += outputs[LOSS].to_f64_vec()[0] * rows;
-        if let (Some(pred), Some(y)) = (outputs.get(&graph.outputs[0]), y.as_ref()) {
-            count_classes(loss, pred, y, &mut confusion)?;
-        }
+        let prediction = outputs
+            .get(output)
+            .ok_or_else(|| Error::invalid(format!("the session returned no output `{output}`")))?;
+        evaluation
+            .add(outputs[LOSS].to_f64_vec()[0], prediction, y.as_ref())
+            .map_err(|e| Error::invalid(e.to_string()))?;
     }
-    if let Some(confusion) = &confusion {
-        metrics.extend(class_scores(confusion));
-    }
-    // The share predicted right: the confusion matrix's diagonal (0 with no targets to judge).
-    let accuracy = confusion.as_ref().map_or(0.0, ConfusionMatrix::accuracy);
-    metrics.insert("val_loss".into(), total_loss / n as f64);
-    let metric = match loss {
-        Loss::CrossEntropy => Some(("val_accuracy", accuracy)),
-        Loss::BinaryCrossEntropy | Loss::BinaryCrossEntropyWithLogits => {
-            Some(("val_binary_accuracy", accuracy))
-        }
-        Loss::Mse => Some(("val_mse", total_loss / n as f64)),
-        Loss::VaeElbo => None,
-    };
-    if let Some((name, value)) = metric {
-        metrics.insert(name.to_string(), value);
-    }
-    Ok(metrics)
-}
-
-/// Adds a batch's predictions to the confusion matrix (classification losses only), made on
-/// the first batch: as many classes as the logits have columns, or two for a binary output.
-fn count_classes(
-    loss: Loss,
-    prediction: &Tensor,
-    target: &Tensor,
-    confusion: &mut Option<ConfusionMatrix>,
-) -> dlbench_core::Result<()> {
-    let counted = match loss {
-        Loss::CrossEntropy => {
-            let classes = prediction.shape().get(1).copied().unwrap_or(0);
-            confusion
-                .get_or_insert_with(|| ConfusionMatrix::new(classes))
-                .add_logits(prediction, target)
-        }
-        Loss::BinaryCrossEntropy | Loss::BinaryCrossEntropyWithLogits => confusion
-            .get_or_insert_with(|| ConfusionMatrix::new(2))
-            .add_binary(
-                prediction,
-                target,
-                loss == Loss::BinaryCrossEntropyWithLogits,
-            ),
-        Loss::Mse | Loss::VaeElbo => Ok(()),
-    };
-    counted.map_err(|e| Error::invalid(e.to_string()))
-}
-
-/// Precision, recall and F1 from the confusion matrix: of the positive class (1) for a binary
-/// classifier, macro and weighted averages over classes otherwise (scikit-learn's
-/// definitions).
-fn class_scores(confusion: &ConfusionMatrix) -> Vec<(String, f64)> {
-    let named = |suffix: &str, s: dlbench_data::confusion::Scores| {
-        [
-            (format!("val_precision{suffix}"), s.precision),
-            (format!("val_recall{suffix}"), s.recall),
-            (format!("val_f1{suffix}"), s.f1),
-        ]
-    };
-    if confusion.counts().len() == 2 {
-        named("", confusion.class(1)).to_vec()
-    } else {
-        let mut scores = named("_macro", confusion.macro_average()).to_vec();
-        scores.extend(named("_weighted", confusion.weighted_average()));
-        scores
-    }
+    Ok(Some(evaluation))
 }
 
 /// Inference latency at every batch size of the spec, measured in rounds (`measure`) in one

@@ -173,6 +173,7 @@ mod tests {
             step_time: summarize(&steps, &[0, 0, 1, 1]),
             losses: vec![0.7, 0.6, 0.5, 0.4],
             metrics: Default::default(),
+            confusion: Default::default(),
             time_to_quality_s: Some(step_ns / 1e9),
             raw_step_ns: steps,
             raw_step_round: vec![0, 0, 1, 1],

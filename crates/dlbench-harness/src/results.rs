@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use dlbench_core::Device;
+use dlbench_data::clean::CleaningReport;
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
@@ -55,6 +56,12 @@ pub struct SpecInfo {
     pub train_samples: usize,
     /// Samples in the validation split.
     pub validation_samples: usize,
+    /// Samples in the test split (0 in older records, and when the spec holds none out).
+    #[serde(default)]
+    pub test_samples: usize,
+    /// What cleaning did to each data file (empty when the spec asks for none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleaning: Vec<CleaningReport>,
 }
 
 /// How one backend run ended.
@@ -320,11 +327,16 @@ pub struct TrainingRecord {
     pub step_time: Summary,
     /// The training loss of each step (before its update).
     pub losses: Vec<f64>,
-    /// Validation metrics after training: `val_loss`, and `val_accuracy` or `val_mse`, with
-    /// precision, recall and F1 for classifiers (see docs/results.md); a
-    /// diverged model's NaN or infinity is written as in [`AgreementCheck`].
+    /// Metrics after training on the validation (`val_...`) and test (`test_...`) splits:
+    /// the loss, accuracy, precision, recall, F1 and log loss for classifiers, MSE and MAE for
+    /// regression (see docs/results.md); a diverged model's NaN or infinity is written as in
+    /// [`AgreementCheck`].
     #[serde(with = "non_finite::map")]
     pub metrics: BTreeMap<String, f64>,
+    /// A classifier's confusion matrix on each held-out split (`validation`, `test`), as
+    /// `counts[true class][predicted class]`; empty for other tasks and older records.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confusion: BTreeMap<String, Vec<Vec<u64>>>,
     /// Training time (steps only, evaluation excluded) until the spec's target was first met.
     pub time_to_quality_s: Option<f64>,
     /// The time of each step, in order.
@@ -337,6 +349,39 @@ pub struct TrainingRecord {
     /// The worker process of each step of `raw_step_ns`, from 0 (empty: all in one).
     #[serde(default)]
     pub raw_step_process: Vec<usize>,
+}
+
+/// The metrics that describe a held-out split's quality, in the order tables show them,
+/// without the split's prefix (`accuracy` for `test_accuracy`).
+pub const QUALITY_METRICS: [&str; 15] = [
+    "accuracy",
+    "binary_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "log_loss",
+    "mse",
+    "mae",
+    "loss",
+];
+
+impl TrainingRecord {
+    /// The one metric that sums up a split (`val` or `test`): accuracy, binary accuracy or
+    /// MSE, else the loss; `None` when the split was not scored.
+    pub fn headline(&self, split: &str) -> Option<(&'static str, f64)> {
+        ["accuracy", "binary_accuracy", "mse", "loss"]
+            .into_iter()
+            .find_map(|name| {
+                let value = self.metrics.get(&format!("{split}_{name}"))?;
+                Some((name, *value))
+            })
+    }
 }
 
 impl Results {
@@ -385,6 +430,7 @@ mod tests {
             step_time: summarize(&[1.0, 2.0], &[0, 1]),
             losses: vec![0.7, 0.6],
             metrics,
+            confusion: Default::default(),
             time_to_quality_s: None,
             raw_step_ns: vec![1.0, 2.0],
             raw_step_round: vec![0, 1],

@@ -191,5 +191,7 @@ fn spec_info(work: &Workload) -> Result<SpecInfo, HarnessError> {
         batch_size: work.batch_size,
         train_samples: work.train.len(),
         validation_samples: work.validation.len(),
+        test_samples: work.test.len(),
+        cleaning: work.cleaning.clone(),
     })
 }

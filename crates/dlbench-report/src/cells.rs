@@ -137,17 +137,12 @@ pub fn loss_trajectory(losses: &[f64]) -> String {
     }
 }
 
-/// `val_accuracy 0.9735, val_loss 0.0912`: the validation metrics, by name.
-pub fn metrics<'a>(metrics: impl IntoIterator<Item = (&'a String, &'a f64)>) -> String {
-    let parts: Vec<String> = metrics
-        .into_iter()
-        .map(|(name, value)| format!("{} {}", escape(name), number(*value)))
-        .collect();
-    if parts.is_empty() {
-        NOT_APPLICABLE.to_string()
-    } else {
-        parts.join(", ")
-    }
+/// `accuracy 0.9735`: the metric that sums up a split (`val`, `test`) of a training run.
+pub fn headline(training: &dlbench_harness::results::TrainingRecord, split: &str) -> String {
+    training.headline(split).map_or_else(
+        || NOT_APPLICABLE.to_string(),
+        |(name, v)| format!("{name} {}", number(v)),
+    )
 }
 
 /// One Markdown table row from its cells.

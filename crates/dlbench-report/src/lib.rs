@@ -16,6 +16,7 @@ pub mod changes;
 pub mod charts;
 pub mod html;
 pub mod markdown;
+pub mod quality;
 pub mod verdict;
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ fn spec_section(record: &Record) -> String {
     let mut out = format!("## {}\n\n", spec_title(record));
     out.push_str(&format!(
         "Record `{}`. {} parameters, {} FLOPs per sample; loss `{}`, optimizer `{}`, batch {}; \
-         {} training and {} validation samples.\n\n",
+         {} training, {} validation and {} test samples.\n\n",
         cells::escape(&record.path.display().to_string()),
         spec.parameters,
         spec.flops_per_sample,
@@ -127,11 +127,23 @@ fn spec_section(record: &Record) -> String {
         cells::escape(&spec.optimizer),
         spec.batch_size,
         spec.train_samples,
-        spec.validation_samples
+        spec.validation_samples,
+        spec.test_samples
     ));
+    for report in &spec.cleaning {
+        out.push_str(&format!(
+            "Cleaned {}.\n\n",
+            cells::escape(&report.summary())
+        ));
+    }
     out.push_str(&environment_line(results));
     out.push_str("\n\n### Runs\n\n");
     out.push_str(&runs_table(results, &notes));
+    let quality = crate::quality::quality_section(results);
+    if !quality.is_empty() {
+        out.push_str("\n\n### Quality\n\n");
+        out.push_str(&quality);
+    }
     let charts = crate::charts::planned(results, &record.name);
     if !charts.is_empty() {
         out.push_str("\n\n### Charts\n\n");
@@ -292,18 +304,25 @@ fn runs_table(results: &Results, notes: &Notes) -> String {
         "step median [95% CI]",
         "loss first → last",
         "validation",
+        "test",
     ];
     titles.extend(batch_titles.iter().map(String::as_str));
     let mut lines = vec![cells::header(&titles)];
     for (index, run) in results.runs.iter().enumerate() {
         let note = notes.error_note.get(index).copied().flatten();
-        let (step, losses, validation) = match &run.training {
+        let (step, losses, validation, test) = match &run.training {
             Some(training) => (
                 cells::median_with_interval(&training.step_time),
                 cells::loss_trajectory(&training.losses),
-                cells::metrics(&training.metrics),
+                cells::headline(training, "val"),
+                cells::headline(training, "test"),
             ),
-            None => (missing_cell(run), missing_cell(run), missing_cell(run)),
+            None => (
+                missing_cell(run),
+                missing_cell(run),
+                missing_cell(run),
+                missing_cell(run),
+            ),
         };
         let mut row = vec![
             cells::escape(&verdict::label(results, run)),
@@ -313,6 +332,7 @@ fn runs_table(results: &Results, notes: &Notes) -> String {
             step,
             losses,
             validation,
+            test,
         ];
         for batch in &batches {
             row.push(

@@ -60,6 +60,38 @@ where
     d.deserialize_any(V::<Short, Long, T>(PhantomData))
 }
 
+/// A number, or a mapping read as `Long`: `Ok(number)` or `Err(mapping)`; `expected` says
+/// what either may be.
+pub(crate) fn number_or_map<'de, D, Long>(
+    d: D,
+    expected: &'static str,
+) -> Result<Result<f64, Long>, D::Error>
+where
+    D: Deserializer<'de>,
+    Long: Deserialize<'de>,
+{
+    struct V<Long>(&'static str, PhantomData<Long>);
+    impl<'de, Long: Deserialize<'de>> Visitor<'de> for V<Long> {
+        type Value = Result<f64, Long>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Ok(v))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Ok(v as f64))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Ok(v as f64))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Long::deserialize(MapAccessDeserializer::new(map)).map(Err)
+        }
+    }
+    d.deserialize_any(V(expected, PhantomData))
+}
+
 /// A mapping's entries in file order (a `BTreeMap` would sort them; graph inputs are ordered).
 pub(crate) fn ordered_map<'de, D, T>(d: D) -> Result<Vec<(String, T)>, D::Error>
 where

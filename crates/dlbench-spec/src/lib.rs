@@ -19,12 +19,14 @@ use dlbench_core::limits::{read_file, Limits};
 use dlbench_core::training::{Adam, Gd, Sgd};
 use dlbench_core::{Device, Graph, Loss, Model, Optimizer, TrainingConfig};
 use dlbench_data::metrics::Metric;
-use dlbench_data::Dataset;
+use dlbench_data::Splits;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::Deserializer;
 use serde::Deserialize;
 
-pub use data::{DataSource, DataSpec, SyntheticKind, SyntheticSpec, WindowsSpec};
+pub use data::{
+    DataSource, DataSpec, Holdout, Normalize, SyntheticKind, SyntheticSpec, WindowsSpec,
+};
 pub use layer::{
     bare_layers, layers_with_options, Activation, AvgPoolSpec, ConcatSpec, Conv2dSpec, DenseSpec,
     DropoutSpec, Form, Layer, LayerEntry, LayerKind, LstmReturn, LstmSpec, MaxPoolSpec,
@@ -454,9 +456,9 @@ impl Spec {
         Ok(())
     }
 
-    /// The training and validation splits, prepared as the `data:` section says and checked
-    /// against the model's input and output.
-    pub fn load_data(&self) -> Result<(Dataset, Dataset), SpecError> {
+    /// The training, validation and test splits, prepared as the `data:` section says and
+    /// checked against the model.
+    pub fn load_data(&self) -> Result<Splits, SpecError> {
         let graph = self.build_graph()?;
         self.data
             .load(&graph, self.train.loss, self.seed, self.dir())

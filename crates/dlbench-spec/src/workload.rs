@@ -2,7 +2,8 @@
 //! Prepared once per spec (in each worker), shared by every backend run.
 
 use dlbench_core::Model;
-use dlbench_data::Dataset;
+use dlbench_data::clean::CleaningReport;
+use dlbench_data::{Dataset, Splits};
 
 use crate::{BenchmarkSpec, Spec, SpecError};
 
@@ -17,8 +18,12 @@ pub struct Workload {
     pub model: Model,
     /// The training split, targets in the form the loss wants; not empty.
     pub train: Dataset,
-    /// The held-out split the metrics are computed on; may be empty.
+    /// The held-out split training is watched on (the quality target); may be empty.
     pub validation: Dataset,
+    /// The held-out split scored once, after training; may be empty.
+    pub test: Dataset,
+    /// What cleaning did to each file read (empty when the spec asks for none).
+    pub cleaning: Vec<CleaningReport>,
     /// Rows per training step, settled once: the spec's batch size capped by the training
     /// split's size, or the whole split for full-batch gradient descent (see
     /// [`TrainSpec::effective_batch_size`](crate::TrainSpec::effective_batch_size)). Training,
@@ -34,7 +39,12 @@ impl Workload {
     /// Builds the model and loads the data of `spec`; `quick` caps steps and timing budgets.
     pub fn prepare(spec: Spec, quick: bool) -> Result<Workload, SpecError> {
         let model = spec.build_model()?;
-        let (train, validation) = spec.load_data()?;
+        let Splits {
+            train,
+            validation,
+            test,
+            cleaning,
+        } = spec.load_data()?;
         if train.is_empty() {
             return Err(SpecError::new(&spec.path, "the training split is empty"));
         }
@@ -55,6 +65,8 @@ impl Workload {
             model,
             train,
             validation,
+            test,
+            cleaning,
             batch_size,
             steps,
             benchmark,

@@ -144,24 +144,34 @@ fn seed_specs_load_their_data() {
     ];
     for (name, sample, total) in sizes {
         let spec = seed(name);
-        let (train, validation) = spec.load_data().unwrap_or_else(|e| panic!("{e}"));
+        let splits = spec.load_data().unwrap_or_else(|e| panic!("{e}"));
+        let (train, validation, test) = (splits.train, splits.validation, splits.test);
         assert_eq!(train.sample_shape(), sample, "{name}");
-        assert_eq!(train.len() + validation.len(), total, "{name}");
-        assert_eq!(
-            validation.len(),
-            (total as f64 * 0.2).round() as usize,
-            "{name}"
-        );
+        assert_eq!(train.len() + validation.len() + test.len(), total, "{name}");
+        let fifth = (total as f64 * 0.2).round() as usize;
+        assert_eq!((validation.len(), test.len()), (fifth, fifth), "{name}");
     }
-    let (train, _) = seed("mlp").load_data().unwrap();
+    let train = seed("mlp").load_data().unwrap().train;
     // Standardized with the training split's own statistics.
     let x = train.features.as_f32().unwrap();
     let mean: f32 = x.iter().step_by(30).sum::<f32>() / train.len() as f32;
     assert!(mean.abs() < 1e-4, "mean {mean}");
     assert_eq!(train.targets.as_ref().unwrap().shape(), [train.len(), 1]);
-    let (train, _) = seed("cnn").load_data().unwrap();
-    assert_eq!(train.targets.unwrap().dtype(), dlbench_core::DType::I64);
-    let (train, _) = seed("rnn").load_data().unwrap();
+    let splits = seed("cnn").load_data().unwrap();
+    assert_eq!(
+        splits.train.targets.unwrap().dtype(),
+        dlbench_core::DType::I64
+    );
+    // Stratified: each digit's share of the test split is its share of the data, within one.
+    let test_labels = splits.test.class_labels().unwrap();
+    for digit in 0..10 {
+        let in_test = test_labels.iter().filter(|&&l| l == digit).count() as f64;
+        assert!(
+            (in_test - 0.2 * 1797.0 / 10.0).abs() <= 2.0,
+            "digit {digit}: {in_test}"
+        );
+    }
+    let train = seed("rnn").load_data().unwrap().train;
     let max = train
         .features
         .as_f32()
@@ -391,8 +401,12 @@ data:
 train: {loss: cross_entropy, optimizer: {adam: {}}, batch_size: 4, epochs: 2}
 ";
     let spec = Spec::parse(text, &dir.join("npy.yaml")).unwrap();
-    let (train, validation) = spec.load_data().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((train.len(), validation.len()), (7, 3));
+    let splits = spec.load_data().unwrap_or_else(|e| panic!("{e}"));
+    let (train, validation) = (splits.train, splits.validation);
+    assert_eq!(
+        (train.len(), validation.len(), splits.test.len()),
+        (7, 3, 0)
+    );
     assert_eq!(train.sample_shape(), [1, 2, 2]);
     let bad = Spec::parse(&text.replace("units: 3", "units: 2"), &dir.join("npy.yaml")).unwrap();
     let message = bad.load_data().unwrap_err().to_string();
@@ -426,8 +440,9 @@ train: {loss: cross_entropy, optimizer: adam, batch_size: 32, epochs: 1}
 ",
     )
     .unwrap();
-    let (train, validation) = digits.load_data().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(train.len() + validation.len(), 1797);
+    let splits = digits.load_data().unwrap_or_else(|e| panic!("{e}"));
+    let train = splits.train;
+    assert_eq!(train.len() + splits.validation.len(), 1797);
     let max = train
         .features
         .as_f32()
@@ -447,6 +462,6 @@ train: {loss: binary_cross_entropy_with_logits, optimizer: adam, batch_size: 8, 
     )
     .unwrap();
     assert_eq!(output_shapes(&sequence), ["batchx1"]);
-    let (train, _) = sequence.load_data().unwrap_or_else(|e| panic!("{e}"));
+    let train = sequence.load_data().unwrap_or_else(|e| panic!("{e}")).train;
     assert_eq!((train.len(), train.sample_shape()), (48, &[12, 3][..]));
 }

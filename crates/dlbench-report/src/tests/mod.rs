@@ -53,6 +53,7 @@ fn training(step_ns: f64, ci: [f64; 2]) -> TrainingRecord {
             ("val_accuracy".to_string(), 0.97),
             ("val_loss".to_string(), 0.09),
         ]),
+        confusion: Default::default(),
         time_to_quality_s: None,
         raw_step_ns: vec![step_ns],
         raw_step_round: vec![0],
@@ -158,6 +159,8 @@ fn record() -> Results {
             batch_size: 32,
             train_samples: 456,
             validation_samples: 113,
+            test_samples: 0,
+            cleaning: Vec::new(),
         },
         environment: Environment {
             cpu: "Test CPU 9000".to_string(),
