@@ -65,7 +65,8 @@ impl Workload {
         let model = spec.build_model().expect("seed model builds");
         let train = spec.load_data().expect("seed data loads").train;
         let rows: Vec<usize> = (0..batch).map(|i| i % train.len()).collect();
-        let (x, y) = train.batch(&rows);
+        let b = train.batch(&rows);
+        let (x, y) = (b.features, b.targets);
         let inference =
             batch_inputs(&model.graph, &x, None, spec.seed, Phase::Eval(0)).expect("inputs");
         let graph = model

@@ -7,9 +7,22 @@ use std::process::{Command, Output};
 /// Writes `text` as a spec in a fresh folder beside a copy of nothing else, runs
 /// `dlbench <command> <spec>`, and returns the output and the spec's path.
 fn run_bad(name: &str, command: &str, text: &str) -> (Output, PathBuf, PathBuf) {
+    run_bad_with(name, command, text, &[])
+}
+
+/// [`run_bad`] with data `files` written beside the spec.
+fn run_bad_with(
+    name: &str,
+    command: &str,
+    text: &str,
+    files: &[(&str, &[u8])],
+) -> (Output, PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("dlbench-bad-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    for (file, bytes) in files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
     let spec = dir.join(format!("{name}.yaml"));
     std::fs::write(&spec, text).unwrap();
     let out_dir = dir.join("out");
@@ -33,8 +46,18 @@ fn expect_exit_2(name: &str, text: &str, needles: &[&str]) {
 }
 
 fn expect_exit_2_from(commands: &[&str], name: &str, text: &str, needles: &[&str]) {
+    expect_exit_2_with(commands, name, text, &[], needles);
+}
+
+fn expect_exit_2_with(
+    commands: &[&str],
+    name: &str,
+    text: &str,
+    files: &[(&str, &[u8])],
+    needles: &[&str],
+) {
     for &command in commands {
-        let (out, spec, out_dir) = run_bad(name, command, text);
+        let (out, spec, out_dir) = run_bad_with(name, command, text, files);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{command} {name}: {stderr}");
         assert!(
@@ -168,6 +191,83 @@ fn a_missing_data_file_names_the_path() {
     );
     // `inspect` reads no data, so only `run` can notice.
     expect_exit_2_from(&["run"], "missing-data", &text, &["no_such_file.csv"]);
+}
+
+/// An IDX file of u8 values with `dims`, its values cut to `keep` bytes.
+fn idx(dims: &[u32], keep: usize) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+    bytes.extend(std::iter::repeat_n(1u8, keep));
+    bytes
+}
+
+#[test]
+fn loader_errors_name_the_file_and_the_row() {
+    let csv = |data: &str| {
+        GOOD.replace(
+            "synthetic: {kind: binary, samples: 64}",
+            &format!("{data}\n  validation: 0"),
+        )
+    };
+    let cases: [(&str, String, Vec<u8>, &[&str]); 4] = [
+        (
+            "ragged",
+            csv("csv: d.csv\n  target_column: -1"),
+            b"1,2,3,4,0\n1,2,3\n".to_vec(),
+            &["d.csv: line 2 has 3 columns, expected 5"],
+        ),
+        (
+            "missing-value",
+            csv("csv: d.csv\n  target_column: -1"),
+            b"1,2,3,4,0\n1,2,NA,4,1\n".to_vec(),
+            &["d.csv: line 2, column 3: missing value (`NA`)", "clean:"],
+        ),
+        (
+            "idx-magic",
+            csv("idx: {images: d.csv}\n  reshape: [4]").replace("binary_cross_entropy", "mse"),
+            b"P5 not idx".to_vec(),
+            &["d.csv: not an IDX file"],
+        ),
+        (
+            "idx-short",
+            csv("idx: {images: d.csv}\n  reshape: [4]"),
+            idx(&[8, 2, 2], 20),
+            &["d.csv: the header announces [8, 2, 2] = 32 values (32 bytes), the file holds 20"],
+        ),
+    ];
+    for (name, text, file, needles) in &cases {
+        expect_exit_2_with(&["run"], name, text, &[("d.csv", file)], needles);
+    }
+    let classes = GOOD
+        .replace(
+            "synthetic: {kind: binary, samples: 64}",
+            "csv: d.csv\n  target_column: -1",
+        )
+        .replace(
+            "dense: {units: 1, activation: sigmoid}",
+            "dense: {units: 3}",
+        )
+        .replace("binary_cross_entropy", "cross_entropy");
+    expect_exit_2_with(
+        &["run"],
+        "label-range",
+        &classes,
+        &[("d.csv", b"1,2,3,4,0\n1,2,3,4,5\n")],
+        &["d.csv: the label of sample 1 is 5, out of range for 3 classes"],
+    );
+    let package = GOOD.replace(
+        "synthetic: {kind: binary, samples: 64}",
+        "idx: {images: /no/such/dir/images-idx3-ubyte.gz}\n  package: dataset-fashion-mnist",
+    );
+    expect_exit_2_from(
+        &["run"],
+        "package",
+        &package,
+        &[
+            "/no/such/dir/images-idx3-ubyte.gz",
+            "apt-get install dataset-fashion-mnist",
+        ],
+    );
 }
 
 #[test]

@@ -14,7 +14,8 @@ use crate::csv::{column_index, into_dataset, read_fields, CsvOptions, Table};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
-/// What to do with missing values.
+/// What to do with missing values. A missing category of a one-hot encoded column is not
+/// imputed: it is encoded as no category (all zeros).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Missing {
@@ -70,6 +71,10 @@ pub struct CleaningReport {
     pub rows_dropped_missing: usize,
     /// Missing feature values filled by the imputer (counted over every split).
     pub values_imputed: usize,
+    /// Missing values of one-hot encoded columns, encoded as no category (all zeros) rather
+    /// than imputed.
+    #[serde(default)]
+    pub categories_missing: usize,
     /// Rows dropped as duplicates of an earlier row.
     pub duplicates_dropped: usize,
     /// 1-based columns of the file dropped as constant.
@@ -87,10 +92,17 @@ impl CleaningReport {
     pub fn summary(&self) -> String {
         let mut parts = vec![format!("{} rows read", self.rows_read)];
         if self.missing_values > 0 {
-            parts.push(format!(
+            let mut missing = format!(
                 "{} missing values: {} rows dropped, {} values imputed",
                 self.missing_values, self.rows_dropped_missing, self.values_imputed
-            ));
+            );
+            if self.categories_missing > 0 {
+                missing.push_str(&format!(
+                    ", {} categories left empty (one-hot zeros)",
+                    self.categories_missing
+                ));
+            }
+            parts.push(missing);
         }
         parts.push(format!(
             "{} duplicate rows dropped",
@@ -190,6 +202,11 @@ pub fn read_clean_csv(
             .collect(),
         Encoding::Label => BTreeMap::new(),
     };
+    report.categories_missing = table
+        .values
+        .chunks_exact(table.columns.max(1))
+        .map(|row| one_hot.keys().filter(|&&c| row[c].is_nan()).count())
+        .sum();
     let (table, target) = reshape_columns(table, &dropped, &one_hot, target);
     let dataset = into_dataset(table, target.map(|t| t as i64), path)?;
     Ok((dataset, report))
@@ -255,8 +272,9 @@ fn is_constant(table: &Table, c: usize) -> bool {
 }
 
 /// The table without the `dropped` columns and with each `one_hot` column (of `k`
-/// categories) spread over `k` 0/1 columns (NaN in each for a missing value); the target
-/// column's new index.
+/// categories) spread over `k` 0/1 columns (all 0 for a missing value: no category, as
+/// scikit-learn's `OneHotEncoder(handle_unknown="ignore")` encodes what it cannot name); the
+/// target column's new index.
 fn reshape_columns(
     table: Table,
     dropped: &[usize],
@@ -277,13 +295,8 @@ fn reshape_columns(
         for (c, &v) in row.iter().enumerate() {
             match (width(c), one_hot.get(&c)) {
                 (0, _) => {}
-                (k, Some(_)) => values.extend((0..k).map(|i| {
-                    if v.is_nan() {
-                        f64::NAN
-                    } else {
-                        f64::from(u8::from(v as usize == i))
-                    }
-                })),
+                (k, Some(_)) => values
+                    .extend((0..k).map(|i| f64::from(u8::from(!v.is_nan() && v as usize == i)))),
                 _ => values.push(v),
             }
         }

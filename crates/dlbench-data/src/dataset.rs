@@ -1,6 +1,8 @@
 //! [`Dataset`]: features and targets as tensors, and the seeded splitting, shuffling and
 //! batching every backend is fed from, so they all see the same batches.
 
+use std::collections::BTreeMap;
+
 use dlbench_core::rng::Stream;
 use dlbench_core::{DType, Tensor};
 
@@ -16,6 +18,20 @@ pub struct Dataset {
     pub features: Tensor,
     /// `n` rows of targets; `None` when the data has none, which only the VAE's ELBO accepts.
     pub targets: Option<Tensor>,
+    /// Values of other graph inputs, by input name, one row per sample: noise recorded
+    /// elsewhere (a VAE's `eps` from a PyTorch run) that then replaces the generated noise.
+    pub inputs: BTreeMap<String, Tensor>,
+}
+
+/// The rows of one batch: features, targets and the given inputs, as a [`Dataset`] holds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// f32 `[rows, ..sample]`.
+    pub features: Tensor,
+    /// The targets of those rows.
+    pub targets: Option<Tensor>,
+    /// The given inputs of those rows, by input name (empty: every noise input is generated).
+    pub inputs: BTreeMap<String, Tensor>,
 }
 
 impl Dataset {
@@ -39,7 +55,21 @@ impl Dataset {
         Ok(Dataset {
             features: features.to_dtype(DType::F32),
             targets,
+            inputs: BTreeMap::new(),
         })
+    }
+
+    /// The same dataset with `values` given for the graph input `name`, one row per sample.
+    pub fn with_input(mut self, name: &str, values: Tensor) -> Result<Self> {
+        if values.shape().first() != Some(&self.len()) {
+            return Err(Error::invalid(format!(
+                "input `{name}` has shape {:?}: expected one row per sample ({} samples)",
+                values.shape(),
+                self.len()
+            )));
+        }
+        self.inputs.insert(name.to_string(), values);
+        Ok(self)
     }
 
     /// The number of samples.
@@ -62,13 +92,26 @@ impl Dataset {
         Dataset {
             features: self.features.select_rows(rows),
             targets: self.targets.as_ref().map(|t| t.select_rows(rows)),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|(name, t)| (name.clone(), t.select_rows(rows)))
+                .collect(),
         }
     }
 
-    /// A batch: the features and targets of `rows`.
-    pub fn batch(&self, rows: &[usize]) -> (Tensor, Option<Tensor>) {
-        let Dataset { features, targets } = self.select(rows);
-        (features, targets)
+    /// A batch: the features, targets and given inputs of `rows`.
+    pub fn batch(&self, rows: &[usize]) -> Batch {
+        let Dataset {
+            features,
+            targets,
+            inputs,
+        } = self.select(rows);
+        Batch {
+            features,
+            targets,
+            inputs,
+        }
     }
 
     /// The number of batches in one epoch, the last partial batch included.
@@ -158,7 +201,7 @@ pub struct Batches<'a> {
 }
 
 impl Iterator for Batches<'_> {
-    type Item = (Tensor, Option<Tensor>);
+    type Item = Batch;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.next >= self.order.len() {
@@ -197,9 +240,9 @@ mod tests {
         let data = counting(10);
         let sizes: Vec<usize> = data
             .batches(4, false, 0, 0)
-            .map(|(x, y)| {
-                assert_eq!(x.shape()[1], 2);
-                y.unwrap().len()
+            .map(|b| {
+                assert_eq!(b.features.shape()[1], 2);
+                b.targets.unwrap().len()
             })
             .collect();
         assert_eq!(sizes, [4, 4, 2]);
@@ -212,7 +255,7 @@ mod tests {
         let data = counting(20);
         let order = |seed, epoch| -> Vec<i64> {
             data.batches(3, true, seed, epoch)
-                .flat_map(|(_, y)| y.unwrap().as_i64().unwrap().to_vec())
+                .flat_map(|b| b.targets.unwrap().as_i64().unwrap().to_vec())
                 .collect()
         };
         assert_eq!(order(1, 0), order(1, 0));
@@ -222,7 +265,7 @@ mod tests {
         assert_eq!(sorted, (0..20).collect::<Vec<_>>());
         let plain: Vec<i64> = data
             .batches(3, false, 1, 0)
-            .flat_map(|(_, y)| y.unwrap().as_i64().unwrap().to_vec())
+            .flat_map(|b| b.targets.unwrap().as_i64().unwrap().to_vec())
             .collect();
         assert_eq!(plain, (0..20).collect::<Vec<_>>());
     }

@@ -8,6 +8,7 @@
 //! Every random choice (shuffles, splits, synthetic samples) comes from `dlbench_core::rng`, so
 //! a seed fixes the data exactly, whichever backend later reads it.
 
+pub mod augment;
 mod bounds;
 pub mod clean;
 pub mod confusion;
@@ -22,6 +23,6 @@ pub mod preprocess;
 mod split;
 pub mod synthetic;
 
-pub use dataset::{Batches, Dataset};
+pub use dataset::{Batch, Batches, Dataset};
 pub use error::{Error, Result};
 pub use split::{Holdout, Splits};

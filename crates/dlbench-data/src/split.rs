@@ -34,7 +34,8 @@ impl Dataset {
     /// test (at least one each when its fraction is positive and the data allows), keeping
     /// the rest for training. With `stratify`, each class (the targets' values, see
     /// [`Dataset::class_labels`]) is spread over the splits in proportion, within one sample.
-    /// Every split keeps the shuffled order.
+    /// Every split keeps the file's order, so that training without shuffling (`shuffle:
+    /// false`) sees the samples as the file holds them.
     pub fn split(&self, holdout: Holdout, seed: u64, stratify: bool) -> Result<Splits> {
         for (name, f) in [("validation", holdout.validation), ("test", holdout.test)] {
             if !(0.0..1.0).contains(&f) {
@@ -51,10 +52,6 @@ impl Dataset {
         }
         let n = self.len();
         let shuffled = Stream::new(seed, "split", 0).permutation(n);
-        let mut rank = vec![0; n];
-        for (r, &row) in shuffled.iter().enumerate() {
-            rank[row] = r;
-        }
         // Classes laid end to end, each in shuffled order: taking every k-th sample of this
         // line takes each class in proportion.
         let mut line = shuffled;
@@ -67,14 +64,14 @@ impl Dataset {
         let validation_count = held_out_count(n, holdout.validation, test_count);
         let (test, rest) = every_kth(&line, test_count);
         let (validation, train) = every_kth(&rest, validation_count);
-        let in_shuffled_order = |mut rows: Vec<usize>| {
-            rows.sort_by_key(|&row| rank[row]);
+        let in_file_order = |mut rows: Vec<usize>| {
+            rows.sort_unstable();
             self.select(&rows)
         };
         Ok(Splits {
-            train: in_shuffled_order(train),
-            validation: in_shuffled_order(validation),
-            test: in_shuffled_order(test),
+            train: in_file_order(train),
+            validation: in_file_order(validation),
+            test: in_file_order(test),
             cleaning: Vec::new(),
         })
     }
@@ -214,6 +211,10 @@ mod tests {
         assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (1, 1, 1));
         let s = counting(3, 1).split(holdout(0.0, 0.0), 0, false).unwrap();
         assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (3, 0, 0));
+        assert_eq!(ids(&s.train), [0, 1, 2]);
+        // Nothing held out: the training split is the file, in its order.
+        let all = counting(50, 2).split(holdout(0.0, 0.0), 9, true).unwrap();
+        assert_eq!(all.train, counting(50, 2));
     }
 
     #[test]

@@ -70,6 +70,7 @@ fn penguins_drop_rows_with_missing_values_and_one_hot_encode() {
     assert_eq!(report.missing_values, 19);
     assert_eq!(report.rows_dropped_missing, 11);
     assert_eq!((report.duplicates_dropped, report.rows_kept), (0, 333));
+    assert_eq!(report.categories_missing, 0);
     assert_eq!(
         report.categories,
         BTreeMap::from([
@@ -130,6 +131,10 @@ fn duplicates_and_constant_columns_are_dropped_and_counted() {
     .unwrap();
     assert_eq!((report.rows_read, report.duplicates_dropped), (347, 3));
     assert_eq!(report.constant_columns_dropped, [9]);
+    assert_eq!(
+        report.categories_missing, 0,
+        "label encoding leaves them to the imputer"
+    );
     // Two rows have no measurement at all but keep their place: imputed later.
     assert_eq!((report.rows_dropped_missing, report.rows_kept), (0, 344));
     // island, 4 measurements, sex, year: label-encoded, the constant column gone.

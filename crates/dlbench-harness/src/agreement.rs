@@ -72,6 +72,7 @@ impl<'a> Subject<'a> {
         self.data
             .batches(self.batch_size.max(1), self.shuffle, self.seed, epoch)
             .nth(step % per_epoch)
+            .map(|b| (b.features, b.targets))
             .ok_or_else(|| Error::invalid(format!("agreement: no batch for step {step}")))
     }
 }

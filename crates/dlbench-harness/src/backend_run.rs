@@ -19,7 +19,7 @@ use crate::observer::Observer;
 use crate::registry::REFERENCE;
 use crate::results::{InferenceRecord, RunRecord, Status, TrainingRecord};
 use crate::stats::{consecutive_rounds, format_ns, summarize};
-use dlbench_spec::feed::{batch_inputs, Phase};
+use dlbench_spec::feed::{batch_inputs, batch_inputs_given, Phase};
 use dlbench_spec::workload::Workload;
 
 /// What a backend's numbers are checked against before it is timed.
@@ -174,7 +174,7 @@ fn train(
     let mut time_to_quality = None;
     let mut trained = Duration::ZERO;
     for step in 0..work.steps {
-        let (x, y) = match batches.next() {
+        let batch = match batches.next() {
             Some(b) => b,
             None => {
                 epoch += 1;
@@ -182,7 +182,16 @@ fn train(
                 batches.next().expect("the training split is not empty")
             }
         };
-        let inputs = batch_inputs(&graph, &x, y.as_ref(), spec.seed, Phase::Train(step as u32))?;
+        let (x, y) = (batch.features, batch.targets);
+        // Augmented here, before the timed step: every backend trains on the same pixels.
+        let x = match &spec.data.augment {
+            Some(augment) => augment
+                .apply(&x, spec.seed, step as u32)
+                .map_err(|e| Error::invalid(e.to_string()))?,
+            None => x,
+        };
+        let phase = Phase::Train(step as u32);
+        let inputs = batch_inputs_given(&graph, &x, y.as_ref(), &batch.inputs, spec.seed, phase)?;
         session.load(&inputs)?;
         let t = Instant::now();
         session.train_step()?;
@@ -284,7 +293,8 @@ fn evaluate(
     };
     let mut evaluation = Evaluation::new(task);
     let batch = work.spec.train.batch_size.min(data.len());
-    for (k, (x, y)) in data.batches(batch, false, 0, 0).enumerate() {
+    for (k, b) in data.batches(batch, false, 0, 0).enumerate() {
+        let (x, y) = (b.features, b.targets);
         let inputs = batch_inputs(graph, &x, y.as_ref(), work.spec.seed, Phase::Eval(k as u32))?;
         session.load(&inputs)?;
         session.forward(Mode::Inference)?;
@@ -319,7 +329,7 @@ fn benchmark_inference(
         .iter()
         .map(|&batch| {
             let rows: Vec<usize> = (0..batch).map(|i| i % source.len()).collect();
-            let (x, _) = source.batch(&rows);
+            let x = source.batch(&rows).features;
             batch_inputs(&work.model.graph, &x, None, work.spec.seed, Phase::Eval(0))
         })
         .collect::<dlbench_core::Result<Vec<_>>>()?;

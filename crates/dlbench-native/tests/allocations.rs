@@ -35,14 +35,15 @@ fn workload(name: &str) -> Workload {
     let train = spec.load_data().expect("seed data loads").train;
     let rows = |batch: usize| (0..batch).map(|i| i % train.len()).collect::<Vec<_>>();
     let eval = |batch: usize| {
-        let (x, _) = train.batch(&rows(batch));
+        let x = train.batch(&rows(batch)).features;
         batch_inputs(&model.graph, &x, None, spec.seed, Phase::Eval(0)).expect("inputs")
     };
     let graph = model
         .graph
         .with_loss(spec.train.loss)
         .expect("training graph");
-    let (x, y) = train.batch(&rows(32));
+    let b = train.batch(&rows(32));
+    let (x, y) = (b.features, b.targets);
     let training =
         batch_inputs(&graph, &x, y.as_ref(), spec.seed, Phase::Train(0)).expect("inputs");
     Workload {

@@ -39,9 +39,35 @@ impl DataSpec {
                     sample
                 ));
             }
-            let data = fit_targets(data, graph, loss).map_err(|e| format!("{split}{e}"))?;
+            // Target errors name the file holding the targets.
+            let file = source
+                .targets_file()
+                .map(|f| format!("{}: ", dir.join(f).display()))
+                .unwrap_or_default();
+            let data = fit_targets(data, graph, loss).map_err(|e| format!("{split}{file}{e}"))?;
             Ok((data, report))
         };
+        if self.augment.is_some() && sample.len() != 3 {
+            return Err(format!(
+                "`augment` transforms images, samples [C, H, W]; the model's input `{}` takes \
+                 {sample:?}",
+                input.name
+            ));
+        }
+        if let DataSource::Npz { inputs, .. } = &self.source {
+            for (name, _) in inputs {
+                let noise = graph.inputs.iter().any(|i| {
+                    i.value.name == *name
+                        && matches!(i.role, InputRole::Normal | InputRole::DropoutMask { .. })
+                });
+                if !noise {
+                    return Err(format!(
+                        "inputs: `{name}` is not a noise input of the model (a `normal` or \
+                         dropout-mask input); the data and targets feed the others"
+                    ));
+                }
+            }
+        }
         let (data, report) = prepare(&self.source, "", None)?;
         // A held-out file's categories are numbered as the training file's.
         let categories: Option<Categories> = report.as_ref().map(|r| {
@@ -146,6 +172,7 @@ impl DataSpec {
                 path,
                 features,
                 targets,
+                inputs,
             } => {
                 let path = dir.join(path);
                 let targets = targets
@@ -153,7 +180,15 @@ impl DataSpec {
                     .map(|t| read_npz(&path, t))
                     .transpose()
                     .map_err(err)?;
-                Dataset::new(read_npz(&path, features).map_err(err)?, targets).map_err(err)
+                let mut data =
+                    Dataset::new(read_npz(&path, features).map_err(err)?, targets).map_err(err)?;
+                for (input, array) in inputs {
+                    let values = read_npz(&path, array).map_err(err)?;
+                    data = data
+                        .with_input(input, values)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                Ok(data)
             }
             DataSource::Npy { features, targets } => {
                 let targets = targets

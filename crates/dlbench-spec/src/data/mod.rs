@@ -4,6 +4,7 @@ mod load;
 
 use std::path::PathBuf;
 
+use dlbench_data::augment::Augment;
 use dlbench_data::clean::{CleanOptions, Encoding, Missing};
 use dlbench_data::csv::CsvOptions;
 use serde::de::Deserializer;
@@ -37,6 +38,9 @@ pub struct DataSpec {
     pub test: Holdout,
     /// Spread each class over the splits in proportion (default: for classification losses).
     pub stratify: Option<bool>,
+    /// Random transforms of each training batch of images (`[C, H, W]` samples), drawn from
+    /// the spec's seed and the step; the validation and test splits are never augmented.
+    pub augment: Option<Augment>,
     /// How a CSV file is cleaned before use; `None` refuses missing values and text.
     pub clean: Option<CleanOptions>,
     /// The Debian package that installs the data files (`dataset-fashion-mnist`), named when
@@ -94,6 +98,9 @@ pub enum DataSource {
         features: String,
         /// The targets array's name; `None` for data without targets.
         targets: Option<String>,
+        /// Graph inputs fed from arrays of the archive, one row per sample, instead of
+        /// generated (`inputs: {eps: eps}`): input name, array name.
+        inputs: Vec<(String, String)>,
     },
     /// `npy: {features: x.npy, targets: y.npy}`.
     Npy {
@@ -175,6 +182,8 @@ struct RawData {
     features: Option<String>,
     #[serde(default)]
     targets: Option<String>,
+    #[serde(default, deserialize_with = "inputs_opt")]
+    inputs: Option<Vec<(String, String)>>,
     windows: Option<WindowsSpec>,
     #[serde(default, deserialize_with = "finite_opt")]
     scale: Option<f64>,
@@ -196,6 +205,24 @@ struct RawData {
     package: Option<String>,
     #[serde(default)]
     clean: Option<RawClean>,
+    #[serde(default)]
+    augment: Option<RawAugment>,
+}
+
+/// `augment: {flip: true, crop: 4, rotate: 10, translate: 2, noise: 0.05}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAugment {
+    #[serde(default)]
+    flip: bool,
+    #[serde(default)]
+    crop: usize,
+    #[serde(default, deserialize_with = "de::non_negative")]
+    rotate: f64,
+    #[serde(default)]
+    translate: usize,
+    #[serde(default, deserialize_with = "de::non_negative")]
+    noise: f64,
 }
 
 /// `clean: {missing: mean, drop_duplicates: true, categorical: [0, 4], encoding: one_hot}`.
@@ -257,6 +284,10 @@ impl<'de> Deserialize<'de> for RawHoldout {
     }
 }
 
+fn inputs_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, String)>>, D::Error> {
+    de::ordered_map(d).map(Some)
+}
+
 fn finite_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     de::finite(d).map(Some)
 }
@@ -275,6 +306,7 @@ impl RawSource {
                 path,
                 features: String::new(),
                 targets: None,
+                inputs: Vec::new(),
             },
             (None, None, Some(f), None) => DataSource::Npy {
                 features: f.features,
@@ -297,12 +329,16 @@ impl RawSource {
             (
                 DataSource::Npz { path, .. },
                 DataSource::Npz {
-                    features, targets, ..
+                    features,
+                    targets,
+                    inputs,
+                    ..
                 },
             ) => DataSource::Npz {
                 path,
                 features: features.clone(),
                 targets: targets.clone(),
+                inputs: inputs.clone(),
             },
             (s @ DataSource::Npy { .. }, DataSource::Npy { .. })
             | (s @ DataSource::Idx { .. }, DataSource::Idx { .. }) => s,
@@ -318,6 +354,18 @@ impl RawSource {
 }
 
 impl DataSource {
+    /// The file the targets come from (`None` for synthetic data).
+    pub fn targets_file(&self) -> Option<&std::path::Path> {
+        match self {
+            DataSource::Synthetic(_) => None,
+            DataSource::Csv { path, .. } | DataSource::Npz { path, .. } => Some(path),
+            DataSource::Npy {
+                features, targets, ..
+            } => Some(targets.as_ref().unwrap_or(features)),
+            DataSource::Idx { images, labels } => Some(labels.as_ref().unwrap_or(images)),
+        }
+    }
+
     /// The source's key in a spec: `synthetic`, `csv`, `npz`, `npy` or `idx`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -335,7 +383,7 @@ impl TryFrom<RawData> for DataSpec {
     fn try_from(raw: RawData) -> Result<Self, String> {
         let csv_options =
             raw.skip_rows.is_some() || raw.delimiter.is_some() || raw.target_column.is_some();
-        let npz_options = raw.features.is_some() || raw.targets.is_some();
+        let npz_options = raw.features.is_some() || raw.targets.is_some() || raw.inputs.is_some();
         let files = RawSource {
             csv: raw.csv,
             npz: raw.npz,
@@ -371,12 +419,16 @@ impl TryFrom<RawData> for DataSpec {
                 }
             }
             DataSource::Npz {
-                features, targets, ..
+                features,
+                targets,
+                inputs,
+                ..
             } => {
                 *features = raw
                     .features
                     .ok_or("missing field `features`: the name of the npz array of samples")?;
                 *targets = raw.targets;
+                *inputs = raw.inputs.unwrap_or_default();
             }
             _ => {}
         }
@@ -386,7 +438,9 @@ impl TryFrom<RawData> for DataSpec {
             );
         }
         if npz_options && !matches!(source, DataSource::Npz { .. }) {
-            return Err("`features` and `targets` name arrays of `npz` data only".to_string());
+            return Err(
+                "`features`, `targets` and `inputs` name arrays of `npz` data only".to_string(),
+            );
         }
         let holdout = |raw: Option<RawHoldout>, default: f64| -> Result<Holdout, String> {
             match raw {
@@ -439,6 +493,13 @@ impl TryFrom<RawData> for DataSpec {
             stratify: raw.stratify,
             package: raw.package,
             clean,
+            augment: raw.augment.map(|a| Augment {
+                flip: a.flip,
+                crop_padding: a.crop,
+                rotate_degrees: a.rotate,
+                translate: a.translate,
+                noise_std: a.noise,
+            }),
         })
     }
 }
