@@ -3,7 +3,7 @@
     .venv/bin/python tests/golden/replay.py MODEL STEPS OUT_DIR [SWAP]
 
 MODEL is mlp, cnn, rnn or vae: the seed workload of specs/MODEL.yaml as a PyTorch user writes
-it (the module and key names of tests/golden/state_dict.py), trained in float32 on the data
+it (`seed_models()` of tests/golden/state_dict.py, with its key names), trained in float32 on the data
 the spec reads, with the spec's loss and optimizer, in batches of BATCH, for STEPS steps. The batches
 come from a shuffling DataLoader (drop_last, so every batch is whole). It writes:
 
@@ -26,6 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from state_dict import seed_models  # noqa: E402
+
 SEED = 20261206
 BATCH = 8
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -33,54 +36,6 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 def data_path(name):
     return os.path.join(ROOT, "data", name)
-
-
-def mlp():
-    # A plain nn.Sequential, as state_dict.py saves it: keys `0.weight`, `0.bias`, ...
-    return nn.Sequential(
-        nn.Linear(30, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1), nn.Sigmoid()
-    )
-
-
-class Cnn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.fc1 = nn.Linear(2304, 100)
-        self.fc2 = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
-
-
-class Rnn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lstm = nn.LSTM(1, 50, batch_first=True)
-        self.fc = nn.Linear(50, 1)
-
-    def forward(self, x):
-        out, _ = self.lstm(x)
-        return torch.sigmoid(self.fc(out[:, -1]))
-
-
-class Vae(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.enc = nn.Linear(1000, 256)
-        self.mu = nn.Linear(256, 50)
-        self.logvar = nn.Linear(256, 50)
-        self.dec = nn.Linear(50, 256)
-        self.recon = nn.Linear(256, 1000)
-
-    def forward(self, x, eps):
-        h = torch.relu(self.enc(x))
-        mu, logvar = self.mu(h), self.logvar(h)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        return torch.sigmoid(self.recon(torch.relu(self.dec(z)))), mu, logvar
 
 
 def breast_cancer():
@@ -119,23 +74,25 @@ def elbo(recon, mu, logvar, x):
 
 def workload(name, rng):
     """The model, its data, its loss of (model, batch) and its optimizer, as the spec says."""
+    if name not in ("mlp", "cnn", "rnn", "vae"):
+        raise SystemExit(f"unknown model {name}: expected mlp, cnn, rnn or vae")
+    model = seed_models()[name]
     if name == "mlp":
-        model, (x, y) = mlp(), breast_cancer()
+        x, y = breast_cancer()
         loss = lambda m, b: nn.functional.binary_cross_entropy(m(b["x"]), b["y"])  # noqa: E731
         return model, x, y, loss, torch.optim.Adam(model.parameters(), lr=0.001)
     if name == "cnn":
-        model, (x, y) = Cnn(), digits()
+        x, y = digits()
         loss = lambda m, b: nn.functional.cross_entropy(m(b["x"]), b["y"])  # noqa: E731
         return model, x, y, loss, torch.optim.SGD(model.parameters(), lr=0.01)
     if name == "rnn":
-        model, (x, y) = Rnn(), sunspots()
+        x, y = sunspots()
         loss = lambda m, b: nn.functional.binary_cross_entropy(m(b["x"]), b["y"])  # noqa: E731
         return model, x, y, loss, torch.optim.Adam(model.parameters(), lr=0.001)
     if name == "vae":
-        model, (x, y) = Vae(), reconstruction(rng)
+        x, y = reconstruction(rng)
         loss = lambda m, b: elbo(*m(b["x"], b["eps"]), b["x"])  # noqa: E731
-        return model, x, y, loss, torch.optim.SGD(model.parameters(), lr=0.01)
-    raise SystemExit(f"unknown model {name}: expected mlp, cnn, rnn or vae")
+    return model, x, y, loss, torch.optim.SGD(model.parameters(), lr=0.01)
 
 
 def main(name, steps, out, swap=None):

@@ -90,12 +90,21 @@ class Cnn(nn.Module):
         self.fc1 = nn.Linear(2304, 100)
         self.fc2 = nn.Linear(100, 10)
 
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
 
 class Rnn(nn.Module):
     def __init__(self):
         super().__init__()
         self.lstm = nn.LSTM(1, 50, batch_first=True)
         self.fc = nn.Linear(50, 1)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return torch.sigmoid(self.fc(out[:, -1]))
 
 
 class Vae(nn.Module):
@@ -106,6 +115,12 @@ class Vae(nn.Module):
         self.logvar = nn.Linear(256, 50)
         self.dec = nn.Linear(50, 256)
         self.recon = nn.Linear(256, 1000)
+
+    def forward(self, x, eps):
+        h = torch.relu(self.enc(x))
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return torch.sigmoid(self.recon(torch.relu(self.dec(z)))), mu, logvar
 
 
 def seed_models():

@@ -2,10 +2,26 @@
 //! that loaded data is finite: a NaN or an infinity in a file would silently turn every loss
 //! into NaN, so it is refused as bad input where it is read, naming where it sits.
 
+use std::io::{ErrorKind, Read};
+
 use dlbench_core::limits::Limits;
 use dlbench_core::{Data, Tensor};
 
 use crate::error::Result;
+
+/// Reads as many bytes as there are, up to `buf.len()` (fewer only at the end of the input).
+pub(crate) fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
 
 /// The limits in force (`Limits::from_env`), for the entry points that do not take them.
 pub(crate) fn env_limits() -> Result<Limits> {

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use dlbench_core::limits::{bytes_of, format_bytes, is_over_cap, BoundedReader, Limits};
 use dlbench_core::Tensor;
 
-use crate::bounds::{env_limits, not_data, NOT_FINITE};
+use crate::bounds::{env_limits, not_data, read_up_to, NOT_FINITE};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
@@ -398,20 +398,6 @@ fn read_line(text: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Lin
         line.pop();
     }
     Ok(if any { Line::Read } else { Line::End })
-}
-
-/// Reads as many bytes as there are, up to `buf.len()`.
-fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match source.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Reads a CSV file into features f32 `[rows, columns]` and, with a target column, targets

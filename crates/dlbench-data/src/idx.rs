@@ -7,13 +7,13 @@
 //! types MNIST-like data uses).
 
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::Read;
 use std::path::Path;
 
 use dlbench_core::limits::{bytes_of, checked_numel, is_over_cap, BoundedReader, Limits};
 use dlbench_core::Tensor;
 
-use crate::bounds::env_limits;
+use crate::bounds::{env_limits, read_up_to};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
@@ -52,7 +52,7 @@ pub fn read_idx_with(path: &Path, limits: &Limits) -> Result<Tensor> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut magic = [0u8; 2];
-    let got = read_full(&mut file, &mut magic).map_err(|e| Error::io(path, e))?;
+    let got = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(path, e))?;
     let source = (&magic[..got]).chain(file);
     if magic[..got] == [0x1f, 0x8b] {
         let cap = limits.decompressed_cap(len);
@@ -84,7 +84,7 @@ fn element(code: u8) -> Option<usize> {
 
 fn read_stream(mut text: impl Read, path: &Path, limits: &Limits) -> Result<Tensor> {
     let mut header = [0u8; 4];
-    let got = read_full(&mut text, &mut header).map_err(|e| Error::io(path, e))?;
+    let got = read_up_to(&mut text, &mut header).map_err(|e| Error::io(path, e))?;
     let bad_magic = |what: String| {
         Error::file(
             path,
@@ -107,7 +107,7 @@ fn read_stream(mut text: impl Read, path: &Path, limits: &Limits) -> Result<Tens
         return Err(bad_magic("zero dimensions".into()));
     }
     let mut dims = vec![0u8; 4 * ndim];
-    let got = read_full(&mut text, &mut dims).map_err(|e| Error::io(path, e))?;
+    let got = read_up_to(&mut text, &mut dims).map_err(|e| Error::io(path, e))?;
     if got < dims.len() {
         return Err(Error::file(
             path,
@@ -128,7 +128,7 @@ fn read_stream(mut text: impl Read, path: &Path, limits: &Limits) -> Result<Tens
         .check_memory(&format!("its {shape:?} values"), bytes_of(n, 4 + size))
         .map_err(|e| Error::file(path, e.to_string()))?;
     let mut raw = vec![0u8; n * size];
-    let got = read_full(&mut text, &mut raw).map_err(|e| Error::io(path, e))?;
+    let got = read_up_to(&mut text, &mut raw).map_err(|e| Error::io(path, e))?;
     if got < raw.len() {
         return Err(Error::file(
             path,
@@ -160,20 +160,6 @@ fn be<const N: usize>(raw: &[u8], f: impl Fn(&[u8; N]) -> f32) -> Vec<f32> {
     raw.chunks_exact(N)
         .map(|c| f(c.try_into().expect("chunks of N")))
         .collect()
-}
-
-/// Reads as many bytes as there are, up to `buf.len()`.
-fn read_full(source: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match source.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use dlbench_core::limits::{
 };
 use dlbench_core::{Data, Tensor};
 
-use crate::bounds::{check_finite, env_limits};
+use crate::bounds::{check_finite, env_limits, read_up_to};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -252,20 +252,6 @@ fn element_size(descr: &str) -> Result<usize, String> {
 /// no data yet make every later size computation overflow.
 fn nonzero(shape: &[usize]) -> Vec<usize> {
     shape.iter().copied().filter(|&d| d != 0).collect()
-}
-
-/// Reads as many bytes as there are, up to `buf.len()`.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Writes `tensor` as a version 1 `.npy` file, byte for byte as NumPy's `np.save` does.
