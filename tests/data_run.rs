@@ -130,6 +130,41 @@ fn a_dirty_csv_trains_after_cleaning_and_the_record_counts_what_was_cleaned() {
         report.contains("Cleaned ") && report.contains("### Quality"),
         "{report}"
     );
+    // Dirtier still: three rows again and a constant column.
+    let dirty_dir = temp_dir("penguins-dirtier");
+    let table = std::fs::read_to_string("data/penguins.csv").unwrap();
+    let mut lines: Vec<String> = table
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{l},{}", if i == 0 { "site" } else { "7" }))
+        .collect();
+    lines.extend(lines[1..4].to_vec());
+    std::fs::write(dirty_dir.join("penguins.csv"), lines.join("\n")).unwrap();
+    let spec = std::fs::read_to_string("specs/mlp-penguins.yaml")
+        .unwrap()
+        .replace("../data/", "");
+    std::fs::write(dirty_dir.join("dirty.yaml"), spec).unwrap();
+    let out_dir = dirty_dir.join("out");
+    let out = dlbench(&[
+        "run",
+        path_str(&dirty_dir.join("dirty.yaml")),
+        "--quick",
+        "--backends",
+        "native",
+        "--out",
+        path_str(&out_dir),
+    ]);
+    assert_ok(&out);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "347 rows read; 19 missing values: 0 rows dropped, 8 values imputed, 11 \
+                         categories left empty (one-hot zeros); 3 duplicate rows dropped; \
+                         constant columns 9 dropped"
+        ),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dirty_dir).unwrap();
     // Without `clean:` the same file is refused, naming the line and column.
     let spec = std::fs::read_to_string("specs/mlp-penguins.yaml").unwrap();
     let (start, end) = (

@@ -1,11 +1,13 @@
-//! dlbench-data owns the data side of a benchmark: the [`Dataset`] (features and optional
-//! targets as dlbench tensors) with seeded, stratified train / validation / test splits and batches; loaders for `.npy`, `.npz`,
-//! `.csv` and `.csv.gz` files and IDX (MNIST) files; the preprocessing that spec files ask for (standardize, scale,
-//! reshape, sliding windows); seeded synthetic generators of learnable tasks; and the metrics
-//! a run reports ([`metrics`]; [`confusion`]: the confusion matrix with precision, recall and
-//! F1 as scikit-learn defines them).
+//! dlbench-data owns the data side of a benchmark: the [`Dataset`] (features, optional targets
+//! and recorded noise inputs as dlbench tensors) with seeded, stratified train / validation /
+//! test [`Splits`] and batches; loaders for `.npy`, `.npz`, `.csv` / `.csv.gz` and IDX (MNIST)
+//! files; [`clean`]ing of CSV tables; the preprocessing that spec files ask for (scale,
+//! reshape, sliding windows, standard or min-max rescaling); image [`augment`]ation; seeded
+//! synthetic generators of learnable tasks; and the metrics a run reports ([`evaluation`],
+//! [`metrics`]; [`confusion`]: the confusion matrix with precision, recall and F1 as
+//! scikit-learn defines them).
 //!
-//! Every random choice (shuffles, splits, synthetic samples) comes from `dlbench_core::rng`, so
+//! Every random choice (shuffles, splits, augmentation, synthetic samples) comes from `dlbench_core::rng`, so
 //! a seed fixes the data exactly, whichever backend later reads it.
 
 pub mod augment;

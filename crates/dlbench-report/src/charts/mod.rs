@@ -1,17 +1,18 @@
 //! The report's charts, drawn with plotters from the record alone. Per spec: inference latency
 //! and throughput against batch size, training step time per thread count, thread scaling, the
-//! training-loss curves, time to quality, CPU against GPU, peak memory and the agreement
-//! heatmap. Each is planned only when the record holds its data, and written as SVG (what the
+//! training-loss curves, time to quality, CPU against GPU, peak memory, the agreement
+//! heatmap and a classifier's confusion matrix. Each is planned only when the record holds its data, and written as SVG (what the
 //! page shows; a browser draws its text) and PNG (for places that take images only).
 //!
 //! Text needs a font in PNG: DejaVu Sans (the `dejavu` crate) is registered once, so no system
 //! font library is needed (plotters' default features would link fontconfig and freetype).
 //!
 //! `lines` draws the charts of lines, `bars` those of bars (`devices` gathers the bars of CPU
-//! against GPU), `heatmap` the agreement heatmap; this module decides which charts a record
+//! against GPU), `heatmap` the agreement heatmap, `confusion` the confusion matrix; this module decides which charts a record
 //! gets, and writes them.
 
 mod bars;
+mod confusion;
 mod devices;
 mod heatmap;
 mod lines;
@@ -56,11 +57,13 @@ pub enum ChartKind {
     Memory,
     /// Share of the tolerance each agreement check used, per run: where disagreement shows.
     Agreement,
+    /// A classifier's confusion matrix on the test split.
+    Confusion,
 }
 
 impl ChartKind {
     /// Every chart, in the order the report shows them.
-    pub const ALL: [ChartKind; 9] = [
+    pub const ALL: [ChartKind; 10] = [
         ChartKind::Latency,
         ChartKind::Throughput,
         ChartKind::StepTime,
@@ -70,6 +73,7 @@ impl ChartKind {
         ChartKind::Devices,
         ChartKind::Memory,
         ChartKind::Agreement,
+        ChartKind::Confusion,
     ];
 
     /// The end of the chart's file name: `<spec>-<suffix>.svg`.
@@ -84,6 +88,7 @@ impl ChartKind {
             ChartKind::Devices => "devices",
             ChartKind::Memory => "memory",
             ChartKind::Agreement => "agreement",
+            ChartKind::Confusion => "confusion",
         }
     }
 }
@@ -113,6 +118,7 @@ enum Figure {
     Lines(lines::LineChart),
     Bars(bars::BarChart),
     Heatmap(heatmap::Heatmap),
+    Confusion(confusion::Confusion),
 }
 
 impl Figure {
@@ -121,6 +127,7 @@ impl Figure {
             Figure::Lines(_) => SIZE,
             Figure::Bars(chart) => chart.size(),
             Figure::Heatmap(map) => map.size(),
+            Figure::Confusion(matrix) => matrix.size(),
         }
     }
 }
@@ -137,6 +144,7 @@ fn prepare(results: &Results, kind: ChartKind) -> Option<Drawing> {
         ChartKind::Devices => devices::by_device(results),
         ChartKind::Memory => bars::memory(results),
         ChartKind::Agreement => heatmap::agreement(results),
+        ChartKind::Confusion => confusion::confusion(results),
     }
 }
 
@@ -264,6 +272,7 @@ where
         Figure::Lines(chart) => lines::draw(&figure_area, &drawing.title, chart)?,
         Figure::Bars(chart) => bars::draw(&figure_area, &drawing.title, chart)?,
         Figure::Heatmap(map) => heatmap::draw(&figure_area, &drawing.title, map)?,
+        Figure::Confusion(matrix) => confusion::draw(&figure_area, &drawing.title, matrix)?,
     }
     area.present()?;
     Ok(())

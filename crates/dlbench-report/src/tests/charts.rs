@@ -87,14 +87,19 @@ fn native(device: Device, threads: usize, step_ns: f64) -> RunRecord {
 }
 
 /// [`record`] with the data of every chart: native at 1, 2 and 4 threads on the CPU and on a
-/// GPU, one time to quality, and peak memory (the reference's in-process).
+/// GPU, one time to quality, a test confusion matrix, and peak memory (the reference's
+/// in-process).
 fn rich_record() -> Results {
     let mut results = record();
     results.runs.push(native(Device::Cpu, 2, 170_000.0));
     results.runs.push(native(Device::Cpu, 4, 100_000.0));
     results.runs.push(native(Device::Cuda(0), 1, 40_000.0));
     let native = run_of(&mut results, "native");
-    native.training.as_mut().unwrap().time_to_quality_s = Some(0.42);
+    let training = native.training.as_mut().unwrap();
+    training.time_to_quality_s = Some(0.42);
+    training
+        .confusion
+        .insert("test".to_string(), vec![vec![50, 7], vec![4, 53]]);
     for run in &mut results.runs {
         run.peak_rss_bytes = (run.status == Status::Ok).then_some(48 << 20);
     }
@@ -297,6 +302,38 @@ fn the_agreement_heatmap_shows_every_checked_run_with_its_share_and_divergent_no
     }
     // The oracle is what the others are compared with: it has no row.
     assert!(!labelled(&svg, "reference"), "{:?}", texts(&svg));
+}
+
+#[test]
+fn a_classifier_gets_its_test_confusion_matrix_with_counts_and_axes() {
+    let mut results = record();
+    assert!(
+        !kinds(&results).contains(&ChartKind::Confusion),
+        "no matrix, no chart"
+    );
+    let matrix = vec![vec![40, 3, 0], vec![1, 70, 2], vec![0, 5, 33]];
+    for backend in ["native", "candle"] {
+        let training = run_of(&mut results, backend).training.as_mut().unwrap();
+        training
+            .confusion
+            .insert("test".to_string(), matrix.clone());
+        training
+            .confusion
+            .insert("validation".to_string(), vec![vec![1, 0, 0]; 3]);
+    }
+    let chart = charts::planned(&results, "mlp")
+        .into_iter()
+        .find(|c| c.kind == ChartKind::Confusion)
+        .expect("planned");
+    assert!(chart.title.contains("on the test split"), "{}", chart.title);
+    assert_eq!(
+        chart.note.as_deref(),
+        Some("the other 1 trained runs' matrices are in the Quality tables")
+    );
+    let svg = written(&results, ChartKind::Confusion);
+    for label in ["40", "70", "33", "predicted class", "true class", "0", "2"] {
+        assert!(labelled(&svg, label), "{label} in {:?}", texts(&svg));
+    }
 }
 
 #[test]
