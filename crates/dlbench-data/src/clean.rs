@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use dlbench_core::limits::Limits;
+use dlbench_core::limits::{bytes_of, Limits};
 use dlbench_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -207,7 +207,7 @@ pub fn read_clean_csv(
         .chunks_exact(table.columns.max(1))
         .map(|row| one_hot.keys().filter(|&&c| row[c].is_nan()).count())
         .sum();
-    let (table, target) = reshape_columns(table, &dropped, &one_hot, target);
+    let (table, target) = reshape_columns(table, &dropped, &one_hot, target, path, limits)?;
     let dataset = into_dataset(table, target.map(|t| t as i64), path)?;
     Ok((dataset, report))
 }
@@ -274,13 +274,16 @@ fn is_constant(table: &Table, c: usize) -> bool {
 /// The table without the `dropped` columns and with each `one_hot` column (of `k`
 /// categories) spread over `k` 0/1 columns (all 0 for a missing value: no category, as
 /// scikit-learn's `OneHotEncoder(handle_unknown="ignore")` encodes what it cannot name); the
-/// target column's new index.
+/// target column's new index. The encoded table must fit the memory limit: a column of many
+/// categories multiplies the table's width.
 fn reshape_columns(
     table: Table,
     dropped: &[usize],
     one_hot: &BTreeMap<usize, usize>,
     target: Option<usize>,
-) -> (Table, Option<usize>) {
+    path: &Path,
+    limits: &Limits,
+) -> Result<(Table, Option<usize>)> {
     let width = |c: usize| {
         if dropped.contains(&c) {
             0
@@ -290,7 +293,18 @@ fn reshape_columns(
     };
     let columns: usize = (0..table.columns).map(width).sum();
     let new_target = target.map(|t| (0..t).map(width).sum());
-    let mut values = Vec::with_capacity(table.rows * columns);
+    let encoded = |e: dlbench_core::Error| Error::file(path, e.to_string());
+    let n = table.rows.saturating_mul(columns);
+    limits
+        .check_memory(
+            &format!(
+                "the encoded table of {} rows x {columns} columns",
+                table.rows
+            ),
+            bytes_of(n, std::mem::size_of::<f64>()),
+        )
+        .map_err(encoded)?;
+    let mut values = Vec::with_capacity(n);
     for row in table.values.chunks_exact(table.columns.max(1)) {
         for (c, &v) in row.iter().enumerate() {
             match (width(c), one_hot.get(&c)) {
@@ -307,7 +321,7 @@ fn reshape_columns(
         categories: BTreeMap::new(),
         ..table
     };
-    (table, new_target)
+    Ok((table, new_target))
 }
 
 /// Fills missing feature values (NaN) with a statistic of each feature over the training

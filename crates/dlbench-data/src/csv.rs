@@ -274,12 +274,18 @@ fn push_row(
     limits: &Limits,
 ) -> Result<()> {
     let start = table.values.len();
-    let fields = line.split(options.delimiter).count();
-    let categorical: Vec<usize> = options
-        .categorical
-        .iter()
-        .filter_map(|&c| column_index(c, fields))
-        .collect();
+    // Resolved per line (a negative index counts from this line's end); only when asked, so
+    // that a plain numeric file pays nothing for it.
+    let categorical: Vec<usize> = if options.categorical.is_empty() {
+        Vec::new()
+    } else {
+        let fields = line.split(options.delimiter).count();
+        options
+            .categorical
+            .iter()
+            .filter_map(|&c| column_index(c, fields))
+            .collect()
+    };
     for (column, field) in line.split(options.delimiter).enumerate() {
         let field = field.trim().trim_matches('"');
         let at = || format!("line {number}, column {}: `{field}`", column + 1);

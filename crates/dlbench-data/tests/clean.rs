@@ -208,3 +208,33 @@ fn imputers_follow_scikit_learn() {
     // Ties go to the smallest value.
     assert_eq!(fill(Missing::MostFrequent), [2.0, 4.0]);
 }
+
+#[test]
+fn one_hot_columns_are_checked_against_the_memory_limit_before_they_are_made() {
+    // 2,000 rows of 2,000 categories: 4 M values, 32 MB once one-hot encoded.
+    let dir = std::env::temp_dir().join(format!("dlbench-clean-wide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wide.csv");
+    let text: String = (0..2000).map(|i| format!("c{i},{}\n", i % 2)).collect();
+    std::fs::write(&path, text).unwrap();
+    let options = CsvOptions {
+        target_column: Some(-1),
+        ..CsvOptions::default()
+    };
+    let clean = CleanOptions {
+        categorical: vec![0],
+        ..CleanOptions::default()
+    };
+    let mut small = Limits::defaults(16 << 30);
+    small.memory_bytes = 8 << 20;
+    let err = read_clean_csv(&path, &options, &clean, None, &small)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("wide.csv: ") && err.contains("the encoded table of 2000 rows x 2001 columns"),
+        "{err}"
+    );
+    let (data, _) = read_clean_csv(&path, &options, &clean, None, &limits()).unwrap();
+    assert_eq!(data.features.shape(), [2000, 2000]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
