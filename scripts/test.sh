@@ -34,6 +34,10 @@ export DLBENCH_CHROMIUM
 # Set, the Fashion-MNIST test must find the package's files (no silent skips here).
 export DLBENCH_REQUIRE_DATASETS=1
 
+# A fresh clone gains nothing from incremental compilation, and its files (1.5 GB of the
+# 7 GB debug build) count against the disk of a CI machine.
+export CARGO_INCREMENTAL=0
+
 # --features test-backends registers the faulty `test-...` backends that tests/workers.rs runs;
 # --features tch builds the libtorch backend into dlbench (tests/tch.rs).
 echo "== cargo clippy"

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{dlbench, path_str, temp_dir, text};
+use std::path::Path;
+
+use common::{assert_ok, dlbench, dlbench_with, path_str, temp_dir, text};
 
 #[test]
 fn help_lists_the_commands() {
@@ -163,6 +165,50 @@ fn run_mlp_on_the_reference_writes_a_record_whose_loss_goes_down() {
             entry["samples"].as_u64().unwrap()
         );
     }
+}
+
+#[test]
+fn dlbench_isa_caps_the_native_kernels_and_the_record_says_so() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("isa");
+    let args = [
+        "run",
+        "specs/mlp.yaml",
+        "--backends",
+        "native",
+        "--quick",
+        "--out",
+        path_str(&dir),
+    ];
+    let out = dlbench_with(root, &args, &[("DLBENCH_ISA", "portable")]);
+    assert_ok(&out);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(record["environment"]["isa_cap"], "portable");
+    let native = &record["runs"][0];
+    assert_eq!(native["backend"], "native");
+    assert_eq!(native["status"], "ok", "{native}");
+    assert_eq!(native["kernels"], "portable", "{native}");
+
+    // A misspelt cap is bad input: exit 2, named, and nothing written.
+    let dir = temp_dir("isa-misspelt");
+    let args = [
+        "run",
+        "specs/mlp.yaml",
+        "--backends",
+        "native",
+        "--quick",
+        "--out",
+        path_str(&dir),
+    ];
+    let out = dlbench_with(root, &args, &[("DLBENCH_ISA", "avx3")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("DLBENCH_ISA=`avx3`: expected one of avx512, avx2, portable"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.join("results.json").exists());
 }
 
 /// The planned backends `dlbench list` says this build lacks.

@@ -51,6 +51,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    // A misspelt DLBENCH_ISA is bad input: refused before the spec is even read.
+    dlbench_native::kernels::isa::isa_cap()?;
     let spec = Spec::load(&args.spec)?;
     let out = args
         .out

@@ -8,11 +8,17 @@ use std::process::{Command, Output};
 /// Runs `dlbench` in `dir`, without `LD_LIBRARY_PATH` (the binary must find libtorch by its
 /// rpath) and without `RUST_BACKTRACE` (so a panic's stderr is the same few lines everywhere).
 pub fn dlbench_in(dir: &Path, args: &[&str]) -> Output {
+    dlbench_with(dir, args, &[])
+}
+
+/// `dlbench_in`, with environment variables set (`DLBENCH_ISA`...).
+pub fn dlbench_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dlbench"))
         .args(args)
         .current_dir(dir)
         .env_remove("LD_LIBRARY_PATH")
         .env_remove("RUST_BACKTRACE")
+        .envs(vars.iter().copied())
         .output()
         .expect("dlbench runs")
 }

@@ -118,6 +118,12 @@ pub trait Backend {
     fn version(&self) -> String;
     /// What this build can do on this machine; the harness skips, and reports, the rest.
     fn capabilities(&self) -> Capabilities;
+    /// Which kernels its CPU work runs on, where the backend chooses them at run time (the
+    /// native backend's instruction set, `avx2`); recorded with each run, so that a report can
+    /// explain a difference between machines. `None`: the backend does not say.
+    fn kernels(&self) -> Option<String> {
+        None
+    }
     /// Untimed, done once: lower the model, copy its weights, plan buffers, build the optimizer.
     fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>>;
 }

@@ -66,7 +66,10 @@ impl<'a> Configuration<'a> {
 
     /// A record of this configuration with `status` and `error` and no results yet.
     pub fn record(&self, status: Status, error: String) -> RunRecord {
-        RunRecord::without_results(self.name(), self.device, self.threads, status, error)
+        let mut record =
+            RunRecord::without_results(self.name(), self.device, self.threads, status, error);
+        record.kernels = self.backend.kernels();
+        record
     }
 }
 

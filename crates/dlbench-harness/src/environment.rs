@@ -22,6 +22,10 @@ pub struct Environment {
     pub versions: BTreeMap<String, String>,
     /// The git commit of the working tree, when run inside one.
     pub git: Option<String>,
+    /// `DLBENCH_ISA`, when set: the cap on the native kernels' instruction set (each run's
+    /// `kernels` says what ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isa_cap: Option<String>,
 }
 
 const INTERESTING_FLAGS: &[&str] = &[
@@ -102,6 +106,9 @@ impl Environment {
             rustc: env!("DLBENCH_RUSTC_VERSION").to_string(),
             versions,
             git: git_commit(),
+            isa_cap: std::env::var("DLBENCH_ISA")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         }
     }
 }

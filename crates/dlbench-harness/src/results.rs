@@ -85,6 +85,10 @@ pub struct RunRecord {
     pub device: Device,
     /// Intra-op threads it was given.
     pub threads: usize,
+    /// Which kernels ran, where the backend says ([`dlbench_core::Backend::kernels`]): the
+    /// native backend's instruction set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
     /// How the run ended.
     pub status: Status,
     /// Why it failed or is unsupported.
@@ -116,6 +120,7 @@ impl RunRecord {
             backend: backend.to_string(),
             device,
             threads,
+            kernels: None,
             status,
             error: Some(error),
             peak_rss_bytes: None,

@@ -3,10 +3,13 @@
 //! counting global allocator over the four seed workloads, training at batch 32 and
 //! inference alternating batch 1 and 32 (as the harness's rounds do), on one and two threads.
 //!
-//! Counted by `support/counting.rs`, so this file holds ONE test.
+//! Counted by `support/counting.rs`, so this file holds ONE test; it runs again on each lower
+//! instruction set (`support/per_isa.rs`).
 
 #[path = "support/counting.rs"]
 mod counting;
+#[path = "support/per_isa.rs"]
+mod per_isa;
 
 use std::path::Path;
 
@@ -56,6 +59,7 @@ fn workload(name: &str) -> Workload {
 
 #[test]
 fn a_steady_state_step_allocates_nothing() {
+    per_isa::announce();
     let mut found = Vec::new();
     for name in ["mlp", "cnn", "rnn", "vae"] {
         let work = workload(name);
@@ -104,4 +108,6 @@ fn a_steady_state_step_allocates_nothing() {
         found.iter().all(|line| line.ends_with(": 0")),
         "allocations in steady state:\n{report}"
     );
+    // Counting is over: the children are separate processes, counted by themselves.
+    per_isa::rerun_on_other_isas("a_steady_state_step_allocates_nothing");
 }

@@ -206,6 +206,22 @@ fn environment_line(results: &Results) -> String {
     if let Some(git) = &env.git {
         parts.push(format!("git {git}"));
     }
+    // Which kernels ran explains a difference between machines (or a forced AVX2 run).
+    let mut kernels: Vec<String> = Vec::new();
+    for run in &results.runs {
+        if let Some(k) = &run.kernels {
+            let line = format!("{} kernels: {k}", run.backend);
+            if !kernels.contains(&line) {
+                kernels.push(line);
+            }
+        }
+    }
+    if let Some(cap) = &env.isa_cap {
+        kernels.push(format!("capped by DLBENCH_ISA={cap}"));
+    }
+    if !kernels.is_empty() {
+        parts.push(kernels.join(", "));
+    }
     if !env.versions.is_empty() {
         let versions: Vec<String> = env
             .versions

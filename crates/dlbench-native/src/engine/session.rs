@@ -49,6 +49,12 @@ impl Backend for NativeBackend {
         }
     }
 
+    fn kernels(&self) -> Option<String> {
+        kernels::isa::kernel_isa()
+            .ok()
+            .map(|isa| isa.name().to_string())
+    }
+
     fn prepare(&self, model: &Model, options: &PrepareOptions) -> Result<Box<dyn Session>> {
         if options.device != Device::Cpu {
             return Err(Error::unsupported(
@@ -59,6 +65,8 @@ impl Backend for NativeBackend {
                 ),
             ));
         }
+        // A misspelt cap is refused before anything runs, not met by a panic in a kernel.
+        kernels::isa::kernel_isa().map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Box::new(NativeSession::new(model, options)?))
     }
 }

@@ -137,17 +137,14 @@ struct Micro {
     mr: usize,
     nr: usize,
     kernel: KernelFn,
-    /// Partial tiles; without one they go through a buffer and the full kernel.
-    edge: Option<EdgeFn>,
+    /// Partial tiles, written straight into `C`.
+    edge: EdgeFn,
     blocking: Blocking,
 }
 
 /// Below ~8 MFLOP (4 M multiply-adds, ~80 us on one core) a thread's start-up and join (tens
 /// of microseconds) is not repaid: measured, 128^3 ran slower on 2 threads than on 1.
 pub(crate) const SPLIT_WORK: usize = 1 << 22;
-
-/// The largest `mr * nr` of any kernel: the size of the edge-tile buffer.
-const MAX_TILE: usize = 6 * 64;
 
 impl Micro {
     /// The kernel of `path`, or `None` for the portable path. Only call with a path from
@@ -159,7 +156,7 @@ impl Micro {
                 mr: avx512::MR,
                 nr: avx512::NR,
                 kernel: avx512::kernel,
-                edge: Some(avx512::kernel_edge),
+                edge: avx512::kernel_edge,
                 // A 6 x 512 A panel (12 KiB) stays in L1 while 64 x 512 B panels (128 KiB)
                 // stream from L2; the 96 x 512 packed A block (192 KiB) sits in L2, the
                 // 512 x 2048 B block (4 MiB) in L3. Measured (in-process, interleaved, best of
@@ -177,7 +174,7 @@ impl Micro {
                 mr: avx2::MR,
                 nr: avx2::NR,
                 kernel: avx2::kernel,
-                edge: None,
+                edge: avx2::kernel_edge,
                 // Not tuned: this machine runs the AVX-512 path.
                 blocking: Blocking {
                     kc: 256,
@@ -442,42 +439,34 @@ unsafe fn blocked_with(
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
     let Blocking { kc, mc, nc, .. } = micro.blocking;
-    debug_assert!(mc % mr == 0 && nc % nr == 0 && mr * nr <= MAX_TILE);
+    debug_assert!(mc % mr == 0 && nc % nr == 0);
     // With a single block of rows (small `m`, as in im2col convolutions and batch-32 dense
     // layers), each packed `B` panel would be read only `m / mr` times, so packing all of `B`
     // costs about as much as the product. A row-major `B` is then read in place (each row of
-    // a panel is `nr` contiguous floats); so is a ragged last panel when the edge kernel can
-    // read it masked, else that panel is packed (zero-padded).
+    // a panel is `nr` contiguous floats), ragged last panel included: the edge kernels read it
+    // masked.
     let direct_b = b.col_stride == 1 && m <= mc;
-    let mut tile = [0.0f32; MAX_TILE];
     for jc in (0..n).step_by(nc) {
         let ncb = nc.min(n - jc);
         for pc in (0..k).step_by(kc) {
             let kcb = kc.min(k - pc);
             // Later k slices accumulate onto what the first one wrote.
             let beta_k = if pc == 0 { beta } else { 1.0 };
-            // Columns of this block the kernels read in place.
-            let in_place = match (direct_b, micro.edge) {
-                (false, _) => 0,
-                (true, Some(_)) => ncb,
-                (true, None) => ncb / nr * nr,
-            };
-            if in_place < ncb {
-                pack::pack_b(&b, pc, kcb, jc + in_place, ncb - in_place, nr, b_pack);
+            if !direct_b {
+                pack::pack_b(&b, pc, kcb, jc, ncb, nr, b_pack);
             }
             for ic in (0..m).step_by(mc) {
                 let mcb = mc.min(m - ic);
                 pack::pack_a(&a, ic, mcb, pc, kcb, mr, a_pack);
                 for jr in (0..ncb).step_by(nr) {
                     let nrb = nr.min(ncb - jr);
-                    let (b_panel, ldb) = if jr < in_place {
+                    let (b_panel, ldb) = if direct_b {
                         // Rows `pc..pc+kcb`, columns `jc+jr..jc+jr+nrb` of `B`, in place.
                         let start = pc * b.row_stride + jc + jr;
                         let end = start + (kcb - 1) * b.row_stride + nrb;
                         (&b.data[start..end], b.row_stride)
                     } else {
-                        let s = jr - in_place;
-                        (&b_pack[s * kcb..(s + nr) * kcb], nr)
+                        (&b_pack[jr * kcb..(jr + nr) * kcb], nr)
                     };
                     for ir in (0..mcb).step_by(mr) {
                         let mrb = mr.min(mcb - ir);
@@ -501,13 +490,13 @@ unsafe fn blocked_with(
                                     beta_k,
                                 )
                             }
-                        } else if let Some(edge) = micro.edge {
+                        } else {
                             // SAFETY: as above, for the `mrb x nrb` block at `at`, whose last
                             // element is at most `(m-1)*ldc + n-1`; the B panel holds `kcb`
                             // rows of at least `nrb` floats (packed: `nr`), which is what the
                             // edge kernel reads.
                             unsafe {
-                                edge(
+                                (micro.edge)(
                                     mrb,
                                     nrb,
                                     kcb,
@@ -519,37 +508,6 @@ unsafe fn blocked_with(
                                     alpha,
                                     beta_k,
                                 )
-                            }
-                        } else {
-                            // Edge tile: compute the full (zero-padded) tile into a buffer,
-                            // then merge the part that exists.
-                            // SAFETY: as above, with `tile` (MAX_TILE >= mr*nr floats, row
-                            // stride nr) as the destination; beta = 0 so it is not read.
-                            unsafe {
-                                (micro.kernel)(
-                                    kcb,
-                                    a_panel.as_ptr(),
-                                    b_panel.as_ptr(),
-                                    ldb,
-                                    tile.as_mut_ptr(),
-                                    nr,
-                                    1.0,
-                                    0.0,
-                                )
-                            }
-                            for i in 0..mrb {
-                                // SAFETY: row `ic + ir + i < m`, columns up to `jc + jr + nrb
-                                // <= n`: inside the block at `c`, accessed by no one else.
-                                let row = unsafe {
-                                    std::slice::from_raw_parts_mut(c.0.add(at + i * ldc), nrb)
-                                };
-                                for (x, &t) in row.iter_mut().zip(&tile[i * nr..i * nr + nrb]) {
-                                    *x = if beta_k == 0.0 {
-                                        alpha * t
-                                    } else {
-                                        alpha * t + beta_k * *x
-                                    };
-                                }
                             }
                         }
                     }

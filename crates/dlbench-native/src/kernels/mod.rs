@@ -4,7 +4,7 @@
 pub mod dot;
 pub mod gemm;
 pub mod im2col;
-mod isa;
+pub mod isa;
 pub mod math;
 pub mod pool;
 #[cfg(test)]

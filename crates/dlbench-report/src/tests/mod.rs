@@ -170,6 +170,7 @@ fn record() -> Results {
             rustc: "rustc 1.95.0".to_string(),
             versions: BTreeMap::from([("dlbench".to_string(), "0.1.0".to_string())]),
             git: None,
+            isa_cap: None,
         },
         runs: vec![
             reference,
@@ -229,6 +230,24 @@ fn every_kind_of_run_renders_with_marked_cells_and_no_raw_nan() {
     );
     assert!(!md.contains("segfault"), "{md}");
     assert!(md.contains("(avx2, fma)"), "{md}");
+}
+
+#[test]
+fn the_environment_line_says_which_kernels_ran_and_the_cap() {
+    let mut results = record();
+    results.environment.isa_cap = Some("avx2".to_string());
+    for run in &mut results.runs {
+        if run.backend == "native" {
+            run.kernels = Some("avx2".to_string());
+        }
+    }
+    let md = render_markdown(&Report::new(vec![(PathBuf::from("r.json"), results)]).unwrap());
+    assert!(
+        md.contains("native kernels: avx2, capped by DLBENCH_ISA=avx2;"),
+        "{md}"
+    );
+    // Without kernels or a cap, the line does not mention them.
+    assert!(!rendered().contains("kernels:") && !rendered().contains("DLBENCH_ISA"));
 }
 
 #[test]
