@@ -7,6 +7,7 @@ pub mod im2col;
 pub mod isa;
 pub mod math;
 pub mod pool;
+pub mod split;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod threads;

@@ -5,6 +5,7 @@ use dlbench_core::{Mode, UnaryOp};
 
 use super::{zip_map, Buf};
 use crate::kernels::math;
+use crate::kernels::split::split_mut;
 
 /// `out[i] = f(a[i])`.
 fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
@@ -13,8 +14,14 @@ fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
     }
 }
 
-/// The element-wise op into `y`.
-pub fn unary(op: UnaryOp, x: &[f32], y: &mut [f32]) {
+/// The element-wise op into `y`, split over `threads` when large.
+pub fn unary(op: UnaryOp, x: &[f32], y: &mut [f32], threads: usize) {
+    split_mut(threads, y, |start, y| {
+        unary_part(op, &x[start..start + y.len()], y)
+    });
+}
+
+fn unary_part(op: UnaryOp, x: &[f32], y: &mut [f32]) {
     match op {
         // NaN must come out as NaN, as in PyTorch.
         UnaryOp::Relu => map(y, x, |v| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
@@ -28,8 +35,22 @@ pub fn unary(op: UnaryOp, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Given x, y = unary(x) and dy, dx into `dx`.
-pub fn unary_backward(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// Given x, y = unary(x) and dy, dx into `dx`, split over `threads` when large.
+pub fn unary_backward(
+    op: UnaryOp,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    threads: usize,
+) {
+    split_mut(threads, dx, |start, dx| {
+        let part = start..start + dx.len();
+        unary_backward_part(op, &x[part.clone()], &y[part.clone()], &dy[part], dx)
+    });
+}
+
+fn unary_backward_part(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     match op {
         // The subgradient at exactly 0 is 0, as in PyTorch.
         UnaryOp::Relu => zip_map(dx, x, dy, |x, g| if x > 0.0 { g } else { 0.0 }),
@@ -208,7 +229,7 @@ mod tests {
     use dlbench_core::UnaryOp;
     use strum::IntoEnumIterator;
 
-    use super::{softmax, softmax_backward, split_at_axis, unary, Buf};
+    use super::{softmax, softmax_backward, split_at_axis, unary, unary_backward, Buf};
 
     fn assert_close(what: &str, got: &[f32], want: &[f64]) {
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -293,6 +314,39 @@ mod tests {
         }
     }
 
+    /// Split over threads, each element is computed by the same code as on one thread: the
+    /// same bits, forward and backward.
+    #[test]
+    fn elementwise_ops_split_over_threads_give_the_same_bits() {
+        let n = 5 * crate::kernels::split::MIN_PER_THREAD + 7;
+        let xs: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 2001) as f32 - 1000.0) / 300.0)
+            .collect();
+        let dy: Vec<f32> = (0..n)
+            .map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 250.0)
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for kind in UnaryKind::iter() {
+            let op = match kind {
+                UnaryKind::Sigmoid => UnaryOp::Sigmoid,
+                UnaryKind::Tanh => UnaryOp::Tanh,
+                UnaryKind::Exp => UnaryOp::Exp,
+                UnaryKind::Relu => UnaryOp::Relu,
+                UnaryKind::Scale => UnaryOp::Scale { factor: 0.5 },
+            };
+            let run = |threads| {
+                let (mut y, mut dx) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                unary(op, &xs, &mut y, threads);
+                unary_backward(op, &xs, &y, &dy, &mut dx, threads);
+                (bits(&y), bits(&dx))
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(run(threads) == one, "{op:?} on {threads} threads");
+            }
+        }
+    }
+
     #[test]
     fn elementwise_ops_match_f64_with_pytorchs_edges() {
         let mut xs: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.7).collect();
@@ -319,7 +373,7 @@ mod tests {
         });
         for (op, f) in cases {
             let mut y = vec![f32::NAN; xs.len()];
-            unary(op, &x.data, &mut y);
+            unary(op, &x.data, &mut y, 1);
             for (&v, &g) in xs.iter().zip(&y) {
                 let w = f(f64::from(v));
                 let ok = if w.is_nan() {

@@ -13,6 +13,7 @@ mod loss;
 mod lstm;
 mod pool;
 
+use crate::kernels::split::split_mut;
 use dlbench_core::{Error, Mode, Node, Op, Result};
 
 /// A value of the engine: a row-major f32 buffer and its shape. Class labels (the graph's i64
@@ -136,6 +137,13 @@ pub fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     v
 }
 
+/// `to = from`, split over `threads` when large (a flatten of a conv's output is megabytes).
+fn copy(from: &[f32], to: &mut [f32], threads: usize) {
+    split_mut(threads, to, |start, to| {
+        to.copy_from_slice(&from[start..start + to.len()])
+    });
+}
+
 /// `out[i] = f(a[i], b[i])`: a plain zip loop, which the compiler vectorises.
 pub fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
     for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
@@ -187,13 +195,14 @@ pub fn forward(
             threads,
         ),
         Op::MaxPool2d(p) => {
-            pool::max_pool2d(p, x, y, ctx.mode == Mode::Training, &mut state.argmax)
+            let keep_argmax = ctx.mode == Mode::Training;
+            pool::max_pool2d(p, x, y, keep_argmax, &mut state.argmax, threads)
         }
-        Op::AvgPool2d(p) => pool::avg_pool2d(p, x, y),
-        Op::Flatten { .. } | Op::Reshape { .. } => y.copy_from_slice(&x.data),
+        Op::AvgPool2d(p) => pool::avg_pool2d(p, x, y, threads),
+        Op::Flatten { .. } | Op::Reshape { .. } => copy(&x.data, y, threads),
         Op::Transpose { perm } => layout::transpose(perm, x, y),
         Op::Concat { axis } => layout::concat(*axis, inputs, y),
-        Op::Unary(op) => activation::unary(*op, &x.data, y),
+        Op::Unary(op) => activation::unary(*op, &x.data, y, threads),
         Op::Softmax { axis } => activation::softmax(*axis, x, y, false, &mut state.scratch),
         Op::LogSoftmax { axis } => activation::softmax(*axis, x, y, true, &mut state.scratch),
         Op::Dropout { p } => activation::dropout(*p, x, &inputs[1], y, ctx.mode),
@@ -265,15 +274,18 @@ pub fn backward(
                 threads,
             )
         }
-        Op::MaxPool2d(p) => pool::max_pool2d_backward(p, x, dy, &state.argmax, &mut grads[0]),
-        Op::AvgPool2d(p) => pool::avg_pool2d_backward(p, x, dy, &mut grads[0]),
-        Op::Flatten { .. } | Op::Reshape { .. } => grads[0].copy_from_slice(dy),
+        Op::MaxPool2d(p) => {
+            pool::max_pool2d_backward(p, x, dy, &state.argmax, &mut grads[0], threads)
+        }
+        Op::AvgPool2d(p) => pool::avg_pool2d_backward(p, x, dy, &mut grads[0], threads),
+        Op::Flatten { .. } | Op::Reshape { .. } => copy(dy, &mut grads[0], threads),
         Op::Transpose { perm } => {
             layout::transpose_backward(perm, &outputs[0].shape, dy, &mut grads[0])
         }
         Op::Concat { axis } => layout::concat_backward(*axis, inputs, dy, grads),
         Op::Unary(op) => {
-            activation::unary_backward(*op, &x.data, &outputs[0].data, dy, &mut grads[0])
+            let y = &outputs[0].data;
+            activation::unary_backward(*op, &x.data, y, dy, &mut grads[0], threads)
         }
         Op::Softmax { axis } => activation::softmax_backward(
             *axis,

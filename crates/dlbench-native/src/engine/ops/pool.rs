@@ -1,9 +1,12 @@
 //! Max and average pooling (PyTorch semantics, ceil_mode, count_include_pad), in f32.
 
+use std::ops::Range;
+
 use dlbench_core::ir::{Pool2d, PoolWindow};
 
 use super::Buf;
 use crate::kernels::pool::{self as tiles, Tiles};
+use crate::kernels::split::{self, Disjoint};
 
 /// Sizes of one pooling, read from the input shape.
 struct Windows {
@@ -54,6 +57,26 @@ fn tiles(p: &Pool2d, x: &Buf) -> Option<Tiles> {
     })
 }
 
+/// Runs `f(tiles, planes)` over the planes of `t` cut into one contiguous range per thread
+/// (see `kernels::split`): `tiles` is `t` narrowed to the range's planes. Planes are
+/// independent, so each task reads and writes only its own planes' parts of the buffers.
+fn by_planes(t: &Tiles, threads: usize, f: impl Fn(&Tiles, Range<usize>) + Sync) {
+    split::for_ranges(threads, t.planes, 1, t.height * t.width, &|planes| {
+        f(
+            &Tiles {
+                planes: planes.len(),
+                ..*t
+            },
+            planes,
+        )
+    });
+}
+
+/// Elements of one input plane and of one output plane of `t`.
+fn plane_lens(t: &Tiles) -> (usize, usize) {
+    (t.height * t.width, t.out[0] * t.out[1])
+}
+
 /// The flat input index of the first maximum of a window, in row-major order: strict `>`
 /// keeps the earliest of equal values, which is where PyTorch sends the gradient on ties.
 /// Padding is -inf, so it never wins; `None` only for a window with no real element.
@@ -74,15 +97,29 @@ fn argmax_of(x: &[f32], w: usize, base: usize, r: &PoolWindow, c: &PoolWindow) -
 /// `keep_argmax` (a training forward), whole-window pooling keeps where each maximum was in
 /// `argmax`, so the backward pass need not read the input again; otherwise `argmax` is left
 /// empty.
-pub fn max_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32], keep_argmax: bool, argmax: &mut Vec<u8>) {
+pub fn max_pool2d(
+    p: &Pool2d,
+    x: &Buf,
+    y: &mut [f32],
+    keep_argmax: bool,
+    argmax: &mut Vec<u8>,
+    threads: usize,
+) {
     argmax.clear();
     if let Some(t) = tiles(p, x) {
-        if keep_argmax && tiles::keeps_argmax(&t) {
+        let keep = keep_argmax && tiles::keeps_argmax(&t);
+        if keep {
             argmax.resize(y.len(), 0);
-            tiles::max_pool(&t, &x.data, y, Some(argmax));
-        } else {
-            tiles::max_pool(&t, &x.data, y, None);
         }
+        let (input, output) = plane_lens(&t);
+        let (y, argmax) = (Disjoint::new(y), Disjoint::new(argmax.as_mut_slice()));
+        by_planes(&t, threads, |sub, planes| {
+            let outs = planes.start * output..planes.end * output;
+            // SAFETY: each task takes its own planes' part, once (`by_planes`).
+            let (y, argmax) = unsafe { (y.range(outs.clone()), keep.then(|| argmax.range(outs))) };
+            let x = &x.data[planes.start * input..planes.end * input];
+            tiles::max_pool(sub, x, y, argmax);
+        });
         return;
     }
     let win = Windows::new(p, x);
@@ -96,13 +133,31 @@ pub fn max_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32], keep_argmax: bool, argmax:
 
 /// The gradient goes to the first maximum of each window (PyTorch's choice on ties), into
 /// `dx`; `argmax` is what the forward pass kept (possibly nothing).
-pub fn max_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], argmax: &[u8], dx: &mut [f32]) {
+pub fn max_pool2d_backward(
+    p: &Pool2d,
+    x: &Buf,
+    dy: &[f32],
+    argmax: &[u8],
+    dx: &mut [f32],
+    threads: usize,
+) {
     if let Some(t) = tiles(p, x) {
-        if argmax.len() == dy.len() {
-            tiles::max_pool_backward_from_argmax(&t, argmax, dy, dx);
-        } else {
-            tiles::max_pool_backward(&t, &x.data, dy, dx);
-        }
+        let (input, output) = plane_lens(&t);
+        let from_argmax = argmax.len() == dy.len();
+        let dx = Disjoint::new(dx);
+        by_planes(&t, threads, |sub, planes| {
+            let (ins, outs) = (
+                planes.start * input..planes.end * input,
+                planes.start * output..planes.end * output,
+            );
+            // SAFETY: each task takes its own planes' part, once (`by_planes`).
+            let dx = unsafe { dx.range(ins.clone()) };
+            if from_argmax {
+                tiles::max_pool_backward_from_argmax(sub, &argmax[outs.clone()], &dy[outs], dx);
+            } else {
+                tiles::max_pool_backward(sub, &x.data[ins], &dy[outs], dx);
+            }
+        });
         return;
     }
     let win = Windows::new(p, x);
@@ -125,9 +180,15 @@ fn divisor(p: &Pool2d, r: &PoolWindow, c: &PoolWindow) -> f32 {
 
 /// The mean of each window into `y`; padding is zeros, counted in the divisor if
 /// `count_include_pad`.
-pub fn avg_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32]) {
+pub fn avg_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32], threads: usize) {
     if let Some(t) = tiles(p, x) {
-        tiles::avg_pool(&t, &x.data, y);
+        let (input, output) = plane_lens(&t);
+        let y = Disjoint::new(y);
+        by_planes(&t, threads, |sub, planes| {
+            // SAFETY: each task takes its own planes' part, once (`by_planes`).
+            let y = unsafe { y.range(planes.start * output..planes.end * output) };
+            tiles::avg_pool(sub, &x.data[planes.start * input..planes.end * input], y);
+        });
         return;
     }
     let win = Windows::new(p, x);
@@ -142,9 +203,15 @@ pub fn avg_pool2d(p: &Pool2d, x: &Buf, y: &mut [f32]) {
 }
 
 /// Spreads each output gradient evenly over its window's real elements, into `dx`.
-pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], dx: &mut [f32]) {
+pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], dx: &mut [f32], threads: usize) {
     if let Some(t) = tiles(p, x) {
-        tiles::avg_pool_backward(&t, dy, dx);
+        let (input, output) = plane_lens(&t);
+        let dx = Disjoint::new(dx);
+        by_planes(&t, threads, |sub, planes| {
+            // SAFETY: each task takes its own planes' part, once (`by_planes`).
+            let dx = unsafe { dx.range(planes.start * input..planes.end * input) };
+            tiles::avg_pool_backward(sub, &dy[planes.start * output..planes.end * output], dx);
+        });
         return;
     }
     let win = Windows::new(p, x);
@@ -158,4 +225,48 @@ pub fn avg_pool2d_backward(p: &Pool2d, x: &Buf, dy: &[f32], dx: &mut [f32]) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use dlbench_core::ir::Pool2d;
+
+    use super::{avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, Buf};
+
+    /// Split over threads by planes, every pooling writes the same bits as on one thread: the
+    /// fast whole-window kernels (2 x 2) and the general code (3 x 3, stride 2, padded).
+    #[test]
+    fn pooling_split_over_threads_gives_the_same_bits() {
+        let shape = vec![8, 16, 24, 24];
+        let len: usize = shape.iter().product();
+        let x = Buf::new(
+            shape,
+            (0..len)
+                .map(|i| ((i * 7919 % 2003) as f32 - 1000.0) / 100.0)
+                .collect(),
+        );
+        let mut padded = Pool2d::square(3);
+        padded.stride = [2, 2];
+        padded.padding = [1, 1];
+        for p in [Pool2d::square(2), padded] {
+            let out = [p.output_len(24, 0).unwrap(), p.output_len(24, 1).unwrap()];
+            let out_len = 8 * 16 * out[0] * out[1];
+            let dy: Vec<f32> = (0..out_len).map(|i| (i % 13) as f32 - 6.0).collect();
+            let run = |threads| {
+                let (mut y, mut argmax) = (vec![f32::NAN; out_len], Vec::new());
+                max_pool2d(&p, &x, &mut y, true, &mut argmax, threads);
+                let mut dx = vec![f32::NAN; len];
+                max_pool2d_backward(&p, &x, &dy, &argmax, &mut dx, threads);
+                let mut avg = vec![f32::NAN; out_len];
+                avg_pool2d(&p, &x, &mut avg, threads);
+                let mut davg = vec![f32::NAN; len];
+                avg_pool2d_backward(&p, &x, &dy, &mut davg, threads);
+                [y, dx, avg, davg].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(run(threads) == one, "{p:?} on {threads} threads");
+            }
+        }
+    }
 }
