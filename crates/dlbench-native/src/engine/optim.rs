@@ -7,6 +7,8 @@
 use dlbench_core::training::{Adam, Sgd};
 use dlbench_core::{Optimizer, Result};
 
+use crate::kernels::split::{self, Disjoint};
+
 /// What an optimizer remembers about one parameter between steps.
 #[derive(Debug, Clone, Default)]
 struct Slot {
@@ -18,6 +20,38 @@ struct Slot {
     second: Vec<f32>,
     /// Adam's running maximum of the second moment (AMSGrad).
     second_max: Vec<f32>,
+}
+
+impl Slot {
+    /// Creates the buffers `config` keeps for a parameter of `len` values (on its first step,
+    /// as PyTorch does); the ones it does not use stay empty.
+    fn create(&mut self, config: &Optimizer, len: usize) {
+        match config {
+            Optimizer::Gd(_) => {}
+            Optimizer::Sgd(sgd) => {
+                if sgd.momentum != 0.0 {
+                    self.first = vec![0.0; len];
+                }
+            }
+            Optimizer::Adam(adam) => {
+                self.first = vec![0.0; len];
+                self.second = vec![0.0; len];
+                if adam.amsgrad {
+                    self.second_max = vec![0.0; len];
+                }
+            }
+        }
+    }
+}
+
+/// One range of a parameter, its gradient and its state (state buffers the optimizer does not
+/// keep are empty).
+struct Part<'a> {
+    param: &'a mut [f32],
+    grad: &'a [f32],
+    first: &'a mut [f32],
+    second: &'a mut [f32],
+    second_max: &'a mut [f32],
 }
 
 /// An optimizer and its state, one slot per parameter (indexed like the session's
@@ -39,35 +73,60 @@ impl OptimizerState {
         })
     }
 
-    /// One update of parameter `index` in place with its gradient (same length).
-    pub fn step(&mut self, index: usize, param: &mut [f32], grad: &[f32]) {
+    /// One update of parameter `index` in place with its gradient (same length), split over
+    /// `threads` when large: every element's update depends on that element alone.
+    pub fn step(&mut self, index: usize, param: &mut [f32], grad: &[f32], threads: usize) {
+        let config = self.config;
         let slot = &mut self.slots[index];
         slot.steps += 1;
-        match &self.config {
-            Optimizer::Gd(gd) => {
-                let lr = gd.lr as f32;
-                for (p, g) in param.iter_mut().zip(grad) {
-                    *p += -lr * g;
-                }
-            }
-            Optimizer::Sgd(sgd) => sgd_step(sgd, param, grad, slot),
-            Optimizer::Adam(adam) => adam_step(adam, param, grad, slot),
+        if slot.steps == 1 {
+            slot.create(&config, param.len());
         }
+        let steps = slot.steps;
+        let len = param.len();
+        let param = Disjoint::new(param);
+        let state = [&mut slot.first, &mut slot.second, &mut slot.second_max]
+            .map(|buffer| Disjoint::new(buffer.as_mut_slice()));
+        split::for_ranges(threads, len, 16, 1, &|range| {
+            // SAFETY: `for_ranges` hands each task its own range, disjoint from the others';
+            // an empty state buffer (one this optimizer does not keep) yields an empty part.
+            let [first, second, second_max] = state.each_ref().map(|buffer| unsafe {
+                if buffer.is_empty() {
+                    buffer.range(0..0)
+                } else {
+                    buffer.range(range.clone())
+                }
+            });
+            let part = Part {
+                param: unsafe { param.range(range.clone()) },
+                grad: &grad[range],
+                first,
+                second,
+                second_max,
+            };
+            match &config {
+                Optimizer::Gd(gd) => {
+                    let lr = gd.lr as f32;
+                    for (p, g) in part.param.iter_mut().zip(part.grad) {
+                        *p += -lr * g;
+                    }
+                }
+                Optimizer::Sgd(sgd) => sgd_step(sgd, steps, part),
+                Optimizer::Adam(adam) => adam_step(adam, steps, part),
+            }
+        });
     }
 }
 
-/// `torch.optim.sgd._single_tensor_sgd`.
-fn sgd_step(cfg: &Sgd, param: &mut [f32], grad: &[f32], slot: &mut Slot) {
+/// `torch.optim.sgd._single_tensor_sgd`, on one range (`steps` counts this one).
+fn sgd_step(cfg: &Sgd, steps: u64, part: Part) {
     let (lr, momentum, dampening, decay) = (
         cfg.lr as f32,
         cfg.momentum as f32,
         cfg.dampening as f32,
         cfg.weight_decay as f32,
     );
-    if cfg.momentum != 0.0 && slot.steps == 1 {
-        slot.first = vec![0.0; grad.len()];
-    }
-    for (i, (p, &g)) in param.iter_mut().zip(grad).enumerate() {
+    for (i, (p, &g)) in part.param.iter_mut().zip(part.grad).enumerate() {
         let mut g = g;
         // PyTorch skips the decay term when it is zero; adding `0 * p` would turn an infinite
         // parameter into NaN where PyTorch does not.
@@ -75,12 +134,12 @@ fn sgd_step(cfg: &Sgd, param: &mut [f32], grad: &[f32], slot: &mut Slot) {
             g += decay * *p;
         }
         if cfg.momentum != 0.0 {
-            if slot.steps == 1 {
-                slot.first[i] = g;
+            if steps == 1 {
+                part.first[i] = g;
             } else {
-                slot.first[i] = slot.first[i] * momentum + (1.0 - dampening) * g;
+                part.first[i] = part.first[i] * momentum + (1.0 - dampening) * g;
             }
-            let b = slot.first[i];
+            let b = part.first[i];
             if cfg.nesterov {
                 g += momentum * b;
             } else {
@@ -91,17 +150,10 @@ fn sgd_step(cfg: &Sgd, param: &mut [f32], grad: &[f32], slot: &mut Slot) {
     }
 }
 
-/// `torch.optim.adam._single_tensor_adam` (not AdamW: the decay goes into the gradient).
-fn adam_step(cfg: &Adam, param: &mut [f32], grad: &[f32], slot: &mut Slot) {
-    let n = param.len();
-    if slot.steps == 1 {
-        slot.first = vec![0.0; n];
-        slot.second = vec![0.0; n];
-        if cfg.amsgrad {
-            slot.second_max = vec![0.0; n];
-        }
-    }
-    let t = slot.steps as f64;
+/// `torch.optim.adam._single_tensor_adam` (not AdamW: the decay goes into the gradient), on
+/// one range (`steps` counts this one).
+fn adam_step(cfg: &Adam, steps: u64, part: Part) {
+    let t = steps as f64;
     let bias_correction1 = 1.0 - cfg.beta1.powf(t);
     let bias_correction2 = 1.0 - cfg.beta2.powf(t);
     let step_size = (cfg.lr / bias_correction1) as f32;
@@ -141,13 +193,14 @@ fn adam_step(cfg: &Adam, param: &mut [f32], grad: &[f32], slot: &mut Slot) {
         let denom = v.sqrt() / bc2_sqrt + eps;
         *p += -step_size * *m / denom;
     };
-    let moments = param
+    let moments = part
+        .param
         .iter_mut()
-        .zip(grad)
-        .zip(slot.first.iter_mut())
-        .zip(slot.second.iter_mut());
+        .zip(part.grad)
+        .zip(part.first.iter_mut())
+        .zip(part.second.iter_mut());
     if cfg.amsgrad {
-        for ((((p, &g), m), v), v_max) in moments.zip(slot.second_max.iter_mut()) {
+        for ((((p, &g), m), v), v_max) in moments.zip(part.second_max.iter_mut()) {
             update(p, g, m, v, Some(v_max));
         }
     } else {
@@ -198,7 +251,7 @@ mod tests {
                 let (grad, want) = (params(grad), params(want));
                 for (k, name) in names.iter().enumerate() {
                     let g: Vec<f32> = grad[*name].iter().map(|&v| v as f32).collect();
-                    state.step(k, &mut current[k], &g);
+                    state.step(k, &mut current[k], &g, 1);
                     for (i, (&got, &want)) in current[k].iter().zip(&want[*name]).enumerate() {
                         let err = (f64::from(got) - want).abs();
                         assert!(
@@ -245,7 +298,7 @@ mod tests {
             let (grad, want) = (params(grad), params(want));
             for (k, param) in names.iter().enumerate() {
                 let g: Vec<f32> = grad[*param].iter().map(|&v| v as f32).collect();
-                state.step(k, &mut current[k], &g);
+                state.step(k, &mut current[k], &g, 1);
                 for (i, (&got, &want)) in current[k].iter().zip(&want[*param]).enumerate() {
                     let err = (f64::from(got) - want).abs();
                     assert!(
@@ -274,11 +327,11 @@ mod tests {
         use dlbench_core::training::Gd;
         let mut state = OptimizerState::new(&Optimizer::Gd(Gd { lr: 0.5 }), 2).unwrap();
         let (mut a, mut b) = (vec![1.0f32, -2.0, 0.0], vec![3.0f32]);
-        state.step(0, &mut a, &[2.0, -4.0, 1.0]);
+        state.step(0, &mut a, &[2.0, -4.0, 1.0], 1);
         assert_eq!(a, [0.0, 0.0, -0.5]);
-        state.step(1, &mut b, &[-1.0]);
+        state.step(1, &mut b, &[-1.0], 1);
         assert_eq!(b, [3.5]);
-        state.step(0, &mut a, &[0.25, 0.0, -3.0]);
+        state.step(0, &mut a, &[0.25, 0.0, -3.0], 1);
         assert_eq!(a, [-0.125, 0.0, 1.0]);
     }
 
@@ -312,7 +365,7 @@ mod tests {
             let mut state = OptimizerState::new(&config, 1).unwrap();
             let mut p = [1.0f32];
             for (step, (&g, &want)) in grads.iter().zip(want).enumerate() {
-                state.step(0, &mut p, &[g]);
+                state.step(0, &mut p, &[g], 1);
                 let got = f64::from(p[0]);
                 assert!(
                     (got - want).abs() <= 1e-6 * want.abs(),
@@ -335,8 +388,49 @@ mod tests {
         let mut state = OptimizerState::new(&config, 1).unwrap();
         let mut p = [1.0f32];
         for want in [0.95, 0.9] {
-            state.step(0, &mut p, &[1e-8]);
+            state.step(0, &mut p, &[1e-8], 1);
             assert!((p[0] - want).abs() <= 1e-6, "p = {}, want {want}", p[0]);
+        }
+    }
+
+    /// Split over threads, every element's update is the same code on the same values: the
+    /// same bits as on one thread, for every optimizer and its state over several steps.
+    #[test]
+    fn an_update_split_over_threads_gives_the_same_bits() {
+        use dlbench_core::training::{Adam, Gd, Sgd};
+        let n = 3 * crate::kernels::split::MIN_PER_THREAD + 5;
+        let configs = [
+            Optimizer::Gd(Gd { lr: 0.1 }),
+            Optimizer::Sgd(Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 0.01,
+            }),
+            Optimizer::Adam(Adam {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                amsgrad: true,
+            }),
+        ];
+        for config in configs {
+            let run = |threads| {
+                let mut state = OptimizerState::new(&config, 1).unwrap();
+                let mut p: Vec<f32> = (0..n).map(|i| (i % 101) as f32 / 50.0 - 1.0).collect();
+                for step in 0..3 {
+                    let g: Vec<f32> = (0..n)
+                        .map(|i| ((i * 31 + step * 7) % 89) as f32 / 44.0 - 1.0)
+                        .collect();
+                    state.step(0, &mut p, &g, threads);
+                }
+                p.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let one = run(1);
+            assert!(run(2) == one && run(3) == one, "{config:?}");
         }
     }
 }

@@ -459,7 +459,13 @@ impl Session for NativeSession {
         };
         for (index, &slot) in self.param_slots.iter().enumerate() {
             if self.grad_set[slot] {
-                optimizer.step(index, &mut self.values[slot].data, &self.grads[slot]);
+                let threads = self.threads;
+                optimizer.step(
+                    index,
+                    &mut self.values[slot].data,
+                    &self.grads[slot],
+                    threads,
+                );
             }
         }
         Ok(())

@@ -49,13 +49,39 @@ pub(crate) fn dot_rows_add_on(
         unsafe { avx512::dot_rows_add(a, b, m, n, k, c, ldc) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { portable_on_avx2(a, b, m, n, k, c, ldc) };
+        return;
+    }
     let _ = isa;
     portable(a, b, m, n, k, c, ldc);
+}
+
+/// The portable loops compiled with AVX2 enabled: the compiler keeps the `LANES` partial sums
+/// in one `ymm` register (the same sums in the same order, so the same bits).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn portable_on_avx2(
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    portable(a, b, m, n, k, c, ldc)
 }
 
 /// Independent partial sums per dot product, so the additions do not form one long chain.
 const LANES: usize = 8;
 
+#[inline(always)]
 fn portable(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, c: &mut [f32], ldc: usize) {
     for i in 0..m {
         let a_row = &a[i * k..(i + 1) * k];

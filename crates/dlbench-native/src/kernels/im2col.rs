@@ -20,6 +20,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod runs;
 #[cfg(test)]
 mod tests;
 
@@ -160,6 +161,12 @@ pub(crate) fn im2col_on(isa: Isa, l: &Lowering, x: &[f32], col: &mut [f32]) {
         unsafe { avx512::im2col(l, x, col) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { avx2::im2col(l, x, col) };
+        return;
+    }
     let _ = isa;
     im2col_portable(l, x, col);
 }
@@ -185,8 +192,14 @@ pub(crate) fn im2row_on(isa: Isa, l: &Lowering, x: &[f32], out: &mut [f32], scra
         }
         return;
     }
-    let _ = (isa, scratch);
-    im2row_portable(l, x, out);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { avx2::im2row(l, x, out, scratch) };
+        return;
+    }
+    let _ = isa;
+    im2row_portable(l, x, out, scratch);
 }
 
 pub(crate) fn col2im_add_on(
@@ -203,11 +216,47 @@ pub(crate) fn col2im_add_on(
         unsafe { avx512::col2im_add(l, col, x, &mut scratch.reach) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { avx2::col2im_add(l, col, x) };
+        return;
+    }
     let _ = (isa, scratch);
     col2im_add_portable(l, col, x);
 }
 
-/// Calls `f(c, ky, kx, r)` for every tap in column-matrix row order.
+/// The AVX2 paths: the portable loops compiled with AVX2 enabled, which the compiler
+/// vectorises 8 floats wide (the portable build may assume only SSE2).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Lowering, Scratch};
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn im2col(l: &Lowering, x: &[f32], col: &mut [f32]) {
+        super::im2col_portable(l, x, col)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+        super::im2row_portable(l, x, out, scratch)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn col2im_add(l: &Lowering, col: &[f32], x: &mut [f32]) {
+        super::col2im_add_portable(l, col, x)
+    }
+}
+
+/// Calls `f(c, ky, kx, r)` for every tap in column-matrix row order. Always inlined, so that
+/// `f` is compiled for the caller's instruction set (the AVX2 paths).
+#[inline(always)]
 fn for_each_tap(l: &Lowering, mut f: impl FnMut(usize, usize, usize, usize)) {
     let mut r = 0;
     for c in 0..l.channels {
@@ -220,6 +269,7 @@ fn for_each_tap(l: &Lowering, mut f: impl FnMut(usize, usize, usize, usize)) {
     }
 }
 
+#[inline(always)]
 fn im2col_portable(l: &Lowering, x: &[f32], col: &mut [f32]) {
     let (plane, w, ow, positions) = (l.height * l.width, l.width, l.out[1], l.positions());
     if positions == 0 {
@@ -236,17 +286,52 @@ fn im2col_portable(l: &Lowering, x: &[f32], col: &mut [f32]) {
                 continue;
             }
             let start = c * plane + l.source(0, oy, ky) * w + l.source(1, xlo, kx);
-            let src = x[start..].iter().step_by(sw);
             dst[..xlo].fill(0.0);
-            for (d, s) in dst[xlo..xhi].iter_mut().zip(src) {
-                *d = *s;
+            if sw == 1 {
+                dst[xlo..xhi].copy_from_slice(&x[start..start + xhi - xlo]);
+            } else {
+                for (d, s) in dst[xlo..xhi].iter_mut().zip(x[start..].iter().step_by(sw)) {
+                    *d = *s;
+                }
             }
             dst[xhi..].fill(0.0);
         }
     });
 }
 
-fn im2row_portable(l: &Lowering, x: &[f32], out: &mut [f32]) {
+/// im2row without SIMD intrinsics: by channels-last runs (`runs`) from
+/// [`CHANNELS_LAST_RUNS`] channels, else value by value.
+#[inline(always)]
+fn im2row_portable(l: &Lowering, x: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+    if l.channels < CHANNELS_LAST_RUNS {
+        im2row_by_values(l, x, out);
+        return;
+    }
+    let Scratch {
+        floats: xt, spans, ..
+    } = scratch;
+    let plane = l.height * l.width;
+    xt.resize(l.channels * plane, 0.0);
+    // The image to channels-last, in 8 x 8 blocks (each block's reads and writes stay in a
+    // few cache lines).
+    for c0 in (0..l.channels).step_by(8) {
+        for q0 in (0..plane).step_by(8) {
+            for c in c0..(c0 + 8).min(l.channels) {
+                let row = &x[c * plane..(c + 1) * plane];
+                for q in q0..(q0 + 8).min(plane) {
+                    xt[q * l.channels + c] = row[q];
+                }
+            }
+        }
+    }
+    runs::im2row_runs(l, xt, out, spans, |src, dst| match src {
+        Some(src) => dst.copy_from_slice(src),
+        None => dst.fill(0.0),
+    });
+}
+
+#[inline(always)]
+fn im2row_by_values(l: &Lowering, x: &[f32], out: &mut [f32]) {
     let (plane, w, rows) = (l.height * l.width, l.width, l.rows());
     let [kh, kw] = l.kernel;
     let mut dst = out[..l.positions() * rows].iter_mut();
@@ -272,6 +357,7 @@ fn im2row_portable(l: &Lowering, x: &[f32], out: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn col2im_add_portable(l: &Lowering, col: &[f32], x: &mut [f32]) {
     let (plane, w, ow, positions) = (l.height * l.width, l.width, l.out[1], l.positions());
     let sw = l.stride[1];
@@ -284,8 +370,14 @@ fn col2im_add_portable(l: &Lowering, col: &[f32], x: &mut [f32]) {
         for oy in ylo..yhi {
             let start = c * plane + l.source(0, oy, ky) * w + l.source(1, xlo, kx);
             let src = &col[r * positions + oy * ow + xlo..r * positions + oy * ow + xhi];
-            for (d, s) in x[start..].iter_mut().step_by(sw).zip(src) {
-                *d += *s;
+            if sw == 1 {
+                for (d, s) in x[start..start + src.len()].iter_mut().zip(src) {
+                    *d += *s;
+                }
+            } else {
+                for (d, s) in x[start..].iter_mut().step_by(sw).zip(src) {
+                    *d += *s;
+                }
             }
         }
     });

@@ -197,6 +197,10 @@ pub(crate) fn max_pool_backward_from_argmax_on(
             unsafe { avx512::max_2x2_backward_from_argmax(t, best, g, dst) };
             continue;
         }
+        if t.kernel == [2, 2] {
+            max_2x2_backward_from_argmax(isa, t, best, g, dst);
+            continue;
+        }
         let window = t.kernel[0] * t.kernel[1];
         for (i, (&k, &gi)) in best.iter().zip(g).enumerate() {
             assert!(
@@ -255,6 +259,7 @@ pub fn avg_pool_backward(t: &Tiles, dy: &[f32], dx: &mut [f32]) {
 
 /// The 2 x 2 maximum of one plane (and its argmax, if wanted): per window, the sequential
 /// strict-`>` comparisons of `Tiles::argmax`.
+#[inline(always)]
 fn max_2x2_portable(t: &Tiles, plane: &[f32], y: &mut [f32], mut argmax: Option<&mut [u8]>) {
     let ow = t.out[1];
     for (oy, y_row) in y.chunks_exact_mut(ow).enumerate() {
@@ -278,6 +283,7 @@ fn max_2x2_portable(t: &Tiles, plane: &[f32], y: &mut [f32], mut argmax: Option<
 
 /// The 2 x 2 backward pass of one plane: each window's gradient to its first maximum, zeros
 /// elsewhere in the window (`dx` arrives cleared, for the rows and columns no window covers).
+#[inline(always)]
 fn max_2x2_backward_portable(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (w, ow) = (t.width, t.out[1]);
     for (oy, g_row) in dy.chunks_exact(ow).enumerate() {
@@ -314,6 +320,12 @@ fn max_2x2(isa: Isa, t: &Tiles, plane: &[f32], y: &mut [f32], argmax: Option<&mu
         unsafe { avx512::max_2x2(t, plane, y, argmax) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { avx2::max_2x2(t, plane, y, argmax) };
+        return;
+    }
     let _ = isa;
     max_2x2_portable(t, plane, y, argmax);
 }
@@ -325,6 +337,81 @@ fn max_2x2_backward(isa: Isa, t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f3
         unsafe { avx512::max_2x2_backward(t, plane, dy, dx) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { avx2::max_2x2_backward(t, plane, dy, dx) };
+        return;
+    }
     let _ = isa;
     max_2x2_backward_portable(t, plane, dy, dx);
+}
+
+/// The 2 x 2 backward pass of one plane from the kept argmax (`dx` arrives cleared): each
+/// window's gradient to the element its argmax names, row by row (no index division per
+/// window, as the general `element` does).
+#[inline(always)]
+fn max_2x2_backward_from_argmax_portable(t: &Tiles, best: &[u8], dy: &[f32], dx: &mut [f32]) {
+    let (w, ow) = (t.width, t.out[1]);
+    let rows = best.chunks_exact(ow).zip(dy.chunks_exact(ow));
+    for (oy, (best_row, g_row)) in rows.enumerate() {
+        let (d0, d1) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+        for (ox, (&k, &g)) in best_row.iter().zip(g_row).enumerate() {
+            let row = if k < 2 { &mut *d0 } else { &mut *d1 };
+            row[2 * ox + usize::from(k & 1)] = g;
+        }
+    }
+}
+
+fn max_2x2_backward_from_argmax(isa: Isa, t: &Tiles, best: &[u8], dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        best.iter().all(|&k| k < 4),
+        "pool: argmax outside a 2 x 2 window"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: `Isa::Avx2` is only available on CPUs with AVX2 and FMA.
+        unsafe { avx2::max_2x2_backward_from_argmax(t, best, dy, dx) };
+        return;
+    }
+    let _ = isa;
+    max_2x2_backward_from_argmax_portable(t, best, dy, dx);
+}
+
+/// The AVX2 paths: the portable loops compiled with AVX2 enabled, which the compiler
+/// vectorises 8 floats wide (the portable build may assume only SSE2).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Tiles;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn max_2x2(
+        t: &Tiles,
+        plane: &[f32],
+        y: &mut [f32],
+        argmax: Option<&mut [u8]>,
+    ) {
+        super::max_2x2_portable(t, plane, y, argmax)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn max_2x2_backward(t: &Tiles, plane: &[f32], dy: &[f32], dx: &mut [f32]) {
+        super::max_2x2_backward_portable(t, plane, dy, dx)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn max_2x2_backward_from_argmax(
+        t: &Tiles,
+        best: &[u8],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        super::max_2x2_backward_from_argmax_portable(t, best, dy, dx)
+    }
 }

@@ -37,6 +37,11 @@ impl<'a, T> Disjoint<'a, T> {
         }
     }
 
+    /// Whether the slice holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Elements `range` of the slice.
     ///
     /// # Safety

@@ -37,8 +37,17 @@ pub(crate) fn pack_a(
         }
         for i in 0..rows {
             let base = (i0 + r * mr + i) * a.row_stride + p0 * a.col_stride;
-            for p in 0..kc {
-                panel[p * mr + i] = a.data[base + p * a.col_stride];
+            // Row `i` of the panel is every `mr`-th float from `i`: iterated, not indexed, so
+            // the copy carries no bounds check per float.
+            let dst = panel[i..].iter_mut().step_by(mr);
+            if a.col_stride == 1 {
+                for (d, &v) in dst.zip(&a.data[base..base + kc]) {
+                    *d = v;
+                }
+            } else {
+                for (d, &v) in dst.zip(a.data[base..].iter().step_by(a.col_stride).take(kc)) {
+                    *d = v;
+                }
             }
         }
         for i in rows..mr {

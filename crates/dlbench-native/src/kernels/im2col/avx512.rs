@@ -153,68 +153,17 @@ pub(super) unsafe fn im2row_by_blocks(
 /// `l.rows() * l.positions()` floats (`Lowering::check`).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn im2row(l: &Lowering, x: &[f32], out: &mut [f32], scratch: &mut Scratch) {
-    let [kh, kw] = l.kernel;
-    let (channels, w) = (l.channels, l.width);
-    let dw = l.dilation[1];
-    // SAFETY: forwarded (`x` holds the image).
     let Scratch {
         floats: xt, spans, ..
     } = scratch;
-    xt.resize(channels * l.height * w, 0.0);
+    xt.resize(l.channels * l.height * l.width, 0.0);
     // SAFETY: forwarded (`x` holds the image); `xt` holds as many floats.
-    unsafe { channels_last(x, channels, l.height * w, xt) };
-    // One table: the valid output rows of each kernel row, the valid output columns of each
-    // kernel column, then per output column the kernel columns that read the real input (an
-    // interval, since the input column grows with the kernel column).
-    spans.clear();
-    spans.extend((0..kh).map(|ky| l.valid(0, ky)));
-    spans.extend((0..kw).map(|kx| l.valid(1, kx)));
-    for ox in 0..l.out[1] {
-        let cols_valid = &spans[kh..kh + kw];
-        let reads = |kx: &usize| (cols_valid[*kx].0..cols_valid[*kx].1).contains(&ox);
-        let lo = (0..kw).find(reads).unwrap_or(kw);
-        let hi = (lo..kw).find(|kx| !reads(kx)).unwrap_or(kw);
-        spans.push((lo, hi));
-    }
-    let (rows_valid, rest) = spans.split_at(kh);
-    let kernel_cols = &rest[kw..];
-    let run = kw * channels;
-    let mut dst = out.as_mut_ptr();
-    for oy in 0..l.out[0] {
-        for (ox, &(lo, hi)) in kernel_cols.iter().enumerate() {
-            for (ky, &(ylo, yhi)) in rows_valid.iter().enumerate() {
-                // SAFETY: `dst` runs through the `positions() x rows()` floats of `out`, one
-                // `run` per position and kernel row; every source is inside `xt`, whose
-                // pixels `ox * sw + kx * dw - pw` for `kx` in `lo..hi` are real (`valid`).
-                unsafe {
-                    let inside = (ylo..yhi).contains(&oy);
-                    if inside && lo == 0 && hi == kw && dw == 1 {
-                        // The interior: the whole run is real input.
-                        let src = xt
-                            .as_ptr()
-                            .add((l.source(0, oy, ky) * w + l.source(1, ox, 0)) * channels);
-                        copy_or_zero(Some(src), dst, run);
-                    } else if !inside || lo == hi {
-                        copy_or_zero(None, dst, run);
-                    } else {
-                        let pixel = |kx| l.source(0, oy, ky) * w + l.source(1, ox, kx);
-                        copy_or_zero(None, dst, lo * channels);
-                        if dw == 1 {
-                            let src = xt.as_ptr().add(pixel(lo) * channels);
-                            copy_or_zero(Some(src), dst.add(lo * channels), (hi - lo) * channels);
-                        } else {
-                            for kx in lo..hi {
-                                let src = xt.as_ptr().add(pixel(kx) * channels);
-                                copy_or_zero(Some(src), dst.add(kx * channels), channels);
-                            }
-                        }
-                        copy_or_zero(None, dst.add(hi * channels), (kw - hi) * channels);
-                    }
-                    dst = dst.add(run);
-                }
-            }
-        }
-    }
+    unsafe { channels_last(x, l.channels, l.height * l.width, xt) };
+    super::runs::im2row_runs(l, xt, out, spans, |src, dst| {
+        // SAFETY: AVX-512F (this function's contract); `src`, when given, holds as many
+        // floats as `dst` (`im2row_runs` slices both to the run).
+        unsafe { copy_or_zero(src.map(<[f32]>::as_ptr), dst.as_mut_ptr(), dst.len()) }
+    });
 }
 
 /// `len` floats from `src` (or zeros, for `None`) to `dst`, 16 at a time.
