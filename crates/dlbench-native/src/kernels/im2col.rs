@@ -254,19 +254,12 @@ mod avx2 {
     }
 }
 
-/// Calls `f(c, ky, kx, r)` for every tap in column-matrix row order. Always inlined, so that
-/// `f` is compiled for the caller's instruction set (the AVX2 paths).
-#[inline(always)]
-fn for_each_tap(l: &Lowering, mut f: impl FnMut(usize, usize, usize, usize)) {
-    let mut r = 0;
-    for c in 0..l.channels {
-        for ky in 0..l.kernel[0] {
-            for kx in 0..l.kernel[1] {
-                f(c, ky, kx, r);
-                r += 1;
-            }
-        }
-    }
+/// Every tap `(c, ky, kx, r)`, in column-matrix row order. An iterator rather than a closure
+/// taken by a helper, so that the loops that use it stay in their own function's body and are
+/// compiled for its instruction set (the AVX2 paths).
+fn taps(l: &Lowering) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let [kh, kw] = l.kernel;
+    (0..l.rows()).map(move |r| (r / (kh * kw), r / kw % kh, r % kw, r))
 }
 
 #[inline(always)]
@@ -276,7 +269,7 @@ fn im2col_portable(l: &Lowering, x: &[f32], col: &mut [f32]) {
         return;
     }
     let sw = l.stride[1];
-    for_each_tap(l, |c, ky, kx, r| {
+    for (c, ky, kx, r) in taps(l) {
         let (ylo, yhi) = l.valid(0, ky);
         let (xlo, xhi) = l.valid(1, kx);
         let row = &mut col[r * positions..(r + 1) * positions];
@@ -296,7 +289,7 @@ fn im2col_portable(l: &Lowering, x: &[f32], col: &mut [f32]) {
             }
             dst[xhi..].fill(0.0);
         }
-    });
+    }
 }
 
 /// im2row without SIMD intrinsics: by channels-last runs (`runs`) from
@@ -361,11 +354,11 @@ fn im2row_by_values(l: &Lowering, x: &[f32], out: &mut [f32]) {
 fn col2im_add_portable(l: &Lowering, col: &[f32], x: &mut [f32]) {
     let (plane, w, ow, positions) = (l.height * l.width, l.width, l.out[1], l.positions());
     let sw = l.stride[1];
-    for_each_tap(l, |c, ky, kx, r| {
+    for (c, ky, kx, r) in taps(l) {
         let (ylo, yhi) = l.valid(0, ky);
         let (xlo, xhi) = l.valid(1, kx);
         if xlo == xhi {
-            return;
+            continue;
         }
         for oy in ylo..yhi {
             let start = c * plane + l.source(0, oy, ky) * w + l.source(1, xlo, kx);
@@ -380,5 +373,5 @@ fn col2im_add_portable(l: &Lowering, col: &[f32], x: &mut [f32]) {
                 }
             }
         }
-    });
+    }
 }
