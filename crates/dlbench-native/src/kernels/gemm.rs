@@ -142,9 +142,11 @@ struct Micro {
     blocking: Blocking,
 }
 
-/// Below ~8 MFLOP (4 M multiply-adds, ~80 us on one core) a thread's start-up and join (tens
-/// of microseconds) is not repaid: measured, 128^3 ran slower on 2 threads than on 1.
-pub(crate) const SPLIT_WORK: usize = 1 << 22;
+/// Below ~2 MFLOP (1 M multiply-adds, ~10 us on one core) waking the pool's second thread and
+/// joining it is not repaid. Measured with the spinning pool (AMD EPYC Zen 5, AVX2 forced, 2
+/// threads, `gemm_table`): 128^3 (2 M multiply-adds) ran at 172-190 GFLOP/s split against
+/// 94-96 unsplit under the earlier bar of 4 M, which dated from threads started per product.
+pub(crate) const SPLIT_WORK: usize = 1 << 20;
 
 impl Micro {
     /// The kernel of `path`, or `None` for the portable path. Only call with a path from
