@@ -170,17 +170,20 @@ fn run_mlp_on_the_reference_writes_a_record_whose_loss_goes_down() {
 #[test]
 fn dlbench_isa_caps_the_native_kernels_and_the_record_says_so() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = temp_dir("isa");
-    let args = [
-        "run",
-        "specs/mlp.yaml",
-        "--backends",
-        "native",
-        "--quick",
-        "--out",
-        path_str(&dir),
-    ];
-    let out = dlbench_with(root, &args, &[("DLBENCH_ISA", "portable")]);
+    let run = |name: &str, isa: &str| {
+        let dir = temp_dir(name);
+        let args = [
+            "run",
+            "specs/mlp.yaml",
+            "--backends",
+            "native",
+            "--quick",
+            "--out",
+            path_str(&dir),
+        ];
+        (dlbench_with(root, &args, &[("DLBENCH_ISA", isa)]), dir)
+    };
+    let (out, dir) = run("isa", "portable");
     assert_ok(&out);
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
@@ -191,17 +194,7 @@ fn dlbench_isa_caps_the_native_kernels_and_the_record_says_so() {
     assert_eq!(native["kernels"], "portable", "{native}");
 
     // A misspelt cap is bad input: exit 2, named, and nothing written.
-    let dir = temp_dir("isa-misspelt");
-    let args = [
-        "run",
-        "specs/mlp.yaml",
-        "--backends",
-        "native",
-        "--quick",
-        "--out",
-        path_str(&dir),
-    ];
-    let out = dlbench_with(root, &args, &[("DLBENCH_ISA", "avx3")]);
+    let (out, dir) = run("isa-misspelt", "avx3");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("DLBENCH_ISA=`avx3`: expected one of avx512, avx2, portable"),
