@@ -12,8 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
-cargo build --release --quiet -p dlbench-benchmarks --features tch --example step_loop
-bin=target/release/examples/step_loop
+# Only native and libtorch are timed: the pure-Rust frameworks stay out of the build.
+cargo build --release --quiet -p dlbench-benchmarks --no-default-features --features tch \
+  --example step_loop
+bin=${CARGO_TARGET_DIR:-target}/release/examples/step_loop
 samples=$(mktemp)
 trap 'rm -f "$samples"' EXIT
 for spec in mlp rnn vae cnn; do
