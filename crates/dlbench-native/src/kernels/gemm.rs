@@ -142,11 +142,14 @@ struct Micro {
     blocking: Blocking,
 }
 
-/// Below ~2 MFLOP (1 M multiply-adds, ~10 us on one core) waking the pool's second thread and
-/// joining it is not repaid. Measured with the spinning pool (AMD EPYC Zen 5, AVX2 forced, 2
-/// threads, `gemm_table`): 128^3 (2 M multiply-adds) ran at 172-190 GFLOP/s split against
-/// 94-96 unsplit under the earlier bar of 4 M, which dated from threads started per product.
-pub(crate) const SPLIT_WORK: usize = 1 << 20;
+/// Below 256 K multiply-adds (~3 us on one core) waking the pool's second thread and joining
+/// it is not repaid. Measured with the spinning pool (AMD EPYC Zen 5, AVX2 forced, 2 threads):
+/// 128^3 (2 M) ran at 172-190 GFLOP/s split against 94-96 unsplit under the first bar of 4 M,
+/// which dated from threads started per product; lowering the bar from 1 M to 256 K took the
+/// LSTM's gate product (320 K) from 105 to 155 GFLOP/s, and the seed VAE's and RNN's training
+/// steps from 1.58x and 0.99x to 1.68x and 1.35x of their one-thread speed (the VAE's mu,
+/// logvar and decoder products are 410 K each).
+pub(crate) const SPLIT_WORK: usize = 1 << 18;
 
 impl Micro {
     /// The kernel of `path`, or `None` for the portable path. Only call with a path from
