@@ -15,6 +15,10 @@ use super::threads::pool;
 /// a few microseconds, as long as streaming this many floats.
 pub const MIN_PER_THREAD: usize = 1 << 14;
 
+/// An element's worth (in streamed floats) when it takes an exp or a log: the vectorised
+/// functions cost several times a copy, so such passes split from fewer elements.
+pub const TRANSCENDENTAL: usize = 4;
+
 /// A mutable slice that the tasks of one parallel loop write in disjoint ranges.
 pub struct Disjoint<'a, T> {
     data: *mut T,
@@ -62,8 +66,9 @@ impl<'a, T> Disjoint<'a, T> {
 }
 
 /// The ranges `0..items` is cut into: one per thread, each a whole number of `align` items
-/// (but the last), or a single range when an item holds `item_len` elements and a thread's
-/// share would hold fewer than [`MIN_PER_THREAD`].
+/// (but the last), or a single range when an item is worth `item_len` elements of streaming
+/// work (a plane's floats; several for an element that takes a logarithm) and a thread's share
+/// would be worth fewer than [`MIN_PER_THREAD`].
 fn ranges(threads: usize, items: usize, align: usize, item_len: usize) -> (usize, usize) {
     let align = align.max(1);
     let units = items.div_ceil(align);
@@ -94,13 +99,47 @@ pub fn for_ranges(
     });
 }
 
-/// `task(start, part)` over `out` cut into contiguous parts, one per thread when worth it:
-/// `part` is `out[start..start + part.len()]`, for the task to read the matching ranges of
-/// its inputs.
-pub fn split_mut<T: Send>(threads: usize, out: &mut [T], task: impl Fn(usize, &mut [T]) + Sync) {
+/// The most ranges [`sum_ranges`] adds (its partial sums live on the stack).
+const MAX_PARTS: usize = 64;
+
+/// The sum of `part(range)` over ranges that cover `0..len` (whole multiples of `align`, but
+/// the last), one per thread when worth it (see [`ranges`]; `work` is an element's worth),
+/// else `part(0..len)`. The partial sums are added in range order: a thread count always
+/// gives the same result.
+pub fn sum_ranges(
+    threads: usize,
+    len: usize,
+    align: usize,
+    work: usize,
+    part: &(dyn Fn(Range<usize>) -> f64 + Sync),
+) -> f64 {
+    let threads = threads.min(MAX_PARTS);
+    let (per, count) = ranges(threads, len, align, work);
+    if count <= 1 {
+        return part(0..len);
+    }
+    let mut partials = [0.0f64; MAX_PARTS];
+    let sums = Disjoint::new(&mut partials[..count]);
+    pool(threads, gemm::prepare_thread).run(count, &|t| {
+        // SAFETY: task `t` alone writes partial sum `t`.
+        let slot = unsafe { sums.range(t..t + 1) };
+        slot[0] = part(t * per..((t + 1) * per).min(len));
+    });
+    partials[..count].iter().sum()
+}
+
+/// `task(start, part)` over `out` cut into contiguous parts, one per thread when worth it
+/// (`work` is an element's worth, see [`ranges`]): `part` is `out[start..start + part.len()]`,
+/// for the task to read the matching ranges of its inputs.
+pub fn split_mut<T: Send>(
+    threads: usize,
+    out: &mut [T],
+    work: usize,
+    task: impl Fn(usize, &mut [T]) + Sync,
+) {
     let len = out.len();
     let out = Disjoint::new(out);
-    for_ranges(threads, len, 16, 1, &|range| {
+    for_ranges(threads, len, 16, work, &|range| {
         let start = range.start;
         // SAFETY: `for_ranges` hands each task its own range, disjoint from the others'.
         task(start, unsafe { out.range(range) })
@@ -109,7 +148,7 @@ pub fn split_mut<T: Send>(threads: usize, out: &mut [T], task: impl Fn(usize, &m
 
 #[cfg(test)]
 mod tests {
-    use super::{ranges, split_mut, MIN_PER_THREAD};
+    use super::{ranges, split_mut, sum_ranges, MIN_PER_THREAD};
 
     #[test]
     fn ranges_cover_everything_once_and_keep_alignment() {
@@ -131,11 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn sum_ranges_covers_everything_once_in_order() {
+        for threads in [1, 2, 3, 200] {
+            for len in [0, 5, 4 * MIN_PER_THREAD + 3] {
+                let sum = sum_ranges(threads, len, 16, 1, &|r| r.map(|i| i as f64).sum());
+                assert_eq!(sum, (len * len.saturating_sub(1) / 2) as f64);
+            }
+        }
+    }
+
+    #[test]
     fn split_mut_writes_every_element_once() {
         for threads in [1, 2, 3] {
             for len in [0, 7, 4 * MIN_PER_THREAD + 3] {
                 let mut out = vec![0u32; len];
-                split_mut(threads, &mut out, |start, part| {
+                split_mut(threads, &mut out, 1, |start, part| {
                     for (i, v) in part.iter_mut().enumerate() {
                         *v += (start + i) as u32 + 1;
                     }

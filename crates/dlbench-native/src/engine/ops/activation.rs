@@ -5,7 +5,7 @@ use dlbench_core::{Mode, UnaryOp};
 
 use super::{zip_map, Buf};
 use crate::kernels::math;
-use crate::kernels::split::split_mut;
+use crate::kernels::split::{split_mut, TRANSCENDENTAL};
 
 /// `out[i] = f(a[i])`.
 fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
@@ -16,7 +16,11 @@ fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
 
 /// The element-wise op into `y`, split over `threads` when large.
 pub fn unary(op: UnaryOp, x: &[f32], y: &mut [f32], threads: usize) {
-    split_mut(threads, y, |start, y| {
+    let work = match op {
+        UnaryOp::Relu | UnaryOp::Scale { .. } => 1,
+        UnaryOp::Sigmoid | UnaryOp::Tanh | UnaryOp::Exp => TRANSCENDENTAL,
+    };
+    split_mut(threads, y, work, |start, y| {
         unary_part(op, &x[start..start + y.len()], y)
     });
 }
@@ -44,7 +48,7 @@ pub fn unary_backward(
     dx: &mut [f32],
     threads: usize,
 ) {
-    split_mut(threads, dx, |start, dx| {
+    split_mut(threads, dx, 1, |start, dx| {
         let part = start..start + dx.len();
         unary_backward_part(op, &x[part.clone()], &y[part.clone()], &dy[part], dx)
     });

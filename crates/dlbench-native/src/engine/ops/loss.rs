@@ -10,6 +10,7 @@ use dlbench_core::LossOp;
 
 use super::{wanted, zip_map, Args, Buf};
 use crate::kernels::math;
+use crate::kernels::split::{self, Disjoint};
 
 /// PyTorch's BCELoss floor on each log, so that `p = 0` or `p = 1` gives a finite loss.
 const LOG_FLOOR: f32 = -100.0;
@@ -50,6 +51,43 @@ struct ElementGrads<'a> {
     first: Option<&'a mut [f32]>,
     /// d/d the target, if anyone wants it (a data input usually does not).
     target: Option<&'a mut [f32]>,
+}
+
+/// A sum of per-element terms with their gradients (`bce_sum`, `bce_with_logits_sum`).
+type TermSum = fn(&[f32], &[f32], bool, Option<ElementGrads>) -> f64;
+
+/// `terms(a, t, sum, grads)` over ranges of whole chunks, one per thread when the batch is
+/// large: each range writes its own part of the gradients, and the partial sums are added in
+/// range order (the same result for a thread count, within f64 rounding of one thread's).
+fn split_terms(
+    terms: TermSum,
+    a: &[f32],
+    t: &[f32],
+    sum: bool,
+    grads: Option<ElementGrads>,
+    threads: usize,
+) -> f64 {
+    let want = grads.is_some();
+    let (scale, first, target) = match grads {
+        Some(g) => (g.scale, g.first, g.target),
+        None => (0.0, None, None),
+    };
+    let (first, target) = (first.map(Disjoint::new), target.map(Disjoint::new));
+    split::sum_ranges(threads, a.len(), CHUNK, split::TRANSCENDENTAL, &|range| {
+        // SAFETY: `sum_ranges` hands each task its own range, disjoint from the others'.
+        let (first, target) = unsafe {
+            (
+                first.as_ref().map(|d| d.range(range.clone())),
+                target.as_ref().map(|d| d.range(range.clone())),
+            )
+        };
+        let grads = want.then_some(ElementGrads {
+            scale,
+            first,
+            target,
+        });
+        terms(&a[range.clone()], &t[range.clone()], sum, grads)
+    })
 }
 
 /// The sum over elements of BCE on probabilities `p` against targets `t` (if `sum`, else 0),
@@ -172,7 +210,13 @@ enum Want<'a> {
 
 /// The loss (under `Want::Loss`; 0 otherwise) and the gradients (under `Want::Grads`).
 /// `scratch` holds per-element intermediates (exponentials, variances).
-fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Result<f64, String> {
+fn evaluate(
+    op: LossOp,
+    inputs: Args,
+    want: Want,
+    scratch: &mut Vec<f32>,
+    threads: usize,
+) -> Result<f64, String> {
     let (sum, dloss, grads) = match want {
         Want::Loss => (true, 0.0, &mut [][..]),
         Want::Grads { dloss, grads } => (false, dloss, grads),
@@ -255,7 +299,7 @@ fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Res
                 first: next(),
                 target: next(),
             });
-            Ok(bce_sum(p, t, sum, to) / n)
+            Ok(split_terms(bce_sum, p, t, sum, to, threads) / n)
         }
         LossOp::BinaryCrossEntropyWithLogits => {
             let (z, t) = (&inputs[0].data, &inputs[1].data);
@@ -265,7 +309,7 @@ fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Res
                 first: next(),
                 target: next(),
             });
-            Ok(bce_with_logits_sum(z, t, sum, to) / n)
+            Ok(split_terms(bce_with_logits_sum, z, t, sum, to, threads) / n)
         }
         LossOp::VaeElbo => {
             let [recon, mu, logvar, x] = [0, 1, 2, 3].map(|i| &inputs[i].data);
@@ -278,7 +322,7 @@ fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Res
                 first: drecon,
                 target: dx,
             });
-            let bce = bce_sum(recon, x, sum, to);
+            let bce = split_terms(bce_sum, recon, x, sum, to, threads);
             // KL(N(mu, e^logvar) || N(0, 1)) = -1/2 sum(1 + logvar - mu^2 - e^logvar).
             scratch.resize(logvar.len(), 0.0);
             let var = &mut scratch[..logvar.len()];
@@ -302,8 +346,13 @@ fn evaluate(op: LossOp, inputs: Args, want: Want, scratch: &mut Vec<f32>) -> Res
 }
 
 /// The scalar loss. Errors only for bad data, e.g. a label out of range.
-pub fn loss(op: LossOp, inputs: Args, scratch: &mut Vec<f32>) -> Result<f32, String> {
-    Ok(evaluate(op, inputs, Want::Loss, scratch)? as f32)
+pub fn loss(
+    op: LossOp,
+    inputs: Args,
+    scratch: &mut Vec<f32>,
+    threads: usize,
+) -> Result<f32, String> {
+    Ok(evaluate(op, inputs, Want::Loss, scratch, threads)? as f32)
 }
 
 /// Gradients of `dloss * loss` into `grads`, one buffer per input: sized to the input where
@@ -314,8 +363,9 @@ pub fn loss_backward(
     dloss: f32,
     grads: &mut [Vec<f32>],
     scratch: &mut Vec<f32>,
+    threads: usize,
 ) -> Result<(), String> {
-    evaluate(op, inputs, Want::Grads { dloss, grads }, scratch).map(|_| ())
+    evaluate(op, inputs, Want::Grads { dloss, grads }, scratch, threads).map(|_| ())
 }
 
 /// The f32 losses against PyTorch's formulas in f64 (written out here, independent of the

@@ -139,7 +139,7 @@ pub fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// `to = from`, split over `threads` when large (a flatten of a conv's output is megabytes).
 fn copy(from: &[f32], to: &mut [f32], threads: usize) {
-    split_mut(threads, to, |start, to| {
+    split_mut(threads, to, 1, |start, to| {
         to.copy_from_slice(&from[start..start + to.len()])
     });
 }
@@ -209,7 +209,8 @@ pub fn forward(
         Op::Lstm(_) => unreachable!("handled above"),
         Op::Binary(op) => elementwise::binary(*op, x, &inputs[1], shape, y),
         Op::Loss(op) => {
-            let value = loss::loss(*op, inputs, &mut state.scratch).map_err(node_error(node))?;
+            let value =
+                loss::loss(*op, inputs, &mut state.scratch, threads).map_err(node_error(node))?;
             y[0] = value;
         }
     }
@@ -317,7 +318,7 @@ pub fn backward(
             };
             elementwise::binary_backward(*op, x, &inputs[1], &outputs[0].shape, dy, da, db)
         }
-        Op::Loss(op) => loss::loss_backward(*op, inputs, dy[0], grads, &mut state.scratch)
+        Op::Loss(op) => loss::loss_backward(*op, inputs, dy[0], grads, &mut state.scratch, threads)
             .map_err(node_error(node))?,
     }
     Ok(())

@@ -20,7 +20,7 @@ fn buf(data: &[f32]) -> Buf {
 
 /// The loss of `op` on `inputs`, in f64 as computed before the cast to f32.
 fn loss_of(op: LossOp, inputs: &[Buf]) -> f64 {
-    evaluate(op, Args::all(inputs), Want::Loss, &mut Vec::new()).unwrap()
+    evaluate(op, Args::all(inputs), Want::Loss, &mut Vec::new(), 1).unwrap()
 }
 
 /// The gradients of `dloss * loss` for the inputs `need` marks (NaN-filled first, so an
@@ -35,7 +35,7 @@ fn grads_of(op: LossOp, inputs: &[Buf], dloss: f32, need: &[bool]) -> Vec<Vec<f3
         dloss,
         grads: &mut grads,
     };
-    evaluate(op, Args::all(inputs), want, &mut Vec::new()).unwrap();
+    evaluate(op, Args::all(inputs), want, &mut Vec::new(), 1).unwrap();
     grads
 }
 
@@ -259,11 +259,11 @@ fn probabilities_outside_the_unit_interval_are_refused_with_their_index() {
             for (pass, result) in [
                 (
                     "loss",
-                    evaluate(op, Args::all(&inputs), Want::Loss, &mut Vec::new()),
+                    evaluate(op, Args::all(&inputs), Want::Loss, &mut Vec::new(), 1),
                 ),
                 (
                     "backward",
-                    evaluate(op, Args::all(&inputs), backward, &mut Vec::new()),
+                    evaluate(op, Args::all(&inputs), backward, &mut Vec::new(), 1),
                 ),
             ] {
                 let err = result.expect_err(&format!("{op:?} {pass} took {bad} at {at:?}"));
@@ -293,6 +293,7 @@ fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
             Args::all(&inputs),
             Want::Loss,
             &mut Vec::new(),
+            1,
         );
         assert_eq!(loss, Err(want.clone()), "loss, labels {labels:?}");
         let mut grads = vec![vec![0.0; 6], Vec::new()];
@@ -305,6 +306,7 @@ fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
             Args::all(&inputs),
             backward,
             &mut Vec::new(),
+            1,
         );
         assert_eq!(backward, Err(want), "backward, labels {labels:?}");
     }
@@ -319,6 +321,7 @@ fn cross_entropy_refuses_a_label_equal_to_the_class_count() {
         Args::all(&no_classes),
         Want::Loss,
         &mut Vec::new(),
+        1,
     );
     assert_eq!(loss, Err("label 0 at row 0 is outside 0..0".to_string()));
     let inputs = [Buf::new(vec![2, 3], z), Buf::labels(vec![2], vec![2, 2])];
@@ -402,4 +405,71 @@ fn cross_entropy_on_one_row_with_dloss_matches_hand_values() {
     let softmax = [1.0f64, 2.0, 3.0].map(|v| v.exp() / sum);
     let want = [2.0 * softmax[0], 2.0 * softmax[1], 2.0 * (softmax[2] - 1.0)];
     assert_all_close("dz", &g[0], &want);
+}
+
+/// Split over threads (a batch of 40 K elements), the BCE terms give the same gradients, bit
+/// for bit, and the same loss up to the order of the f64 partial sums.
+#[test]
+fn losses_split_over_threads_match_one_thread() {
+    let (rows, cols, latent) = (40, 1000, 8);
+    let p: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 997) as f32 / 1000.0 + 0.001)
+        .collect();
+    let t: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 104_729) % 1000) as f32 / 1000.0)
+        .collect();
+    let z: Vec<f32> = p.iter().map(|v| 8.0 * v - 4.0).collect();
+    let small = |seed: usize| -> Vec<f32> {
+        (0..rows * latent)
+            .map(|i| ((i * seed) % 17) as f32 / 10.0 - 0.8)
+            .collect()
+    };
+    let shaped = |data: &[f32], width: usize| Buf::new(vec![rows, width], data.to_vec());
+    let cases = [
+        (
+            LossOp::BinaryCrossEntropy,
+            vec![shaped(&p, cols), shaped(&t, cols)],
+        ),
+        (
+            LossOp::BinaryCrossEntropyWithLogits,
+            vec![shaped(&z, cols), shaped(&t, cols)],
+        ),
+        (
+            LossOp::VaeElbo,
+            vec![
+                shaped(&p, cols),
+                shaped(&small(3), latent),
+                shaped(&small(5), latent),
+                shaped(&t, cols),
+            ],
+        ),
+    ];
+    for (op, inputs) in cases {
+        let run = |threads| {
+            let loss = evaluate(op, Args::all(&inputs), Want::Loss, &mut Vec::new(), threads);
+            let mut grads: Vec<Vec<f32>> = inputs.iter().map(|b| vec![0.0; b.data.len()]).collect();
+            let want = Want::Grads {
+                dloss: 1.0,
+                grads: &mut grads,
+            };
+            evaluate(op, Args::all(&inputs), want, &mut Vec::new(), threads).unwrap();
+            let bits: Vec<Vec<u32>> = grads
+                .iter()
+                .map(|g| g.iter().map(|v| v.to_bits()).collect())
+                .collect();
+            (loss.unwrap(), bits)
+        };
+        let (loss, grads) = run(1);
+        for threads in [2, 3] {
+            let (split_loss, split_grads) = run(threads);
+            assert!(
+                (split_loss - loss).abs() <= 1e-12 * loss.abs(),
+                "{op:?} on {threads} threads: {split_loss} against {loss}"
+            );
+            assert!(
+                split_grads == grads,
+                "{op:?} gradients on {threads} threads"
+            );
+        }
+    }
 }
