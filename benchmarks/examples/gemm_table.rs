@@ -3,7 +3,8 @@
 //! 2 threads: a Markdown table of median GFLOP/s and native's ratio to the faster of the
 //! others, the figure issue 16 is judged by.
 //!
-//! `cargo run --release -p dlbench-benchmarks --features tch --example gemm_table [-- ROUNDS]`
+//! `cargo run --release -p dlbench-benchmarks --features tch --example gemm_table [-- ROUNDS
+//! [SHAPE...]]` (all shapes by default; name some, `dense_wt`, to time only those)
 //!
 //! The contenders are timed in turn within each round, over many rounds, so that a noisy
 //! minute of this shared machine slows all of them rather than one. `DLBENCH_ISA` caps the
@@ -37,10 +38,12 @@ const SHAPES: &[(&str, usize, usize, usize, bool)] = &[
 type Product<'a> = Box<dyn FnMut() + 'a>;
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args
+        .first()
         .map(|r| r.parse().expect("ROUNDS is a number"))
         .unwrap_or(15);
+    let only = &args[args.len().min(1)..];
     let isa = kernel_isa().unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(2)
@@ -54,6 +57,9 @@ fn main() {
     println!("| {} |", header.join(" | "));
     println!("|{}", "---|".repeat(header.len()));
     for &(label, m, k, n, wt) in SHAPES {
+        if !only.is_empty() && !only.iter().any(|o| o == label) {
+            continue;
+        }
         let a: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
         for threads in [1, 2] {

@@ -5,6 +5,7 @@
 //! FMA pipes (4 x 2 = 8). Each `k` step does 2 loads + 6 broadcasts for 12 FMAs. This is the
 //! classic Haswell-era BLIS shape.
 
+use super::APanel;
 use std::arch::x86_64::{
     __m256, __m256i, _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps,
     _mm256_maskstore_ps, _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
@@ -19,8 +20,9 @@ pub(crate) const NR: usize = 16;
 /// `C[0..6, 0..16] = alpha * Apanel Bpanel + beta * C` (with `beta == 0`, `C` is only written).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA. `a` must point to `6 * kc` readable floats (the packed
-/// `A` panel); `b` to `kc` rows of 16 readable floats, `ldb` apart (the packed `B` panel,
+/// The CPU must support AVX2 and FMA. `a` must lay out 6 rows of `kc` readable floats
+/// (`APanel`: the packed `A` panel, or rows of a row-major `A` read in place); `b` to
+/// `kc` rows of 16 readable floats, `ldb` apart (the packed `B` panel,
 /// `ldb = 16`, or a row-major `B` read in place); `c` to a 6 x 16 block with row stride
 /// `ldc`, readable (unless `beta == 0`) and writable.
 // The argument list is the BLIS micro-kernel contract (panels, strides, scalars).
@@ -28,7 +30,7 @@ pub(crate) const NR: usize = 16;
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn kernel(
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -43,11 +45,13 @@ pub(crate) unsafe fn kernel(
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 15) as *const i8);
     }
-    let mut a = a;
+    // Each row of the A panel, as an offset from the current column (see `APanel`).
+    let rows: [usize; MR] = std::array::from_fn(|i| i * a.row);
+    let (mut a, step) = (a.ptr, a.step);
     let mut b = b;
     for _ in 0..kc {
-        // SAFETY: the caller guarantees `kc` rows of 16 floats at `b` (`ldb` apart) and of 6
-        // floats at `a`.
+        // SAFETY: the caller guarantees `kc` rows of 16 floats at `b` (`ldb` apart) and 6 rows
+        // of `kc` floats laid out by `a`.
         unsafe {
             // A `B` read in place has rows `ldb` apart: fetch a few rows ahead, as the
             // hardware prefetcher does not follow that stride far enough.
@@ -55,11 +59,11 @@ pub(crate) unsafe fn kernel(
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm256_set1_ps(*a.add(i));
+                let ai = _mm256_set1_ps(*a.add(rows[i]));
                 row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
             }
-            a = a.add(MR);
+            a = a.add(step);
             // Wrapping: after the last row, `b` may point past the end of an in-place `B`.
             b = b.wrapping_add(ldb);
         }
@@ -95,7 +99,7 @@ pub(crate) unsafe fn kernel(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn edge<const M: usize, const V: usize>(
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -105,7 +109,9 @@ unsafe fn edge<const M: usize, const V: usize>(
     cols: usize,
 ) {
     let mut acc: [[__m256; V]; M] = [[_mm256_setzero_ps(); V]; M];
-    let mut a = a;
+    // Each row of the A panel, as an offset from the current column (see `APanel`).
+    let rows: [usize; MR] = std::array::from_fn(|i| i * a.row);
+    let (mut a, step) = (a.ptr, a.step);
     let mut b = b;
     // Lanes of the last vector that exist in `C` (and are read from `B`): sign bit set.
     let tail = (cols - 8 * (V - 1)) as i32;
@@ -116,7 +122,8 @@ unsafe fn edge<const M: usize, const V: usize>(
     for _ in 0..kc {
         // SAFETY: the caller guarantees `kc` rows of `cols` floats at `b` (`ldb` apart), of
         // which the loads read the first `cols` (the last vector masked: masked-off lanes are
-        // not read, so no fault past a `B` read in place); and `kc` rows of 6 floats at `a`.
+        // not read, so no fault past a `B` read in place); and `M` rows of `kc` floats
+        // laid out by `a`.
         unsafe {
             let mut bv = [_mm256_setzero_ps(); V];
             for (j, v) in bv.iter_mut().enumerate().take(V - 1) {
@@ -124,12 +131,12 @@ unsafe fn edge<const M: usize, const V: usize>(
             }
             bv[V - 1] = _mm256_maskload_ps(b.add(8 * (V - 1)), mask);
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm256_set1_ps(*a.add(i));
+                let ai = _mm256_set1_ps(*a.add(rows[i]));
                 for (r, &v) in row.iter_mut().zip(&bv) {
                     *r = _mm256_fmadd_ps(ai, v, *r);
                 }
             }
-            a = a.add(MR);
+            a = a.add(step);
             b = b.wrapping_add(ldb);
         }
     }
@@ -164,7 +171,7 @@ pub(crate) unsafe fn kernel_edge(
     rows: usize,
     cols: usize,
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     ldb: usize,
     c: *mut f32,

@@ -7,6 +7,7 @@
 //! over, and 24 + 4 (`B`) + 1 (broadcast) = 29 of the 32 registers leaves no spill. The tile
 //! rows are 64 contiguous floats of row-major `C`: four full-vector stores.
 
+use super::APanel;
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
     _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
@@ -21,8 +22,9 @@ pub(crate) const NR: usize = 64;
 /// `C[0..6, 0..64] = alpha * Apanel Bpanel + beta * C` (with `beta == 0`, `C` is only written).
 ///
 /// # Safety
-/// The CPU must support AVX-512F. `a` must point to `6 * kc` readable floats (the packed
-/// `A` panel); `b` to `kc` rows of 64 readable floats, `ldb` apart (the packed `B` panel,
+/// The CPU must support AVX-512F. `a` must lay out 6 rows of `kc` readable floats
+/// (`APanel`: the packed `A` panel, or rows of a row-major `A` read in place); `b` to
+/// `kc` rows of 64 readable floats, `ldb` apart (the packed `B` panel,
 /// `ldb = 64`, or a row-major `B` read in place); `c` to a 6 x 64 block with row stride
 /// `ldc`, readable (unless `beta == 0`) and writable.
 // The argument list is the BLIS micro-kernel contract (panels, strides, scalars).
@@ -30,7 +32,7 @@ pub(crate) const NR: usize = 64;
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn kernel(
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -46,11 +48,13 @@ pub(crate) unsafe fn kernel(
             _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + j * 16) as *const i8);
         }
     }
-    let mut a = a;
+    // Each row of the A panel, as an offset from the current column (see `APanel`).
+    let rows: [usize; MR] = std::array::from_fn(|i| i * a.row);
+    let (mut a, step) = (a.ptr, a.step);
     let mut b = b;
     for _ in 0..kc {
-        // SAFETY: the caller guarantees `kc` rows of 64 floats at `b` (`ldb` apart) and of 6
-        // floats at `a`.
+        // SAFETY: the caller guarantees `kc` rows of 64 floats at `b` (`ldb` apart) and 6 rows
+        // of `kc` floats laid out by `a`.
         unsafe {
             // Fetch B a few steps ahead: the packed panel streams from L2.
             _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * ldb) as *const i8);
@@ -60,13 +64,13 @@ pub(crate) unsafe fn kernel(
             let b2 = _mm512_loadu_ps(b.add(32));
             let b3 = _mm512_loadu_ps(b.add(48));
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*a.add(i));
+                let ai = _mm512_set1_ps(*a.add(rows[i]));
                 row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
                 row[2] = _mm512_fmadd_ps(ai, b2, row[2]);
                 row[3] = _mm512_fmadd_ps(ai, b3, row[3]);
             }
-            a = a.add(MR);
+            a = a.add(step);
             // Wrapping: after the last row, `b` may point past the end of an in-place `B`.
             b = b.wrapping_add(ldb);
         }
@@ -102,7 +106,7 @@ pub(crate) unsafe fn kernel(
 #[target_feature(enable = "avx512f")]
 unsafe fn edge<const M: usize, const V: usize>(
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -112,7 +116,9 @@ unsafe fn edge<const M: usize, const V: usize>(
     cols: usize,
 ) {
     let mut acc: [[__m512; V]; M] = [[_mm512_setzero_ps(); V]; M];
-    let mut a = a;
+    // Each row of the A panel, as an offset from the current column (see `APanel`).
+    let rows: [usize; MR] = std::array::from_fn(|i| i * a.row);
+    let (mut a, step) = (a.ptr, a.step);
     let mut b = b;
     // Lanes of the last vector that exist in `C` (and are read from `B`).
     let tail = cols - 16 * (V - 1);
@@ -123,8 +129,8 @@ unsafe fn edge<const M: usize, const V: usize>(
     };
     for _ in 0..kc {
         // SAFETY: the caller guarantees `kc` rows of `cols` floats at `b` (`ldb` apart), of
-        // which the loads read the first `cols` (the last vector masked), V <= 4; and `kc`
-        // rows of 6 floats at `a`, M <= 6. The mask is there for memory safety alone: lanes
+        // which the loads read the first `cols` (the last vector masked), V <= 4; and `M <= 6`
+        // rows of `kc` floats laid out by `a`. The mask is there for memory safety alone: lanes
         // past `cols` only feed accumulator lanes that are never stored, so no result shows
         // its absence, but unmasked they would read past a `B` read in place.
         unsafe {
@@ -134,12 +140,12 @@ unsafe fn edge<const M: usize, const V: usize>(
             }
             bv[V - 1] = _mm512_maskz_loadu_ps(mask, b.add(16 * (V - 1)));
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*a.add(i));
+                let ai = _mm512_set1_ps(*a.add(rows[i]));
                 for (r, &v) in row.iter_mut().zip(&bv) {
                     *r = _mm512_fmadd_ps(ai, v, *r);
                 }
             }
-            a = a.add(MR);
+            a = a.add(step);
             b = b.wrapping_add(ldb);
         }
     }
@@ -173,7 +179,7 @@ pub(crate) unsafe fn kernel_edge(
     rows: usize,
     cols: usize,
     kc: usize,
-    a: *const f32,
+    a: APanel,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
