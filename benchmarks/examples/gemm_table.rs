@@ -37,6 +37,18 @@ const SHAPES: &[(&str, usize, usize, usize, bool)] = &[
 /// One product on prepared operands, run many times.
 type Product<'a> = Box<dyn FnMut() + 'a>;
 
+/// The operands of one shape: `A` is `m x k`, `B` is `k x n`, or with `wt` stored as the
+/// `n x k` weight `W` and read transposed.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    wt: bool,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args
@@ -64,10 +76,18 @@ fn main() {
         let b: Vec<f32> = (0..k * n).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
         for threads in [1, 2] {
             let flops = 2.0 * (m * n * k) as f64;
-            let mut products: Vec<Product> = vec![native(&a, &b, (m, k, n), wt, threads)];
+            let ops = Operands {
+                a: &a,
+                b: &b,
+                m,
+                k,
+                n,
+                wt,
+            };
+            let mut products: Vec<Product> = vec![native(ops, threads)];
             #[cfg(feature = "tch")]
-            products.push(libtorch(&a, &b, (m, k, n), wt, threads));
-            products.push(gemm_crate(&a, &b, (m, k, n), wt, threads));
+            products.push(libtorch(ops, threads));
+            products.push(gemm_crate(ops, threads));
             let gflops = interleaved(&mut products, flops, rounds);
             let best_other = gflops[1..].iter().copied().fold(0.0, f64::max);
             let mut row = vec![label.to_string(), threads.to_string()];
@@ -110,13 +130,8 @@ fn interleaved(products: &mut [Product], flops: f64, rounds: usize) -> Vec<f64> 
         .collect()
 }
 
-fn native<'a>(
-    a: &'a [f32],
-    b: &'a [f32],
-    (m, k, n): (usize, usize, usize),
-    wt: bool,
-    threads: usize,
-) -> Product<'a> {
+fn native<'a>(ops: Operands<'a>, threads: usize) -> Product<'a> {
+    let Operands { a, b, m, k, n, wt } = ops;
     let b_view = if wt {
         MatRef::row_major(b, n, k).t()
     } else {
@@ -137,13 +152,8 @@ fn native<'a>(
 }
 
 #[cfg(feature = "tch")]
-fn libtorch<'a>(
-    a: &'a [f32],
-    b: &'a [f32],
-    (m, k, n): (usize, usize, usize),
-    wt: bool,
-    threads: usize,
-) -> Product<'a> {
+fn libtorch<'a>(ops: Operands<'a>, threads: usize) -> Product<'a> {
+    let Operands { a, b, m, k, n, wt } = ops;
     use tch::{Device, Kind, Tensor};
     let a = Tensor::from_slice(a).reshape([m as i64, k as i64]);
     let b = if wt {
@@ -160,13 +170,8 @@ fn libtorch<'a>(
 }
 
 /// The `gemm` crate's product into a preallocated output, on a rayon pool of `threads`.
-fn gemm_crate<'a>(
-    a: &'a [f32],
-    b: &'a [f32],
-    (m, k, n): (usize, usize, usize),
-    wt: bool,
-    threads: usize,
-) -> Product<'a> {
+fn gemm_crate<'a>(ops: Operands<'a>, threads: usize) -> Product<'a> {
+    let Operands { a, b, m, k, n, wt } = ops;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
