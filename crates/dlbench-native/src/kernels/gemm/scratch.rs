@@ -49,6 +49,7 @@ thread_local! {
     /// The packed blocks of `A` and `B` of `blocked`, in one buffer (see `with_packing`).
     static PACKING: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
     static PARTIALS: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+    static TRANSPOSED: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
 }
 
 /// Calls `f` with this thread's packing buffers for `A` and `B`, of at least `a_len` and
@@ -82,4 +83,13 @@ pub(super) fn with_packing<R>(
 /// When called again from inside `f`.
 pub(super) fn with_partials<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     PARTIALS.with_borrow_mut(|partials| f(partials.take(len)))
+}
+
+/// Calls `f` with this thread's buffer for the transposed product of a swapped `sgemm`, of
+/// `len` floats; apart from the others, which the swapped product borrows meanwhile.
+///
+/// # Panics
+/// When called again from inside `f`.
+pub(super) fn with_transposed<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    TRANSPOSED.with_borrow_mut(|transposed| f(transposed.take(len)))
 }
