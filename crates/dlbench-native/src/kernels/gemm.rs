@@ -25,6 +25,7 @@ mod avx512;
 mod tests;
 
 use super::isa::Isa;
+use super::split::{self, Disjoint};
 use super::threads;
 
 /// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
@@ -327,13 +328,43 @@ fn swapped(
     let (m, n) = (a.rows, b.cols);
     scratch::with_transposed(m * n, |c_t| {
         threaded(micro, alpha, b.t(), a.t(), 0.0, c_t, m, threads);
-        for (i, row) in c.chunks_mut(ldc).take(m).enumerate() {
-            let column = c_t[i..].iter().step_by(m);
-            for (x, &t) in row[..n].iter_mut().zip(column) {
-                *x = if beta == 0.0 { t } else { t + beta * *x };
+        let c_t = &*c_t;
+        // The transpose, split by rows of `C` over the pool: a strided pass, worth a few
+        // streamed floats per element.
+        let rows_of_c = Disjoint::new(c);
+        split::for_ranges(threads, m, 1, 4 * n, &|rows| {
+            // SAFETY: `for_ranges` hands each task its own rows, disjoint from the others'.
+            let part = unsafe { rows_of_c.range(rows.start * ldc..(rows.end - 1) * ldc + n) };
+            transpose_onto(c_t, m, rows.start, part, ldc, n, beta);
+        });
+    });
+}
+
+/// Rows `first..` of `C = Cᵀᵀ + beta C` into `c` (those rows, row stride `ldc`, `n` columns),
+/// from `c_t` (`n x m`, row stride `m`), in 16 x 16 tiles so that both sides stay in a few
+/// cache lines. With `beta == 0`, `C` is only written.
+fn transpose_onto(
+    c_t: &[f32],
+    m: usize,
+    first: usize,
+    c: &mut [f32],
+    ldc: usize,
+    n: usize,
+    beta: f32,
+) {
+    const TILE: usize = 16;
+    let rows = (c.len() + ldc - n) / ldc;
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..n).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(rows) {
+                let row = &mut c[i * ldc + j0..i * ldc + (j0 + TILE).min(n)];
+                let column = c_t[j0 * m + first + i..].iter().step_by(m);
+                for (x, &t) in row.iter_mut().zip(column) {
+                    *x = if beta == 0.0 { t } else { t + beta * *x };
+                }
             }
         }
-    });
+    }
 }
 
 /// Splits the rows of `C` (and `A`) into `threads` bands of whole `mr` tiles, one task of the
