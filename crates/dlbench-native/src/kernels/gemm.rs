@@ -585,9 +585,9 @@ unsafe fn blocked_with(
                         let at = (ic + ir) * ldc + jc + jr;
                         if mrb == mr && nrb == nr {
                             // SAFETY: `Micro::of` only hands out kernels of available paths;
-                            // the A panel lays out `mr` rows of `kcb` floats (packed, or in place:
-                            // sliced above) and the B panel `kcb` rows
-                            // of `nr` floats `ldb` apart (both sliced above, bounds-checked);
+                            // the A panel lays out `mr` rows of `kcb` floats and the B panel
+                            // `kcb` rows of `nr` floats `ldb` apart (packed or in place, both
+                            // sliced above, bounds-checked);
                             // the tile's last element, `at + (mr-1)*ldc + nr-1`, is at most
                             // `(m-1)*ldc + n-1`, inside the block at `c` (this fn's contract).
                             unsafe {

@@ -78,6 +78,26 @@ fn ranges(threads: usize, items: usize, align: usize, item_len: usize) -> (usize
     (per, items.div_ceil(per.max(1)).max(1))
 }
 
+/// Calls `task(t, range)` for the ranges `t` that cover `0..items` (see [`ranges`]), on the
+/// pool of `threads` when there are several, else once, on this thread; returns how many.
+fn run_ranges(
+    threads: usize,
+    items: usize,
+    align: usize,
+    item_len: usize,
+    task: &(dyn Fn(usize, Range<usize>) + Sync),
+) -> usize {
+    let (per, count) = ranges(threads, items, align, item_len);
+    if count <= 1 {
+        task(0, 0..items);
+    } else {
+        pool(threads, gemm::prepare_thread).run(count, &|t| {
+            task(t, t * per..((t + 1) * per).min(items));
+        });
+    }
+    count
+}
+
 /// Calls `task(range)` for contiguous ranges that cover `0..items`, in parallel on the pool
 /// of `threads` when the pass is large enough (see [`ranges`]), else once, on this thread.
 /// `item_len` is the elements per item (a plane's floats, or 1), `align` keeps ranges whole
@@ -89,14 +109,7 @@ pub fn for_ranges(
     item_len: usize,
     task: &(dyn Fn(Range<usize>) + Sync),
 ) {
-    let (per, count) = ranges(threads, items, align, item_len);
-    if count <= 1 {
-        task(0..items);
-        return;
-    }
-    pool(threads, gemm::prepare_thread).run(count, &|t| {
-        task(t * per..((t + 1) * per).min(items));
-    });
+    run_ranges(threads, items, align, item_len, &|_, range| task(range));
 }
 
 /// The most ranges [`sum_ranges`] adds (its partial sums live on the stack).
@@ -113,18 +126,16 @@ pub fn sum_ranges(
     work: usize,
     part: &(dyn Fn(Range<usize>) -> f64 + Sync),
 ) -> f64 {
-    let threads = threads.min(MAX_PARTS);
-    let (per, count) = ranges(threads, len, align, work);
-    if count <= 1 {
-        return part(0..len);
-    }
     let mut partials = [0.0f64; MAX_PARTS];
-    let sums = Disjoint::new(&mut partials[..count]);
-    pool(threads, gemm::prepare_thread).run(count, &|t| {
+    let sums = Disjoint::new(&mut partials);
+    let count = run_ranges(threads.min(MAX_PARTS), len, align, work, &|t, range| {
         // SAFETY: task `t` alone writes partial sum `t`.
         let slot = unsafe { sums.range(t..t + 1) };
-        slot[0] = part(t * per..((t + 1) * per).min(len));
+        slot[0] = part(range);
     });
+    if count == 1 {
+        return partials[0];
+    }
     partials[..count].iter().sum()
 }
 

@@ -4,7 +4,8 @@
 
 use super::MatRef;
 
-/// Packs rows `i0..i0 + mc` and columns `p0..p0 + kc` of `a` into panels of `mr` rows: panel
+/// Packs rows `i0..i0 + mc` and columns `p0..p0 + kc` of `a` into panels of `mr` rows (for a
+/// transposed or strided `A`: a row-major one is read in place, see `blocked_with`): panel
 /// `r` holds, for each `p`, the `mr` values `a[i0 + r*mr + i, p0 + p]` contiguously (the
 /// micro-kernel broadcasts them one by one). Rows past `mc` are zero so the kernel can always
 /// run a full tile; their results are discarded.
@@ -40,14 +41,8 @@ pub(crate) fn pack_a(
             // Row `i` of the panel is every `mr`-th float from `i`: iterated, not indexed, so
             // the copy carries no bounds check per float.
             let dst = panel[i..].iter_mut().step_by(mr);
-            if a.col_stride == 1 {
-                for (d, &v) in dst.zip(&a.data[base..base + kc]) {
-                    *d = v;
-                }
-            } else {
-                for (d, &v) in dst.zip(a.data[base..].iter().step_by(a.col_stride).take(kc)) {
-                    *d = v;
-                }
+            for (d, &v) in dst.zip(a.data[base..].iter().step_by(a.col_stride).take(kc)) {
+                *d = v;
             }
         }
         for i in rows..mr {
