@@ -85,9 +85,16 @@ impl OptimizerState {
         let steps = slot.steps;
         let len = param.len();
         let param = Disjoint::new(param);
+        // Floats streamed per element: the parameter read and written, the gradient, and each
+        // state buffer kept, read and written.
+        let state_buffers = [&slot.first, &slot.second, &slot.second_max]
+            .iter()
+            .filter(|buffer| !buffer.is_empty())
+            .count();
+        let streamed = 3 + 2 * state_buffers;
         let state = [&mut slot.first, &mut slot.second, &mut slot.second_max]
             .map(|buffer| Disjoint::new(buffer.as_mut_slice()));
-        split::for_ranges(threads, len, 16, 1, &|range| {
+        split::for_ranges(threads, len, 16, streamed, &|range| {
             // SAFETY: `for_ranges` hands each task its own range, disjoint from the others';
             // an empty state buffer (one this optimizer does not keep) yields an empty part.
             let [first, second, second_max] = state.each_ref().map(|buffer| unsafe {

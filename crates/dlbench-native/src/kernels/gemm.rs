@@ -24,8 +24,9 @@ mod avx512;
 #[cfg(test)]
 mod tests;
 
+use std::ops::Range;
+
 use super::isa::Isa;
-use super::split::{self, Disjoint};
 use super::threads;
 
 /// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
@@ -298,7 +299,7 @@ pub(crate) fn sgemm_on(
             if blocking.is_none() && swap_pays(&a, &b) {
                 swapped(&micro, alpha, a, b, beta, c, ldc, threads);
             } else {
-                threaded(&micro, alpha, a, b, beta, c, ldc, threads);
+                threaded(&micro, alpha, a, b, beta, c, ldc, threads, &|_, _| {});
             }
         }
     }
@@ -313,7 +314,8 @@ fn swap_pays(a: &MatRef, b: &MatRef) -> bool {
 }
 
 /// `C = alpha A B + beta C` as `Cᵀ = alpha Bᵀ Aᵀ` into this thread's scratch, then
-/// transposed onto `C` (`m x n` floats, small next to the product).
+/// transposed onto `C` (`m x n` floats, small next to the product): each block of `Cᵀ` as soon
+/// as it is computed, by the thread that computed it, while it is still in that core's cache.
 #[allow(clippy::too_many_arguments)]
 fn swapped(
     micro: &Micro,
@@ -326,46 +328,79 @@ fn swapped(
     threads: usize,
 ) {
     let (m, n) = (a.rows, b.cols);
+    let onto = CPtr(c.as_mut_ptr());
     scratch::with_transposed(m * n, |c_t| {
-        threaded(micro, alpha, b.t(), a.t(), 0.0, c_t, m, threads);
-        let c_t = &*c_t;
-        // The transpose, split by rows of `C` over the pool: a strided pass, worth a few
-        // streamed floats per element.
-        let rows_of_c = Disjoint::new(c);
-        split::for_ranges(threads, m, 1, 4 * n, &|rows| {
-            // SAFETY: `for_ranges` hands each task its own rows, disjoint from the others'.
-            let part = unsafe { rows_of_c.range(rows.start * ldc..(rows.end - 1) * ldc + n) };
-            transpose_onto(c_t, m, rows.start, part, ldc, n, beta);
-        });
+        let from = CPtr(c_t.as_mut_ptr());
+        threaded(
+            micro,
+            alpha,
+            b.t(),
+            a.t(),
+            0.0,
+            c_t,
+            m,
+            threads,
+            &|rows, cols| {
+                // SAFETY: `threaded` hands over each block of `Cᵀ` (`n x m`, row stride `m`, in
+                // `c_t`) once it is final, once, on the thread that wrote it; the blocks of `C`
+                // they become (rows `cols`, columns `rows`) are disjoint and lie inside the
+                // `m x n` block with row stride `ldc` that `c` holds (checked in `sgemm_on`), which
+                // stays exclusively borrowed meanwhile.
+                unsafe { transpose_onto(from, m, rows, cols, onto, ldc, beta) }
+            },
+        );
     });
 }
 
-/// Rows `first..` of `C = Cᵀᵀ + beta C` into `c` (those rows, row stride `ldc`, `n` columns),
-/// from `c_t` (`n x m`, row stride `m`), in 16 x 16 tiles so that both sides stay in a few
-/// cache lines. With `beta == 0`, `C` is only written.
-fn transpose_onto(
-    c_t: &[f32],
-    m: usize,
-    first: usize,
-    c: &mut [f32],
+/// `C[j, i] = Cᵀ[i, j] + beta C[j, i]` for rows `i` in `rows` and columns `j` in `cols` of
+/// `Cᵀ` (at `c_t`, row stride `ldt`), onto `C` (at `c`, row stride `ldc`): 8 x 8 blocks
+/// transposed in registers, the ragged edges one float at a time. With `beta == 0`, `C` is
+/// only written.
+///
+/// # Safety
+/// `c_t` must be readable at that block of `Cᵀ`, and `c` readable and writable at the block of
+/// `C` it goes onto, which no other thread accesses meanwhile. On x86-64 the CPU must support
+/// AVX (every path that swaps does).
+unsafe fn transpose_onto(
+    c_t: CPtr,
+    ldt: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    c: CPtr,
     ldc: usize,
-    n: usize,
     beta: f32,
 ) {
-    const TILE: usize = 16;
-    let rows = (c.len() + ldc - n) / ldc;
-    for i0 in (0..rows).step_by(TILE) {
-        for j0 in (0..n).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(rows) {
-                let row = &mut c[i * ldc + j0..i * ldc + (j0 + TILE).min(n)];
-                let column = c_t[j0 * m + first + i..].iter().step_by(m);
-                for (x, &t) in row.iter_mut().zip(column) {
-                    *x = if beta == 0.0 { t } else { t + beta * *x };
-                }
+    let from = |i: usize, j: usize| c_t.0.wrapping_add(i * ldt + j);
+    let onto = |j: usize, i: usize| c.0.wrapping_add(j * ldc + i);
+    #[cfg(target_arch = "x86_64")]
+    let (rows_end, cols_end) = (
+        rows.start + rows.len() / 8 * 8,
+        cols.start + cols.len() / 8 * 8,
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    let (rows_end, cols_end) = (rows.start, cols.start);
+    #[cfg(target_arch = "x86_64")]
+    for j0 in (cols.start..cols_end).step_by(8) {
+        for i0 in (rows.start..rows_end).step_by(8) {
+            // SAFETY: an 8 x 8 block inside the caller's blocks of `Cᵀ` and `C`.
+            unsafe { transpose::transpose8x8_onto(from(i0, j0), ldt, onto(j0, i0), ldc, beta) }
+        }
+    }
+    for j in cols {
+        let first = if j < cols_end { rows_end } else { rows.start };
+        for i in first..rows.end {
+            // SAFETY: inside the caller's blocks, as above.
+            unsafe {
+                let (t, x) = (*from(i, j), onto(j, i));
+                *x = if beta == 0.0 { t } else { t + beta * *x };
             }
         }
     }
 }
+
+/// What [`threaded`] calls with each block of `C` (its rows, its columns) once the block is
+/// final, on the thread that computed it: the swapped product's transpose.
+type Done<'a> = dyn Fn(Range<usize>, Range<usize>) + Sync + 'a;
 
 /// Splits the rows of `C` (and `A`) into `threads` bands of whole `mr` tiles, one task of the
 /// kernels' thread pool each (or, with few rows, the columns: see below). Each thread packs its
@@ -381,6 +416,7 @@ fn threaded(
     c: &mut [f32],
     ldc: usize,
     threads: usize,
+    done: &Done,
 ) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
@@ -391,6 +427,7 @@ fn threaded(
         // SAFETY: `c` is exclusively borrowed and `sgemm_on` checked that it holds the
         // `m x n` block with row stride `ldc`.
         unsafe { blocked(micro, alpha, a, b, beta, base, ldc) };
+        done(0..m, 0..n);
         return;
     }
     if m <= micro.blocking.mc && n >= 2 * nr * col_threads && col_threads > 1 {
@@ -403,7 +440,8 @@ fn threaded(
             // SAFETY: `c` stays exclusively borrowed until `run` returns (through `base`) and
             // holds the `m x n` block (checked in `sgemm_on`); each task writes only columns
             // `j0..j0 + cols` of it, disjoint from every other task's.
-            unsafe { blocked(micro, alpha, a, b_band, beta, base.offset(j0), ldc) }
+            unsafe { blocked(micro, alpha, a, b_band, beta, base.offset(j0), ldc) };
+            done(0..m, j0..j0 + band.min(n - j0));
         });
         return;
     }
@@ -413,6 +451,7 @@ fn threaded(
         // faster than one thread. Split `k` instead: each thread multiplies its slice of `A`'s
         // columns by the same rows of `B`, and the small `m x n` partial products are added.
         split_k(micro, alpha, a, b, beta, c, ldc, threads);
+        done(0..m, 0..n);
         return;
     }
     let band = m.div_ceil(row_threads).div_ceil(mr) * mr;
@@ -420,7 +459,8 @@ fn threaded(
         let i0 = t * band;
         let a_band = a.row_band(i0, band.min(m - i0));
         // SAFETY: as above; each task writes only rows `i0..i0 + rows` of the block.
-        unsafe { blocked(micro, alpha, a_band, b, beta, base.offset(i0 * ldc), ldc) }
+        unsafe { blocked(micro, alpha, a_band, b, beta, base.offset(i0 * ldc), ldc) };
+        done(i0..i0 + band.min(m - i0), 0..n);
     });
 }
 
@@ -474,8 +514,9 @@ fn split_k(
     });
 }
 
-/// Where `blocked` writes: the first element of its block of `C`. A raw pointer, because
-/// threads that split the columns write interleaved parts of the same rows.
+/// Where `blocked` writes: the first element of its block of `C` (or where `transpose_onto`
+/// reads and writes). A raw pointer, because threads that split the columns write interleaved
+/// parts of the same rows.
 #[derive(Clone, Copy)]
 struct CPtr(*mut f32);
 
@@ -486,8 +527,8 @@ impl CPtr {
     }
 }
 
-// SAFETY: a `CPtr` is only dereferenced inside `blocked`, whose callers hand each thread a
-// disjoint block of `C` that outlives the parallel loop.
+// SAFETY: a `CPtr` is only dereferenced inside `blocked` and `transpose_onto`, whose callers
+// hand each thread a disjoint block of `C` (and of `Cᵀ`) that outlives the parallel loop.
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 

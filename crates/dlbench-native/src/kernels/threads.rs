@@ -43,9 +43,10 @@ struct Shared {
     busy: AtomicUsize,
     /// Whether a task panicked on a worker during the current job.
     panicked: AtomicBool,
-    /// Guards sleeping: a sleeper checks its condition under it, a waker changes the
-    /// condition under it, so no wake-up is lost.
-    sleep: Mutex<()>,
+    /// Guards sleeping, and counts the threads asleep: a sleeper checks its condition under
+    /// it, a waker changes the condition under it, so no wake-up is lost; and a waker that
+    /// finds no one asleep skips the notification, a system call even with no waiter.
+    sleep: Mutex<usize>,
     /// Signals workers that a new generation is posted.
     wake: Condvar,
     /// Signals the caller that the last worker has left the job.
@@ -93,10 +94,12 @@ fn wait_until(shared: &Shared, condvar: &Condvar, ready: impl Fn() -> bool) {
     if spin_until(&ready) {
         return;
     }
-    let mut guard = lock(&shared.sleep);
+    let mut asleep = lock(&shared.sleep);
+    *asleep += 1;
     while !ready() {
-        guard = condvar.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        asleep = condvar.wait(asleep).unwrap_or_else(PoisonError::into_inner);
     }
+    *asleep -= 1;
 }
 
 impl Pool {
@@ -110,7 +113,7 @@ impl Pool {
             job: Mutex::new(None),
             busy: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
-            sleep: Mutex::new(()),
+            sleep: Mutex::new(0),
             wake: Condvar::new(),
             idle: Condvar::new(),
         });
@@ -164,11 +167,14 @@ impl Pool {
         });
         shared.panicked.store(false, Ordering::Relaxed);
         shared.busy.store(self.threads - 1, Ordering::Release);
-        {
-            let _guard = lock(&shared.sleep);
+        let asleep = {
+            let asleep = lock(&shared.sleep);
             shared.generation.fetch_add(1, Ordering::AcqRel);
+            *asleep
+        };
+        if asleep > 0 {
+            shared.wake.notify_all();
         }
-        shared.wake.notify_all();
         let mine = panic::catch_unwind(AssertUnwindSafe(|| claim(&next, tasks, task)));
         wait_until(shared, &shared.idle, || {
             shared.busy.load(Ordering::Acquire) == 0
@@ -212,8 +218,7 @@ fn work(shared: &Shared) {
         if outcome.is_err() {
             shared.panicked.store(true, Ordering::Relaxed);
         }
-        if shared.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _guard = lock(&shared.sleep);
+        if shared.busy.fetch_sub(1, Ordering::AcqRel) == 1 && *lock(&shared.sleep) > 0 {
             shared.idle.notify_one();
         }
     }

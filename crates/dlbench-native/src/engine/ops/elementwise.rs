@@ -45,22 +45,22 @@ fn for_each_pair(out: &[usize], a: &[usize], b: &[usize], mut f: impl FnMut(usiz
     }
 }
 
-/// The per-element function of a binary op.
-fn function(op: BinaryOp) -> fn(f32, f32) -> f32 {
+/// `a op b` into `y`, whose shape `shape` is the broadcast of theirs (shape inference).
+pub fn binary(op: BinaryOp, a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32]) {
+    // One loop per op, each with its function inlined: through a function pointer the loop
+    // made a call per element and did not vectorise (the seed VAE's 32 x 50 mul and add took
+    // 2.8 us each).
     match op {
-        BinaryOp::Add => |x, y| x + y,
-        BinaryOp::Sub => |x, y| x - y,
-        BinaryOp::Mul => |x, y| x * y,
+        BinaryOp::Add => apply(a, b, shape, y, |x, y| x + y),
+        BinaryOp::Sub => apply(a, b, shape, y, |x, y| x - y),
+        BinaryOp::Mul => apply(a, b, shape, y, |x, y| x * y),
     }
 }
 
-/// `a op b` into `y`, whose shape `shape` is the broadcast of theirs (shape inference).
-pub fn binary(op: BinaryOp, a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32]) {
-    let f = function(op);
+/// `binary` for one op's function `f`.
+fn apply(a: &Buf, b: &Buf, shape: &[usize], y: &mut [f32], f: impl Fn(f32, f32) -> f32) {
     if a.shape == b.shape {
-        for ((y, &a), &b) in y.iter_mut().zip(&a.data).zip(&b.data) {
-            *y = f(a, b);
-        }
+        zip_map(y, &a.data, &b.data, f);
         return;
     }
     for_each_pair(shape, &a.shape, &b.shape, |e, i, j| {

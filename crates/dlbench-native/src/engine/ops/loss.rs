@@ -221,8 +221,6 @@ fn evaluate(
         Want::Loss => (true, 0.0, &mut [][..]),
         Want::Grads { dloss, grads } => (false, dloss, grads),
     };
-    // Every wanted gradient that the formulas below do not write (the labels') is zero.
-    grads.iter_mut().for_each(|g| g.fill(0.0));
     let mut grad = grads.iter_mut().map(|g| wanted(g));
     let mut next = || grad.next().flatten();
     match op {
@@ -274,6 +272,11 @@ fn evaluate(
             math::exp_in_place(exps);
             let mut loss = 0.0;
             let mut dz = next();
+            // Labels are not differentiable: a wanted gradient of them is zero. (Every other
+            // wanted gradient is written in full by its formula.)
+            if let Some(dlabels) = next() {
+                dlabels.fill(0.0);
+            }
             for (r, row) in exps.chunks_exact(classes).enumerate() {
                 let label = label(labels, r, classes)?;
                 let exp_sum = wide_sum(row);

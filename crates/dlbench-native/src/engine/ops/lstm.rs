@@ -380,12 +380,12 @@ pub fn lstm_backward(
         // Both biases enter the same sum, so they share one gradient.
         match (wanted(db_ih), wanted(db_hh)) {
             (Some(db_ih), db_hh) => {
-                column_sums(da, g4, db_ih);
+                column_sums(da, g4, db_ih, threads);
                 if let Some(db_hh) = db_hh {
                     db_hh.copy_from_slice(db_ih);
                 }
             }
-            (None, Some(db_hh)) => column_sums(da, g4, db_hh),
+            (None, Some(db_hh)) => column_sums(da, g4, db_hh, threads),
             (None, None) => {}
         }
         // dW_ih and dx from the gate gradients by step, with x by step.
