@@ -7,6 +7,7 @@
 use dlbench_core::training::{Adam, Sgd};
 use dlbench_core::{Optimizer, Result};
 
+use crate::kernels::isa::with_simd;
 use crate::kernels::split::{self, Disjoint};
 
 /// What an optimizer remembers about one parameter between steps.
@@ -111,21 +112,25 @@ impl OptimizerState {
                 second,
                 second_max,
             };
-            match &config {
-                Optimizer::Gd(gd) => {
-                    let lr = gd.lr as f32;
-                    for (p, g) in part.param.iter_mut().zip(part.grad) {
-                        *p += -lr * g;
+            with_simd(
+                #[inline(always)]
+                || match &config {
+                    Optimizer::Gd(gd) => {
+                        let lr = gd.lr as f32;
+                        for (p, g) in part.param.iter_mut().zip(part.grad) {
+                            *p += -lr * g;
+                        }
                     }
-                }
-                Optimizer::Sgd(sgd) => sgd_step(sgd, steps, part),
-                Optimizer::Adam(adam) => adam_step(adam, steps, part),
-            }
+                    Optimizer::Sgd(sgd) => sgd_step(sgd, steps, part),
+                    Optimizer::Adam(adam) => adam_step(adam, steps, part),
+                },
+            )
         });
     }
 }
 
 /// `torch.optim.sgd._single_tensor_sgd`, on one range (`steps` counts this one).
+#[inline(always)]
 fn sgd_step(cfg: &Sgd, steps: u64, part: Part) {
     let (lr, momentum, dampening, decay) = (
         cfg.lr as f32,
@@ -159,6 +164,7 @@ fn sgd_step(cfg: &Sgd, steps: u64, part: Part) {
 
 /// `torch.optim.adam._single_tensor_adam` (not AdamW: the decay goes into the gradient), on
 /// one range (`steps` counts this one).
+#[inline(always)]
 fn adam_step(cfg: &Adam, steps: u64, part: Part) {
     let t = steps as f64;
     let bias_correction1 = 1.0 - cfg.beta1.powf(t);

@@ -120,3 +120,43 @@ pub fn kernel_isa() -> Result<Isa, IsaError> {
     isa_cap()?;
     Ok(Isa::chosen())
 }
+
+/// Runs `f` compiled for the chosen instruction set: the plain loops of the engine (optimizer
+/// updates, gradient formulas, element-wise passes) are built for the baseline x86-64, whose
+/// widest vectors are SSE2's four floats. Called from a function with the wider features
+/// enabled, `f`'s body is inlined into it and vectorised with them (a closure called once is
+/// always inlined by LLVM; keep what it calls `#[inline]`). Only the instructions change:
+/// without fast-math the compiler neither reorders nor fuses floating-point operations, so
+/// every path computes the same bits.
+#[inline(always)]
+pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    match Isa::chosen() {
+        // SAFETY: a path is only chosen on CPUs that have its features (`Isa::detected`).
+        Isa::Avx512 => return unsafe { on_avx512(f) },
+        // SAFETY: as above.
+        Isa::Avx2 => return unsafe { on_avx2(f) },
+        Isa::Portable => {}
+    }
+    f()
+}
+
+/// `f()`, compiled with AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// `f()`, compiled with AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

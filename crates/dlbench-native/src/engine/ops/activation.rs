@@ -4,14 +4,20 @@ use dlbench_core::ir::shape::normalize_axis;
 use dlbench_core::{Mode, UnaryOp};
 
 use super::{zip_map, Buf};
+use crate::kernels::isa::with_simd;
 use crate::kernels::math;
 use crate::kernels::split::{split_mut, TRANSCENDENTAL};
 
 /// `out[i] = f(a[i])`.
 fn map(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
-    for (o, &a) in out.iter_mut().zip(a) {
-        *o = f(a);
-    }
+    with_simd(
+        #[inline(always)]
+        || {
+            for (o, &a) in out.iter_mut().zip(a) {
+                *o = f(a);
+            }
+        },
+    )
 }
 
 /// The element-wise op into `y`, split over `threads` when large.

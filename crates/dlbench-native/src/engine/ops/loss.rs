@@ -9,6 +9,7 @@
 use dlbench_core::LossOp;
 
 use super::{wanted, zip_map, Args, Buf};
+use crate::kernels::isa::with_simd;
 use crate::kernels::math;
 use crate::kernels::split::{self, Disjoint};
 
@@ -22,6 +23,7 @@ const BCE_GRAD_EPS: f32 = 1e-12;
 const CHUNK: usize = 256;
 
 /// `ln` clamped at [`LOG_FLOOR`]; NaN passes through so a diverged input stays visible.
+#[inline]
 fn clamp_ln(ln: f32) -> f32 {
     if ln < LOG_FLOOR {
         LOG_FLOOR
@@ -31,6 +33,7 @@ fn clamp_ln(ln: f32) -> f32 {
 }
 
 /// The sum of `xs` in f64, in 8 independent lanes so that it vectorises.
+#[inline]
 fn wide_sum(xs: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 8];
     let chunks = xs.chunks_exact(lanes.len());
@@ -93,7 +96,16 @@ fn split_terms(
 /// The sum over elements of BCE on probabilities `p` against targets `t` (if `sum`, else 0),
 /// and with `grads`, each element's d/dp and d/dt (PyTorch's formulas; see the reference's
 /// `bce_term`). d/dp needs no logs: a backward pass that does not want d/dt takes none.
-fn bce_sum(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
+fn bce_sum(p: &[f32], t: &[f32], sum: bool, grads: Option<ElementGrads>) -> f64 {
+    with_simd(
+        #[inline(always)]
+        || bce_terms(p, t, sum, grads),
+    )
+}
+
+/// [`bce_sum`]'s loops.
+#[inline(always)]
+fn bce_terms(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
     let want_dt = grads.as_ref().is_some_and(|g| g.target.is_some());
     let (mut ln_p, mut ln_q, mut terms) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
     let mut total = 0.0;
@@ -131,7 +143,16 @@ fn bce_sum(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> 
 
 /// The sum over elements of BCE on logits `z` against targets `t` (if `sum`, else 0), and
 /// with `grads`, each element's d/dz and d/dt.
-fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
+fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, grads: Option<ElementGrads>) -> f64 {
+    with_simd(
+        #[inline(always)]
+        || bce_with_logits_terms(z, t, sum, grads),
+    )
+}
+
+/// [`bce_with_logits_sum`]'s loops.
+#[inline(always)]
+fn bce_with_logits_terms(z: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
     let (mut e, mut ln_u, mut terms) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
     let mut total = 0.0;
     for (c, (z, t)) in z.chunks(CHUNK).zip(t.chunks(CHUNK)).enumerate() {

@@ -13,6 +13,7 @@ mod loss;
 mod lstm;
 mod pool;
 
+use crate::kernels::isa::with_simd;
 use crate::kernels::split::split_mut;
 use dlbench_core::{Error, Mode, Node, Op, Result};
 
@@ -146,9 +147,14 @@ fn copy(from: &[f32], to: &mut [f32], threads: usize) {
 
 /// `out[i] = f(a[i], b[i])`: a plain zip loop, which the compiler vectorises.
 pub fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-        *o = f(a, b);
-    }
+    with_simd(
+        #[inline(always)]
+        || {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        },
+    )
 }
 
 fn node_error(node: &Node) -> impl Fn(String) -> Error + '_ {

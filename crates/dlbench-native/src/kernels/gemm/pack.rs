@@ -31,7 +31,17 @@ pub(crate) fn pack_a(
             for p in 0..kc {
                 let base = (p0 + p) * a.col_stride + first;
                 let dst = &mut panel[p * mr..(p + 1) * mr];
-                dst[..rows].copy_from_slice(&a.data[base..base + rows]);
+                let src = &a.data[base..base + rows];
+                // A full row of the kernels' 6-row panels as one fixed-size copy: through
+                // `copy_from_slice` each six floats cost a call to `memmove`.
+                if let (Ok(dst), Ok(src)) = (
+                    <&mut [f32; 6]>::try_from(&mut *dst),
+                    <&[f32; 6]>::try_from(src),
+                ) {
+                    *dst = *src;
+                    continue;
+                }
+                dst[..rows].copy_from_slice(src);
                 dst[rows..].fill(0.0);
             }
             continue;
