@@ -114,6 +114,58 @@ pub fn sgemm(
     sgemm_on(Isa::chosen(), None, alpha, a, b, beta, c, ldc, threads);
 }
 
+/// `C = alpha * A B + bias`, the bias added to every row of `C` (`bias.len()` is `B`'s
+/// columns): a Dense layer's forward pass. The same bits as `sgemm` with `beta = 1` onto rows
+/// filled with the bias; but where the product is swapped (see `swap_pays`), the bias is added
+/// as `Cᵀ` is transposed back, in the product's parallel loop, not copied into `C` first.
+///
+/// # Panics
+/// As [`sgemm`], and when `bias` is not as long as a row of `C`.
+pub fn sgemm_bias(
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    bias: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    sgemm_bias_on(Isa::chosen(), alpha, a, b, bias, c, ldc, threads);
+}
+
+/// `sgemm_bias` on a given path.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_bias_on(
+    path: Isa,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    bias: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    assert_eq!(
+        bias.len(),
+        b.cols,
+        "sgemm_bias: {} biases for {} columns",
+        bias.len(),
+        b.cols
+    );
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    // One row goes to `gemv` (see `sgemm_on`), which adds onto `C`.
+    let swaps = m > 1 && k > 0 && alpha != 0.0 && swap_pays(&a, &b);
+    if let Some(micro) = Micro::of(path).filter(|_| swaps) {
+        check_views(&a, &b, c, ldc);
+        swapped(&micro, alpha, a, b, Onto::Bias(bias), c, ldc, threads);
+        return;
+    }
+    for row in c.chunks_mut(ldc).take(m) {
+        row[..n].copy_from_slice(bias);
+    }
+    sgemm_on(path, None, alpha, a, b, 1.0, c, ldc, threads);
+}
+
 /// Cache blocking: the depth of a `k` slice (`kc`), and the rows (`mc`) and columns (`nc`) of
 /// the packed `A` and `B` blocks; and the least work (`m * n * k`) worth a second thread.
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +281,27 @@ fn extent(v: &MatRef) -> usize {
     }
 }
 
+/// The checks that make the raw-pointer kernels sound, for a product with `m, n > 0`: every
+/// packed read comes from inside the views, and every tile written lies inside `c`.
+fn check_views(a: &MatRef, b: &MatRef, c: &[f32], ldc: usize) {
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(a.cols, b.rows, "sgemm: inner dimensions differ");
+    assert!(
+        extent(a) <= a.data.len(),
+        "sgemm: A reaches outside its slice"
+    );
+    assert!(
+        extent(b) <= b.data.len(),
+        "sgemm: B reaches outside its slice"
+    );
+    assert!(ldc >= n, "sgemm: ldc {ldc} < n {n}");
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "sgemm: C ({} floats) is too short for {m}x{n} with ldc {ldc}",
+        c.len()
+    );
+}
+
 /// `sgemm` on a given path, with optional blocking (tests force small blocks to exercise
 /// every loop of the blocked driver on small shapes).
 #[allow(clippy::too_many_arguments)]
@@ -243,27 +316,12 @@ pub(crate) fn sgemm_on(
     ldc: usize,
     threads: usize,
 ) {
-    assert_eq!(a.cols, b.rows, "sgemm: inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
     if m == 0 || n == 0 {
+        assert_eq!(a.cols, b.rows, "sgemm: inner dimensions differ");
         return;
     }
-    // These checks are what makes the raw-pointer kernels sound: every packed read comes from
-    // inside the views, and every tile written lies inside `c`.
-    assert!(
-        extent(&a) <= a.data.len(),
-        "sgemm: A reaches outside its slice"
-    );
-    assert!(
-        extent(&b) <= b.data.len(),
-        "sgemm: B reaches outside its slice"
-    );
-    assert!(ldc >= n, "sgemm: ldc {ldc} < n {n}");
-    assert!(
-        c.len() >= (m - 1) * ldc + n,
-        "sgemm: C ({} floats) is too short for {m}x{n} with ldc {ldc}",
-        c.len()
-    );
+    check_views(&a, &b, c, ldc);
     if k == 0 || alpha == 0.0 {
         // No product to add: C = beta * C (and beta == 0 clears, NaNs included).
         for i in 0..m {
@@ -297,7 +355,7 @@ pub(crate) fn sgemm_on(
                 micro.blocking = blocking;
             }
             if blocking.is_none() && swap_pays(&a, &b) {
-                swapped(&micro, alpha, a, b, beta, c, ldc, threads);
+                swapped(&micro, alpha, a, b, Onto::Scaled(beta), c, ldc, threads);
             } else {
                 threaded(&micro, alpha, a, b, beta, c, ldc, threads, &|_, _| {});
             }
@@ -322,13 +380,13 @@ fn swapped(
     alpha: f32,
     a: MatRef,
     b: MatRef,
-    beta: f32,
+    onto: Onto,
     c: &mut [f32],
     ldc: usize,
     threads: usize,
 ) {
     let (m, n) = (a.rows, b.cols);
-    let onto = CPtr(c.as_mut_ptr());
+    let to = CPtr(c.as_mut_ptr());
     scratch::with_transposed(m * n, |c_t| {
         let from = CPtr(c_t.as_mut_ptr());
         threaded(
@@ -346,21 +404,32 @@ fn swapped(
                 // they become (rows `cols`, columns `rows`) are disjoint and lie inside the
                 // `m x n` block with row stride `ldc` that `c` holds (checked in `sgemm_on`), which
                 // stays exclusively borrowed meanwhile.
-                unsafe { transpose_onto(from, m, rows, cols, onto, ldc, beta) }
+                unsafe { transpose_onto(from, m, rows, cols, to, ldc, onto) }
             },
         );
     });
 }
 
-/// `C[j, i] = Cᵀ[i, j] + beta C[j, i]` for rows `i` in `rows` and columns `j` in `cols` of
-/// `Cᵀ` (at `c_t`, row stride `ldt`), onto `C` (at `c`, row stride `ldc`): 8 x 8 blocks
-/// transposed in registers, the ragged edges one float at a time. With `beta == 0`, `C` is
-/// only written.
+/// What the transpose of a swapped product adds to each element of `C`.
+#[derive(Debug, Clone, Copy)]
+enum Onto<'a> {
+    /// `beta` times what `C` held (nothing, and `C` is only written, when `beta == 0`).
+    Scaled(f32),
+    /// `bias[j]` in column `j` (`C` is only written).
+    Bias(&'a [f32]),
+}
+
+/// `C[j, i] = Cᵀ[i, j] + onto` for rows `i` in `rows` and columns `j` in `cols` of `Cᵀ` (at
+/// `c_t`, row stride `ldt`), onto `C` (at `c`, row stride `ldc`): 8 x 8 blocks transposed in
+/// registers, the ragged edges one float at a time.
 ///
 /// # Safety
 /// `c_t` must be readable at that block of `Cᵀ`, and `c` readable and writable at the block of
 /// `C` it goes onto, which no other thread accesses meanwhile. On x86-64 the CPU must support
 /// AVX (every path that swaps does).
+///
+/// # Panics
+/// When a bias is shorter than `rows.end`.
 unsafe fn transpose_onto(
     c_t: CPtr,
     ldt: usize,
@@ -368,10 +437,13 @@ unsafe fn transpose_onto(
     cols: Range<usize>,
     c: CPtr,
     ldc: usize,
-    beta: f32,
+    onto: Onto,
 ) {
+    if let Onto::Bias(bias) = onto {
+        assert!(bias.len() >= rows.end, "a bias for {} columns", rows.end);
+    }
     let from = |i: usize, j: usize| c_t.0.wrapping_add(i * ldt + j);
-    let onto = |j: usize, i: usize| c.0.wrapping_add(j * ldc + i);
+    let onto_c = |j: usize, i: usize| c.0.wrapping_add(j * ldc + i);
     #[cfg(target_arch = "x86_64")]
     let (rows_end, cols_end) = (
         rows.start + rows.len() / 8 * 8,
@@ -382,8 +454,17 @@ unsafe fn transpose_onto(
     #[cfg(target_arch = "x86_64")]
     for j0 in (cols.start..cols_end).step_by(8) {
         for i0 in (rows.start..rows_end).step_by(8) {
-            // SAFETY: an 8 x 8 block inside the caller's blocks of `Cᵀ` and `C`.
-            unsafe { transpose::transpose8x8_onto(from(i0, j0), ldt, onto(j0, i0), ldc, beta) }
+            // SAFETY: an 8 x 8 block inside the caller's blocks of `Cᵀ` and `C`, and 8 biases
+            // from `i0 + 8 <= rows.end` (asserted above).
+            unsafe {
+                let (src, dst) = (from(i0, j0), onto_c(j0, i0));
+                match onto {
+                    Onto::Scaled(beta) => transpose::transpose8x8_onto(src, ldt, dst, ldc, beta),
+                    Onto::Bias(bias) => {
+                        transpose::transpose8x8_bias(src, ldt, dst, ldc, bias[i0..].as_ptr())
+                    }
+                }
+            }
         }
     }
     for j in cols {
@@ -391,8 +472,12 @@ unsafe fn transpose_onto(
         for i in first..rows.end {
             // SAFETY: inside the caller's blocks, as above.
             unsafe {
-                let (t, x) = (*from(i, j), onto(j, i));
-                *x = if beta == 0.0 { t } else { t + beta * *x };
+                let (t, x) = (*from(i, j), onto_c(j, i));
+                *x = match onto {
+                    Onto::Scaled(0.0) => t,
+                    Onto::Scaled(beta) => t + beta * *x,
+                    Onto::Bias(bias) => t + bias[i],
+                };
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::layout::transpose_matrix;
 use super::Buf;
-use crate::kernels::gemm::{sgemm, MatRef};
+use crate::kernels::gemm::{sgemm, sgemm_bias, MatRef};
 use crate::kernels::isa::with_simd;
 use crate::kernels::split::{self, Disjoint};
 
@@ -70,17 +70,24 @@ fn leading(shape: &[usize]) -> usize {
 pub fn dense(x: &Buf, w: &Buf, b: Option<&Buf>, y: &mut [f32], threads: usize) {
     let (out_f, in_f) = (w.shape[0], w.shape[1]);
     let rows = leading(&x.shape);
-    // The bias goes into C first, so one sgemm with beta = 1 finishes the sum.
-    let beta = bias_rows(b, y, out_f);
-    sgemm(
-        1.0,
-        MatRef::row_major(&x.data, rows, in_f),
-        MatRef::row_major(&w.data, out_f, in_f).t(),
-        beta,
-        y,
-        out_f,
-        threads,
-    );
+    let x_m = MatRef::row_major(&x.data, rows, in_f);
+    let w_t = MatRef::row_major(&w.data, out_f, in_f).t();
+    product_with_bias(x_m, w_t, b, y, out_f, threads);
+}
+
+/// `y = x_m w_m + b` (row-major `y`, `width` wide), the bias added as `sgemm_bias` sees fit.
+fn product_with_bias(
+    x_m: MatRef,
+    w_m: MatRef,
+    b: Option<&Buf>,
+    y: &mut [f32],
+    width: usize,
+    threads: usize,
+) {
+    match b {
+        Some(b) => sgemm_bias(1.0, x_m, w_m, &b.data, y, width, threads),
+        None => sgemm(1.0, x_m, w_m, 0.0, y, width, threads),
+    }
 }
 
 /// Whether [`dense_laid_out`] beats [`dense`] on this product. Measured (seed workloads,
@@ -109,30 +116,15 @@ pub fn dense_laid_out(
         transpose_matrix(&w.data, out_f, in_f, w_t);
     }
     let rows = leading(&x.shape);
-    let beta = bias_rows(b, y, out_f);
-    sgemm(
-        1.0,
-        MatRef::row_major(&x.data, rows, in_f),
+    let x_m = MatRef::row_major(&x.data, rows, in_f);
+    product_with_bias(
+        x_m,
         MatRef::row_major(w_t, in_f, out_f),
-        beta,
+        b,
         y,
         out_f,
         threads,
     );
-}
-
-/// Fills each `width`-wide row of `y` with the bias, if any; returns the `beta` with which a
-/// product then adds onto `y` (1, or 0 without a bias).
-fn bias_rows(b: Option<&Buf>, y: &mut [f32], width: usize) -> f32 {
-    match b {
-        Some(b) if width > 0 => {
-            for row in y.chunks_exact_mut(width) {
-                row.copy_from_slice(&b.data);
-            }
-            1.0
-        }
-        _ => 0.0,
-    }
 }
 
 /// Writes dx, dw and db where wanted.

@@ -9,7 +9,7 @@
 //! times that, which still catches any wrong term (an error of one `|a||b|` term is far larger
 //! for the magnitudes drawn here).
 
-use super::{sgemm_on, Blocking, Isa, MatRef, SPLIT_WORK};
+use super::{sgemm_bias_on, sgemm_on, Blocking, Isa, MatRef, SPLIT_WORK};
 use crate::kernels::test_rng::Rng;
 
 /// The storage of a `rows x cols` operand: row-major with `pad` extra floats per row, or (if
@@ -343,6 +343,61 @@ fn gemm_one_row_and_one_column_products() {
                 let seed = (s * 4 + t) as u64 + 101;
                 check(path, None, shape, tr, 1.0, 0.0, shape.1, 1, seed);
                 check(path, None, shape, tr, -0.5, 0.25, shape.1 + 3, 1, seed + 1);
+            }
+        }
+    }
+}
+
+/// `sgemm_bias` writes the bits of `sgemm` with `beta = 1` onto rows filled with the bias, on
+/// every path: swapped products (`x Wᵀ` with fewer rows than outputs), whose bias is added in
+/// the transpose (ragged 8 x 8 edges, row bands on 2 threads, a split `k`), and products that
+/// are not swapped (one row, more rows than outputs, `W` not transposed). `C` starts as NaN:
+/// the bias is never read from it.
+#[test]
+fn gemm_bias_matches_a_product_onto_bias_rows() {
+    let cases = [
+        (7, 13, 29, true, 1),
+        (12, 130, 300, true, 1),
+        (40, 900, 64, true, 2),
+        (24, 1024, 48, true, 2),
+        (7, 20, 40_000, true, 2),
+        (1, 70, 30, true, 1),
+        (300, 3, 5, true, 2),
+        (33, 70, 20, false, 1),
+    ];
+    let mut rng = Rng(47);
+    for path in Isa::available() {
+        for &(m, n, k, transposed, threads) in &cases {
+            let a = Operand::new(&mut rng, m, k, false, 0);
+            let b = Operand::new(&mut rng, k, n, transposed, 2);
+            let bias = rng.fill(n);
+            let ldc = n + 3;
+            let mut want = vec![f32::NAN; m * ldc];
+            for row in want.chunks_mut(ldc) {
+                row[..n].copy_from_slice(&bias);
+            }
+            sgemm_on(
+                path,
+                None,
+                0.5,
+                a.view(),
+                b.view(),
+                1.0,
+                &mut want,
+                ldc,
+                threads,
+            );
+            let mut got = vec![f32::NAN; m * ldc];
+            sgemm_bias_on(path, 0.5, a.view(), b.view(), &bias, &mut got, ldc, threads);
+            for i in 0..m {
+                for j in 0..n {
+                    let (g, w) = (got[i * ldc + j], want[i * ldc + j]);
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{path:?} m{m} n{n} k{k} threads{threads}: C[{i},{j}] = {g}, want {w}"
+                    );
+                }
             }
         }
     }

@@ -97,6 +97,27 @@ pub(super) unsafe fn transpose8x8_onto(
     }
 }
 
+/// `dst[q * dst_stride + r] = src[r * src_stride + q] + bias[r]` for `r, q` in `0..8`.
+///
+/// # Safety
+/// As [`transpose8x8`], with `bias` readable at 8 floats.
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn transpose8x8_bias(
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    bias: *const f32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let b = _mm256_loadu_ps(bias);
+        for (q, v) in transposed(src, src_stride).into_iter().enumerate() {
+            _mm256_storeu_ps(dst.add(q * dst_stride), _mm256_add_ps(v, b));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -138,6 +159,24 @@ mod tests {
                     before[q * 13 + 8..(q + 1) * 13]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn transposes_an_8x8_block_and_adds_a_bias_per_column() {
+        if !is_x86_feature_detected!("avx") {
+            return;
+        }
+        let src: Vec<f32> = (0..8 * 11).map(|v| v as f32).collect();
+        let bias: Vec<f32> = (0..8).map(|v| v as f32 * 0.5 - 1.0).collect();
+        let mut dst = vec![-1.0f32; 8 * 13];
+        // SAFETY: AVX checked; 8 rows of 8 floats fit at strides 11 and 13, and 8 biases.
+        unsafe { super::transpose8x8_bias(src.as_ptr(), 11, dst.as_mut_ptr(), 13, bias.as_ptr()) };
+        for q in 0..8 {
+            for r in 0..8 {
+                assert_eq!(dst[q * 13 + r], src[r * 11 + q] + bias[r], "({q}, {r})");
+            }
+            assert!(dst[q * 13 + 8..(q + 1) * 13].iter().all(|&v| v == -1.0));
         }
     }
 }
