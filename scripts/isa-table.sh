@@ -3,7 +3,7 @@
 # batch-32 inference on native and libtorch, at 1 and 2 threads, each backend first on its own
 # choice of instruction set, then both capped to AVX2 (DLBENCH_ISA=avx2 for native; oneDNN's,
 # ATen's and MKL's own variables for libtorch). Medians of REPS runs of the step_loop example,
-# interleaved so that a noisy minute slows every configuration alike.
+# interleaved (thread counts included) so that a noisy minute slows every configuration alike.
 #
 #   bash scripts/isa-table.sh [REPS]
 #
@@ -23,8 +23,8 @@ for spec in mlp rnn vae cnn; do
     steps=400
     [ "$spec" = cnn ] && steps=100
     [ "$what" = b1 ] && steps=2000
-    for threads in 1 2; do
-      for _ in $(seq "$reps"); do
+    for _ in $(seq "$reps"); do
+      for threads in 1 2; do
         for run in native/own native/avx2 tch/own tch/avx2; do
           backend=${run%/*}
           caps=()

@@ -200,7 +200,11 @@ fn check_probabilities(p: &[f32], what: &str) -> Result<(), String> {
     // chunk is searched.
     let outside = |v: &f32| !(0.0..=1.0).contains(v);
     for (c, chunk) in p.chunks(CHUNK).enumerate() {
-        if chunk.iter().fold(false, |bad, v| bad | outside(v)) {
+        let bad = with_simd(
+            #[inline(always)]
+            || chunk.iter().fold(false, |bad, v| bad | outside(v)),
+        );
+        if bad {
             let e = c * CHUNK + chunk.iter().position(outside).unwrap_or(0);
             return Err(format!("{what} {} at element {e} is outside [0, 1]", p[e]));
         }
