@@ -515,9 +515,15 @@ fn threaded(
         done(0..m, 0..n);
         return;
     }
-    if m <= micro.blocking.mc && n >= 2 * nr * col_threads && col_threads > 1 {
+    if m <= micro.blocking.mc && n >= 2 * nr * col_threads && col_threads > 1 && k <= 2 * n {
         // Few rows (im2col convolutions): split the columns instead, so each thread reads
         // only its share of `B` (with few rows, reading `B` is a large part of the work).
+        // With `k` much larger than `n` (a batch-32 Dense layer's dx, `dy W`, 32 x 256 x
+        // 1000), `k` is split instead (below): each thread then reads half of `A` and half of
+        // the rows of `B` (the weight rows its core read in the forward pass) rather than all
+        // of `A` and half of every row of `B`, for `m x n` partial sums. Measured on the seed
+        // VAE's training step, 2 threads, Zen 5: faster in 7 of 10 alternating runs, by 2-8%
+        // (and by 10% when the two cores share no cache).
         let band = n.div_ceil(col_threads).div_ceil(nr) * nr;
         threads::pool(threads, prepare_thread).run(n.div_ceil(band), &|t| {
             let j0 = t * band;

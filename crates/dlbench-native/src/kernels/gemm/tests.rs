@@ -231,14 +231,16 @@ fn gemm_two_threads() {
     const { assert!(200 * 300 * 70 >= SPLIT_WORK && 7 * 20 * 40_000 >= SPLIT_WORK) };
     for path in Isa::available() {
         // Each above the work a second thread needs (`SPLIT_WORK`).
-        // The last two split `k` (few rows and columns): with 2 and 3 slices below. With `B`
-        // transposed, 40 x 900 and 24 x 1024 are swapped and their transposes back onto `C`
-        // split in row bands that start off the 8 x 8 grid, with ragged columns or none.
+        // The last two split `k` (few rows and columns): with 2 and 3 slices below; so does
+        // 20 x 300 x 700 (few rows, `k` large against `n`). With `B` transposed, 40 x 900 and
+        // 24 x 1024 are swapped and their transposes back onto `C` split in row bands that
+        // start off the 8 x 8 grid, with ragged columns or none.
         for &(m, n, k) in &[
             (200, 300, 70),
             (13, 700, 500),
             (40, 900, 64),
             (24, 1024, 48),
+            (20, 300, 700),
             (257, 129, 129),
             (32, 100, 2304),
             (7, 20, 40_000),
