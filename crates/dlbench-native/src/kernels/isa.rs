@@ -124,10 +124,12 @@ pub fn kernel_isa() -> Result<Isa, IsaError> {
 /// Runs `f` compiled for the chosen instruction set: the plain loops of the engine (optimizer
 /// updates, gradient formulas, element-wise passes) are built for the baseline x86-64, whose
 /// widest vectors are SSE2's four floats. Called from a function with the wider features
-/// enabled, `f`'s body is inlined into it and vectorised with them (a closure called once is
-/// always inlined by LLVM; keep what it calls `#[inline]`). Only the instructions change:
-/// without fast-math the compiler neither reorders nor fuses floating-point operations, so
-/// every path computes the same bits.
+/// enabled, `f`'s body is inlined into it and vectorised with them. Two things make that
+/// happen: mark the closure `#[inline(always)]` (it is called from three trampolines, and a
+/// large one was otherwise left out of line, in SSE2), along with what it calls; and write its
+/// loops over slices or indices (`chunks_exact`, `step_by` and `try_into` inlined there stayed
+/// scalar, 7x slower). Only the instructions change: without fast-math the compiler neither
+/// reorders nor fuses floating-point operations, so every path computes the same bits.
 #[inline(always)]
 pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
