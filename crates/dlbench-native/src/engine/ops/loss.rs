@@ -56,14 +56,13 @@ struct ElementGrads<'a> {
     target: Option<&'a mut [f32]>,
 }
 
-/// A sum of per-element terms with their gradients (`bce_sum`, `bce_with_logits_sum`).
-type TermSum = fn(&[f32], &[f32], bool, Option<ElementGrads>) -> f64;
-
-/// `terms(a, t, sum, grads)` over ranges of whole chunks, one per thread when the batch is
-/// large: each range writes its own part of the gradients, and the partial sums are added in
-/// range order (the same result for a thread count, within f64 rounding of one thread's).
+/// `terms(a, t, sum, grads)` (`bce_sum`, `bce_with_logits_sum`: a sum of per-element terms
+/// with their gradients) over ranges of whole chunks, one per thread when the batch is large:
+/// each range writes its own part of the gradients, and the partial sums are added in range
+/// order (the same result for a thread count, within f64 rounding of one thread's). Each range
+/// runs compiled for the chosen instruction set (`terms` is inlined into [`with_simd`]).
 fn split_terms(
-    terms: TermSum,
+    terms: impl Fn(&[f32], &[f32], bool, Option<ElementGrads>) -> f64 + Sync,
     a: &[f32],
     t: &[f32],
     sum: bool,
@@ -89,23 +88,19 @@ fn split_terms(
             first,
             target,
         });
-        terms(&a[range.clone()], &t[range.clone()], sum, grads)
+        let (a, t) = (&a[range.clone()], &t[range]);
+        with_simd(
+            #[inline(always)]
+            || terms(a, t, sum, grads),
+        )
     })
 }
 
 /// The sum over elements of BCE on probabilities `p` against targets `t` (if `sum`, else 0),
 /// and with `grads`, each element's d/dp and d/dt (PyTorch's formulas; see the reference's
 /// `bce_term`). d/dp needs no logs: a backward pass that does not want d/dt takes none.
-fn bce_sum(p: &[f32], t: &[f32], sum: bool, grads: Option<ElementGrads>) -> f64 {
-    with_simd(
-        #[inline(always)]
-        || bce_terms(p, t, sum, grads),
-    )
-}
-
-/// [`bce_sum`]'s loops.
 #[inline(always)]
-fn bce_terms(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
+fn bce_sum(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
     let want_dt = grads.as_ref().is_some_and(|g| g.target.is_some());
     let (mut ln_p, mut ln_q, mut terms) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
     let mut total = 0.0;
@@ -143,16 +138,8 @@ fn bce_terms(p: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -
 
 /// The sum over elements of BCE on logits `z` against targets `t` (if `sum`, else 0), and
 /// with `grads`, each element's d/dz and d/dt.
-fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, grads: Option<ElementGrads>) -> f64 {
-    with_simd(
-        #[inline(always)]
-        || bce_with_logits_terms(z, t, sum, grads),
-    )
-}
-
-/// [`bce_with_logits_sum`]'s loops.
 #[inline(always)]
-fn bce_with_logits_terms(z: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
+fn bce_with_logits_sum(z: &[f32], t: &[f32], sum: bool, mut grads: Option<ElementGrads>) -> f64 {
     let (mut e, mut ln_u, mut terms) = ([0.0f32; CHUNK], [0.0f32; CHUNK], [0.0f32; CHUNK]);
     let mut total = 0.0;
     for (c, (z, t)) in z.chunks(CHUNK).zip(t.chunks(CHUNK)).enumerate() {
